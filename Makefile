@@ -1,0 +1,38 @@
+# `make test` and `make demo` are the only commands a person needs on a fresh machine:
+# each creates .venv and installs the project on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch; an unpinned torch would pull a multi-gigabyte CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[spklip,dev]'
+	# SpikingJelly's own requirements pull torchvision and a CUDA torch: take only what FSVE uses.
+	$(PY) -m pip install --quiet --no-deps spikingjelly
+	$(PY) -m pip install --quiet loguru
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/pytest -n 2 --dist loadfile -q
+
+demo: install
+	$(PY) scripts/demo.py
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

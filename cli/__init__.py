@@ -1,0 +1,1 @@
+"""Command-line apps. Thin: parse, build a config, call the library."""

@@ -1,0 +1,19 @@
+"""``spklip``: train and evaluate SPKLIP on converted spike datasets."""
+
+from __future__ import annotations
+
+import click
+
+from spikesim import __version__
+
+from ._common import run_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spklip")
+def app() -> None:
+    """Train, evaluate and analyse SPKLIP spike-video / text models."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_group(app, argv)
