@@ -1,0 +1,761 @@
+"""The embedded default dataset: short RGB videos of textured objects doing labelled actions.
+
+``synthesize(out)`` writes, in UCF101 layout::
+
+    OUT/<Class>/v_<Class>_gXX_cYY.avi    MJPG, RGB, `frames` frames of `size` at `fps`
+    OUT/captions.jsonl                   {"path": "<Class>/<file>.avi", "caption": "..."}
+    OUT/ucfTrainTestlist/classInd.txt    "1 Grow"
+    OUT/ucfTrainTestlist/trainlist01.txt "Grow/v_Grow_g01_c01.avi 1"
+    OUT/ucfTrainTestlist/testlist01.txt  "Grow/v_Grow_g02_c01.avi"
+    OUT/README.txt
+
+Several classes differ only by the direction of time (a ``Shrink`` clip played backwards is a
+valid ``Grow`` clip: both come from one motion generator, one of them reversed) or only by
+speed, so a model that ignores temporal order cannot solve the dataset. Appearance carries
+no label: group ``gXX`` has the same object and background in every class, and groups, not
+clips, are split between train and test. See ``docs/synth.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DatasetError, SpikesimError, VideoError
+from .sizes import check_size, format_size
+
+__all__ = [
+    "CLASS_SPECS",
+    "CLIPS_PER_GROUP",
+    "STYLES",
+    "ClassSpec",
+    "SynthClip",
+    "class_names",
+    "clip_name",
+    "is_test_group",
+    "render_clip",
+    "synthesize",
+]
+
+STYLES = ("sim", "real")
+CLIPS_PER_GROUP = 2  # clips cYY in each group gXX (one scene, different motions)
+SPLIT_DIR = "ucfTrainTestlist"
+_TEST_GROUPS_MOD10 = (2, 5, 8)  # groups 2, 5, 8, 12, 15, 18, ... are test: 30 % of groups
+_MIN_SIDE = 32  # smaller frames leave no room for an object to move
+_MIN_FRAMES = 8
+_MAX_GROUPS = 99  # gXX has two digits
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB weights, as the encoder uses
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One action class: a motion, how much of it, and how captions say it.
+
+    ``amount`` is the range the per-clip size of the motion is drawn from, in the unit of its
+    ``motion``: ``scale`` end/start size ratio; ``rotate`` degrees turned; ``translate``
+    fraction of the room the object has along ``direction`` (1 = wall to wall); ``blink`` on/off
+    cycles; ``bounce`` number of bounces; ``fade`` unused; ``orbit`` turns. ``real_amount`` is
+    the same for ``style="real"`` (smaller, local motions). ``reverse=True`` plays the forward
+    motion backwards, so the class is its partner reversed in time.
+    """
+
+    name: str
+    motion: str
+    amount: tuple[float, float]
+    real_amount: tuple[float, float]
+    phrases: tuple[str, ...]
+    tests: str
+    reverse: bool = False
+    direction: tuple[int, int] = (0, 0)
+
+
+def _spec(name, motion, amount, real_amount, phrases, tests, **kw) -> ClassSpec:
+    return ClassSpec(name, motion, amount, real_amount, tuple(phrases), tests, **kw)
+
+
+_RIGHT, _DOWN = (1, 0), (0, 1)
+# Ordered so that the first n classes hold whole pairs: n = 8 already has time-reversal and
+# speed classes. Translation ranges of the three MoveRight speeds are disjoint.
+CLASS_SPECS: tuple[ClassSpec, ...] = (
+    _spec("Grow", "scale", (1.8, 2.5), (1.25, 1.5),
+          ["grows larger", "expands", "gets bigger"], "time direction (reverse of Shrink)"),
+    _spec("Shrink", "scale", (1.8, 2.5), (1.25, 1.5),
+          ["shrinks", "gets smaller", "contracts"], "time direction (reverse of Grow)",
+          reverse=True),
+    _spec("RotateClockwise", "rotate", (120.0, 240.0), (45.0, 90.0),
+          ["rotates clockwise", "turns clockwise", "spins clockwise"],
+          "time direction (reverse of RotateAnticlockwise)"),
+    _spec("RotateAnticlockwise", "rotate", (120.0, 240.0), (45.0, 90.0),
+          ["rotates anticlockwise", "turns counterclockwise", "spins anticlockwise"],
+          "time direction (reverse of RotateClockwise)", reverse=True),
+    _spec("MoveLeft", "translate", (0.42, 0.58), (0.20, 0.28),
+          ["moves to the left", "slides left", "travels leftwards"],
+          "time direction (reverse of MoveRight)", reverse=True, direction=_RIGHT),
+    _spec("MoveRight", "translate", (0.42, 0.58), (0.20, 0.28),
+          ["moves to the right", "slides right", "travels rightwards"],
+          "time direction (reverse of MoveLeft); speed (vs MoveRightFast, MoveRightSlow)",
+          direction=_RIGHT),
+    _spec("MoveRightFast", "translate", (0.78, 1.0), (0.36, 0.48),
+          ["moves quickly to the right", "rushes to the right", "darts right"],
+          "speed only (vs MoveRight, MoveRightSlow)", direction=_RIGHT),
+    _spec("MoveRightSlow", "translate", (0.14, 0.26), (0.07, 0.13),
+          ["moves slowly to the right", "creeps to the right", "drifts slowly right"],
+          "speed only (vs MoveRight, MoveRightFast)", direction=_RIGHT),
+    _spec("MoveUp", "translate", (0.42, 0.58), (0.20, 0.28),
+          ["moves up", "rises", "slides upwards"], "time direction (reverse of MoveDown)",
+          reverse=True, direction=_DOWN),
+    _spec("MoveDown", "translate", (0.42, 0.58), (0.20, 0.28),
+          ["moves down", "sinks", "slides downwards"], "time direction (reverse of MoveUp)",
+          direction=_DOWN),
+    _spec("Blink", "blink", (3.0, 5.0), (3.0, 5.0),
+          ["blinks on and off", "flashes", "flickers in and out of view"],
+          "temporal change without motion (frame averages show a faint static object)"),
+    _spec("Bounce", "bounce", (2.0, 3.0), (2.0, 3.0),
+          ["bounces up and down", "hops", "keeps bouncing"],
+          "back-and-forth motion (vs the one-way MoveUp / MoveDown)"),
+    _spec("FadeIn", "fade", (0.0, 0.0), (0.0, 0.0),
+          ["fades in", "slowly appears", "emerges from the background"],
+          "time direction of contrast (reverse of FadeOut)"),
+    _spec("FadeOut", "fade", (0.0, 0.0), (0.0, 0.0),
+          ["fades out", "slowly disappears", "vanishes into the background"],
+          "time direction of contrast (reverse of FadeIn)", reverse=True),
+    _spec("OrbitClockwise", "orbit", (0.75, 1.25), (0.75, 1.25),
+          ["circles clockwise", "orbits clockwise", "travels round a clockwise circle"],
+          "time direction of a path (reverse of OrbitAnticlockwise; vs RotateClockwise)"),
+    _spec("OrbitAnticlockwise", "orbit", (0.75, 1.25), (0.75, 1.25),
+          ["circles anticlockwise", "orbits counterclockwise",
+           "travels round an anticlockwise circle"],
+          "time direction of a path (reverse of OrbitClockwise)", reverse=True),
+)  # fmt: skip
+_SPEC_INDEX = {s.name: i for i, s in enumerate(CLASS_SPECS)}
+
+# Appearance vocabulary. Colours are anchors; each is refitted to the luma the style asks for.
+_SHAPES = ("disc", "square", "triangle", "star", "hexagon", "cross")
+_TEXTURES = {
+    "stripes": "striped",
+    "checker": "checkered",
+    "noise": "speckled",
+    "gradient": "shaded",
+}
+_BRIGHT_COLOURS = {
+    "yellow": (1.0, 0.88, 0.15),
+    "orange": (1.0, 0.58, 0.12),
+    "cyan": (0.2, 0.9, 0.95),
+    "pink": (1.0, 0.55, 0.78),
+    "lime": (0.62, 1.0, 0.3),
+    "white": (0.95, 0.95, 0.95),
+}
+_DARK_COLOURS = {
+    "red": (0.8, 0.08, 0.08),
+    "blue": (0.12, 0.22, 0.9),
+    "green": (0.08, 0.5, 0.15),
+    "purple": (0.5, 0.12, 0.62),
+    "brown": (0.5, 0.3, 0.12),
+    "teal": (0.05, 0.45, 0.45),
+}
+_SIM_BACKGROUNDS = {
+    "plain": "plain",
+    "gradient": "gradient",
+    "noise": "mottled",
+    "stripes": "striped",
+}
+_REAL_BACKDROPS = (
+    "cluttered scene",
+    "textured backdrop",
+    "busy background",
+    "natural-looking scene",
+)
+
+
+def class_names(n: int = 12) -> list[str]:
+    """The first ``n`` class names of ``CLASS_SPECS`` (CamelCase, UCF101 style), 1 <= n <= 16."""
+    if not _is_int(n) or not 1 <= n <= len(CLASS_SPECS):
+        raise SpikesimError(f"classes must be between 1 and {len(CLASS_SPECS)}, got {n!r}")
+    return [s.name for s in CLASS_SPECS[:n]]
+
+
+def clip_name(cls: str, index: int) -> str:
+    """File name of clip ``index`` (0-based) of class ``cls``: ``v_<cls>_gXX_cYY.avi``."""
+    group, clip = divmod(index, CLIPS_PER_GROUP)
+    return f"v_{cls}_g{group + 1:02d}_c{clip + 1:02d}.avi"
+
+
+def is_test_group(group: int) -> bool:
+    """True if group ``gXX`` (1-based) goes to ``testlist01``: groups 2, 5, 8 of every ten."""
+    return group % 10 in _TEST_GROUPS_MOD10
+
+
+@dataclass(frozen=True)
+class SynthClip:
+    """One rendered clip: ``frames`` uint8 (T, H, W, 3) RGB, its caption, group and clip
+    (1-based), and ``track``, the ground truth per frame as float64 (T,) arrays: ``cx``, ``cy``
+    object centre (pixels, y down), ``radius`` (pixels, circumscribed circle), ``angle``
+    (degrees, clockwise on screen), ``visible`` (0 = absent, 1 = full contrast)."""
+
+    cls: str
+    group: int
+    clip: int
+    frames: np.ndarray
+    caption: str
+    track: dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# Appearance: colours, textures, sprites, backgrounds
+
+
+def _luma(rgb) -> float:
+    return float(np.dot(np.asarray(rgb, dtype=np.float32), _LUMA))
+
+
+def _with_luma(rgb, target: float) -> np.ndarray:
+    """The colour darkened toward black or lightened toward white until its luma is ``target``."""
+    c = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+    lum = _luma(c)
+    if target <= lum:
+        return c * (target / max(lum, 1e-6))
+    return c + (1.0 - c) * ((target - lum) / max(1.0 - lum, 1e-6))
+
+
+def _polygon(shape: str) -> np.ndarray:
+    """Vertices (N, 2) of ``shape`` with circumradius 1, centred on the origin."""
+    if shape == "disc":
+        n, radii = 48, [1.0]
+    elif shape == "square":
+        n, radii = 4, [1.0]
+    elif shape == "triangle":
+        n, radii = 3, [1.0]
+    elif shape == "hexagon":
+        n, radii = 6, [1.0]
+    elif shape == "star":
+        n, radii = 10, [1.0, 0.45]
+    elif shape == "cross":
+        a = 0.32  # half the arm width; the arm tips lie on the unit circle
+        b = float(np.sqrt(1.0 - a * a))
+        pts = [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b),
+               (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)]  # fmt: skip
+        return np.array(pts, dtype=np.float64)
+    else:  # pragma: no cover - _SHAPES is closed
+        raise ValueError(shape)
+    angles = np.arange(n) * (2 * np.pi / n) - np.pi / 2
+    r = np.array([radii[i % len(radii)] for i in range(n)])
+    return np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Value noise in [-1, 1] (h, w) float32: a random grid of ``cells`` cells, cubic-upsampled."""
+    ch = max(2, round(cells * h / max(h, w)) + 1)
+    cw = max(2, round(cells * w / max(h, w)) + 1)
+    grid = rng.uniform(-1.0, 1.0, (ch, cw)).astype(np.float32)
+    out = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    peak = float(np.abs(out).max())
+    return out / peak if peak > 0 else out
+
+
+def _pattern(kind: str, params: dict, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A texture (h, w) float32 in [0, 1]. ``params`` holds the period / angle / phase."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = params["angle"]
+    u = x * np.cos(ang) + y * np.sin(ang)
+    v = -x * np.sin(ang) + y * np.cos(ang)
+    period, phase = params["period"], params["phase"]
+    if kind == "stripes":
+        # a steep sine: crisp stripes without the aliasing of a hard square wave
+        return 0.5 + 0.5 * np.clip(3.0 * np.sin(2 * np.pi * u / period + phase), -1.0, 1.0)
+    if kind == "checker":
+        s = np.sin(np.pi * u / period + phase) * np.sin(np.pi * v / period + phase)
+        return 0.5 + 0.5 * np.clip(4.0 * s, -1.0, 1.0)
+    if kind == "noise":
+        return 0.5 + 0.5 * _smooth_noise(rng, h, w, max(3, round(max(h, w) / period)))
+    if kind == "gradient":
+        lo, hi = float(u.min()), float(u.max())
+        return (u - lo) / max(hi - lo, 1e-6)
+    raise ValueError(kind)  # pragma: no cover
+
+
+def _sprite(look: dict, radius: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The object at full size: premultiplied RGBA (P, P, 4) float32 and its centre coordinate."""
+    side = 2 * int(np.ceil(radius)) + 5
+    centre = (side - 1) / 2.0
+    shift = 4  # fillPoly's sub-pixel bits: vertices at 1/16 pixel
+    pts = _polygon(look["shape"]) * radius + centre
+    mask = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(mask, [np.round(pts * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA, shift)
+    alpha = mask.astype(np.float32) / 255.0
+    params = {
+        "angle": look["tex_angle"],
+        "period": max(3.0, look["tex_period"] * radius),
+        "phase": float(rng.uniform(0, 2 * np.pi)),
+    }
+    p = _pattern(look["texture"], params, side, side, rng)[..., None]
+    rgb = look["obj_lo"][None, None, :] * (1.0 - p) + look["obj_hi"][None, None, :] * p
+    return np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=2), centre
+
+
+def _look(style: str, rng: np.random.Generator) -> dict:
+    """The appearance of one group: object shape, texture, colours, background recipe."""
+    shape = str(rng.choice(_SHAPES))
+    texture = str(rng.choice(list(_TEXTURES)))
+    bright = bool(rng.random() < 0.5)  # bright object on a dark background, or the reverse
+    palette = _BRIGHT_COLOURS if bright else _DARK_COLOURS
+    colour = str(rng.choice(list(palette)))
+    anchor = np.clip(np.array(palette[colour]) + rng.normal(0, 0.04, 3), 0, 1)
+    if style == "sim":
+        # Object and background sit on opposite sides of mid-grey with >= 0.3 luma between any
+        # object pixel and any background pixel, so every moving edge fires the encoder.
+        if bright:
+            hi = rng.uniform(0.78, 0.9)
+            lo = hi - rng.uniform(0.12, 0.18)
+            bg_level = rng.uniform(0.17, 0.25)
+        else:
+            lo = rng.uniform(0.15, 0.22)
+            hi = lo + rng.uniform(0.10, 0.16)
+            bg_level = rng.uniform(0.72, 0.84)
+        bg_kind = str(rng.choice(list(_SIM_BACKGROUNDS)))
+        backdrop = f"{'dark' if bright else 'light'} {_SIM_BACKGROUNDS[bg_kind]} background"
+    else:
+        # A lower-contrast object over a mid-grey natural-like scene (luma ~0.2..0.8).
+        offset = rng.uniform(0.1, 0.18)
+        mid = 0.5 + offset if bright else 0.5 - offset
+        lo, hi = mid - 0.04, mid + 0.04
+        bg_level, bg_kind = 0.5, "natural"
+        backdrop = str(rng.choice(_REAL_BACKDROPS))
+    tint = np.clip(1.0 + rng.normal(0, 0.08, 3), 0.7, 1.3)
+    return {
+        "shape": shape,
+        "texture": texture,
+        "colour": colour,
+        "obj_lo": _with_luma(anchor, lo).astype(np.float32),
+        "obj_hi": _with_luma(anchor, hi).astype(np.float32),
+        "tex_angle": float(rng.uniform(0, np.pi)),
+        "tex_period": float(rng.uniform(0.35, 0.6)),  # in object radii
+        "bg_kind": bg_kind,
+        "bg_level": float(bg_level),
+        "bg_tint": (tint / _luma(tint)).astype(np.float32),
+        "backdrop": backdrop,
+        "bg_seed": int(rng.integers(2**31)),
+    }
+
+
+def _background(look: dict, h: int, w: int) -> np.ndarray:
+    """The static background (h, w, 3) float32 RGB of a group, in [0, 1] (read-only)."""
+    tint = tuple(float(v) for v in look["bg_tint"])
+    return _group_background(look["bg_kind"], look["bg_level"], tint, look["bg_seed"], h, w)
+
+
+@functools.lru_cache(maxsize=32)  # every class of a group has the same background
+def _group_background(kind: str, level: float, tint, seed: int, h: int, w: int) -> np.ndarray:
+    bg = _draw_background(kind, level, np.array(tint, np.float32), seed, h, w)
+    bg.flags.writeable = False
+    return bg
+
+
+def _draw_background(kind: str, level: float, tint, seed: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "natural":
+        # 1/f-like, as natural images are (about equal power per octave): octaves of value
+        # noise from 2 cells to pixel scale, each 0.8 as strong as the coarser one, plus soft
+        # blobs that give object-like edges; stretched to luma ~0.2..0.8.
+        field = np.zeros((h, w), np.float32)
+        for octave in range(int(np.log2(max(h, w) / 2))):
+            field += 0.8**octave * _smooth_noise(rng, h, w, 2 ** (octave + 1))
+        for _ in range(int(rng.integers(6, 15))):
+            blob = np.zeros((h, w), np.float32)
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            axes = (int(rng.integers(3, w // 5 + 4)), int(rng.integers(3, h // 5 + 4)))
+            cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+            field += rng.uniform(-1.5, 1.5) * cv2.GaussianBlur(blob, (0, 0), 1.0)
+        p2, p98 = np.percentile(field, [2, 98])
+        lum = 0.2 + 0.6 * (field - p2) / max(float(p98 - p2), 1e-6)
+        chroma = np.stack([_smooth_noise(rng, h, w, 3) for _ in range(3)], axis=2)
+        rgb = lum[..., None] * tint * (1.0 + 0.12 * chroma)
+        return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    u = (x * np.cos(ang) + y * np.sin(ang)) / max(h, w)
+    if kind == "plain":
+        lum = np.full((h, w), level, np.float32)
+    elif kind == "gradient":
+        lum = level + 0.04 * (2.0 * (u - u.min()) / max(float(np.ptp(u)), 1e-6) - 1.0)
+    elif kind == "noise":
+        lum = level + 0.04 * _smooth_noise(rng, h, w, 6)
+    else:  # stripes: wide and faint, so the background never competes with the object
+        lum = level + 0.04 * np.sin(2 * np.pi * u * rng.uniform(3, 6))
+    return np.clip(lum[..., None] * tint, 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Motion: per-frame scale, angle, centre and visibility
+
+
+def _trajectory(spec: ClassSpec, style: str, rng, h: int, w: int, radius: float, t: int) -> dict:
+    """Per-frame arrays (t,) of ``scale`` (of full size), ``angle`` (rad, clockwise on screen),
+    ``cx``, ``cy`` (pixels) and ``visible`` (0..1) for one clip of class ``spec``.
+
+    The forward motion is drawn, then reversed in time for ``spec.reverse``: a reversed class
+    is exactly its partner played backwards.
+    """
+    u = np.linspace(0.0, 1.0, t)
+    lo, hi = spec.amount if style == "sim" else spec.real_amount
+    amount = rng.uniform(lo, hi)
+    reach = rng.uniform(*((0.5, 0.9) if style == "sim" else (0.2, 0.35)))
+    margin = 2.0 + radius  # the object's centre stays this far from every edge
+    room_x, room_y = w - 2 * margin, h - 2 * margin
+    scale = np.ones(t)
+    angle = np.full(t, rng.uniform(0, 2 * np.pi))
+    visible = np.ones(t)
+    cx = np.full(t, margin + rng.uniform(0, room_x))
+    cy = np.full(t, margin + rng.uniform(0, room_y))
+    if spec.motion == "scale":
+        scale = amount ** (u - 1.0)  # geometric: the same relative growth every frame
+    elif spec.motion == "rotate":
+        angle = angle + np.deg2rad(amount) * u
+    elif spec.motion == "translate":
+        dx, dy = spec.direction
+        travel_x, travel_y = amount * room_x * dx, amount * room_y * dy
+        x0 = margin + rng.uniform(0, room_x - travel_x)
+        y0 = margin + rng.uniform(0, room_y - travel_y)
+        cx = x0 + travel_x * u if dx else cx
+        cy = y0 + travel_y * u if dy else cy
+    elif spec.motion == "blink":
+        phase = rng.uniform(0, 1)
+        visible = (np.mod(amount * u + phase, 1.0) < 0.5).astype(np.float64)
+    elif spec.motion == "bounce":
+        height = reach * room_y
+        floor = margin + height + rng.uniform(0, room_y - height)
+        cy = floor - height * np.abs(np.sin(np.pi * amount * u))
+    elif spec.motion == "fade":
+        visible = u.copy()
+    elif spec.motion == "orbit":
+        r = 0.5 * reach * min(room_x, room_y)
+        cx0 = margin + r + rng.uniform(0, room_x - 2 * r)
+        cy0 = margin + r + rng.uniform(0, room_y - 2 * r)
+        phi = rng.uniform(0, 2 * np.pi) + 2 * np.pi * amount * u
+        cx, cy = cx0 + r * np.cos(phi), cy0 + r * np.sin(phi)  # y down: phi grows clockwise
+    else:  # pragma: no cover - CLASS_SPECS is closed
+        raise ValueError(spec.motion)
+    traj = {"scale": scale, "angle": angle, "cx": cx, "cy": cy, "visible": visible}
+    if spec.reverse:
+        traj = {k: v[::-1].copy() for k, v in traj.items()}
+    # Hand-held wobble, independent per frame (so it reverses into itself), kept inside the margin.
+    jitter = np.clip(rng.normal(0, 0.3, (2, t)), -1.0, 1.0)
+    traj["cx"] = traj["cx"] + jitter[0]
+    traj["cy"] = traj["cy"] + jitter[1]
+    traj["angle"] = traj["angle"] + np.deg2rad(rng.normal(0, 0.4, t))
+    return traj
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _check_args(size, frames: int, style: str, seed: int) -> tuple[int, int]:
+    if style not in STYLES:
+        raise SpikesimError(f"style {style!r} is unknown; use one of {', '.join(STYLES)}")
+    if len(size) != 2 or not all(_is_int(v) for v in size):
+        raise SpikesimError(f"size must be (height, width) in pixels, got {size!r}")
+    h, w = (int(v) for v in size)
+    check_size(h, w)
+    if min(h, w) < _MIN_SIDE:
+        raise SpikesimError(
+            f"size {format_size(h, w)} is too small for synth; use at least {_MIN_SIDE} pixels "
+            "on each side, e.g. 120x160"
+        )
+    if not _is_int(frames) or frames < _MIN_FRAMES:
+        raise SpikesimError(f"frames must be an integer >= {_MIN_FRAMES}, got {frames!r}")
+    if not _is_int(seed) or seed < 0:
+        raise SpikesimError(f"seed must be a non-negative integer, got {seed!r}")
+    return h, w
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _rng(seed: int, style: str, *keys: int) -> np.random.Generator:
+    keys = (seed, STYLES.index(style), *keys)
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
+
+
+def render_clip(
+    cls: str,
+    index: int,
+    *,
+    size: tuple[int, int] = (120, 160),
+    frames: int = 32,
+    style: str = "sim",
+    seed: int = 0,
+) -> SynthClip:
+    """Render clip ``index`` (0-based) of class ``cls`` in memory, exactly as ``synthesize``
+    writes it before compression.
+
+    Returns a ``SynthClip`` whose ``frames`` are uint8 (frames, H, W, 3) RGB. The clip's
+    randomness comes from (seed, style, class, group, clip) only; its scene from (seed, style,
+    group), shared by every class.
+    """
+    if cls not in _SPEC_INDEX:
+        raise SpikesimError(f"class {cls!r} is unknown; known: {', '.join(_SPEC_INDEX)}")
+    if not _is_int(index) or not 0 <= index < _MAX_GROUPS * CLIPS_PER_GROUP:
+        raise SpikesimError(f"clip index must be in 0..{_MAX_GROUPS * CLIPS_PER_GROUP - 1}")
+    h, w = _check_args(size, frames, style, seed)
+    spec = CLASS_SPECS[_SPEC_INDEX[cls]]
+    group, clip = divmod(index, CLIPS_PER_GROUP)
+    look = _look(style, _rng(seed, style, 0, group))
+    rng = _rng(seed, style, 1, _SPEC_INDEX[cls], group, clip)
+
+    short = min(h, w)
+    r_lo, r_hi = (0.16, 0.22) if spec.motion == "scale" else (0.12, 0.18)
+    radius = rng.uniform(r_lo, r_hi) * short
+    sprite, centre = _sprite(look, radius, rng)
+    traj = _trajectory(spec, style, rng, h, w, radius, frames)
+    brightness = rng.uniform(-0.02, 0.02)  # shifts object and background alike: same contrast
+    bg = _background(look, h, w) + np.float32(brightness)
+    caption = _caption(spec, look, rng)
+
+    sprite[..., :3] += np.float32(brightness) * sprite[..., 3:]  # premultiplied
+    camera = _Camera(style, rng, h, w, frames)
+    bg_u8 = _to_u8(bg)
+    out = np.empty((frames, h, w, 3), np.uint8)
+    # real: float frames kept for the sensor model, applied to the whole clip at the end
+    sensor_in = np.empty((frames, h, w, 3), np.float32) if camera.real else None
+    for i in range(frames):
+        s, a = traj["scale"][i], traj["angle"][i]
+        cx, cy = traj["cx"][i], traj["cy"][i]
+        # Only the object's bounding box is warped and blended: the rest is the background.
+        reach = radius * s + 2.0
+        x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 2, w)
+        y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 2, h)
+        rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        shift = np.array([cx - x0, cy - y0]) - rot @ np.array([centre, centre])
+        layer = cv2.warpAffine(
+            sprite, np.hstack([rot, shift[:, None]]), (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0),
+        )  # fmt: skip
+        vis = np.float32(traj["visible"][i])
+        patch = bg[y0:y1, x0:x1] * (1.0 - vis * layer[..., 3:]) + vis * layer[..., :3]
+        if sensor_in is None:
+            out[i] = bg_u8
+            out[i, y0:y1, x0:x1] = _to_u8(patch)
+        else:
+            sensor_in[i] = bg
+            sensor_in[i, y0:y1, x0:x1] = patch
+            cv2.GaussianBlur(sensor_in[i], (0, 0), 0.7, dst=sensor_in[i])  # lens blur
+    if sensor_in is not None:
+        out = _to_u8(camera(sensor_in))
+    track = {
+        "cx": traj["cx"],
+        "cy": traj["cy"],
+        "radius": radius * traj["scale"],
+        "angle": np.rad2deg(traj["angle"]),
+        "visible": traj["visible"],
+    }
+    return SynthClip(cls, group + 1, clip + 1, out, caption, track)
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    """float in [0, 1] -> uint8, rounded to nearest (``img`` is left unchanged)."""
+    scaled = img * np.float32(255.0)
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+class _Camera:
+    """``style="real"``: the sensor of a real camera (vignetting, fixed-pattern gain, flicker,
+    temporal noise) applied to a whole clip; ``style="sim"``: nothing."""
+
+    def __init__(self, style: str, rng: np.random.Generator, h: int, w: int, t: int) -> None:
+        self.real = style == "real"
+        if not self.real:
+            return
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((x - (w - 1) / 2) / (w / 2)) ** 2 + ((y - (h - 1) / 2) / (h / 2)) ** 2
+        vignette = 1.0 - 0.06 * r2
+        fixed_pattern = 1.0 + rng.normal(0, 0.02, (h, w)).astype(np.float32)
+        # slow light-source / auto-exposure flicker plus a little random change per frame
+        f, ph = rng.uniform(0.08, 0.2), rng.uniform(0, 2 * np.pi)
+        flicker = 1.0 + 0.03 * np.sin(2 * np.pi * f * np.arange(t) + ph) + rng.normal(0, 0.01, t)
+        self.gain = (vignette * fixed_pattern)[..., None]
+        self.flicker = flicker.astype(np.float32)[:, None, None, None]
+        # read noise, std 0.015: uniform rather than Gaussian (3x cheaper to draw; at a few
+        # grey levels the shape does not matter), one value per pixel for all three channels
+        noise = rng.random((t, h, w, 1), dtype=np.float32)
+        noise -= np.float32(0.5)
+        noise *= np.float32(0.015 * np.sqrt(12.0))
+        self.noise = noise
+
+    def __call__(self, clip: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) float32 -> the same as the sensor records it (in place)."""
+        clip *= self.gain
+        clip *= self.flicker
+        clip += self.noise
+        return clip
+
+
+def _caption(spec: ClassSpec, look: dict, rng: np.random.Generator) -> str:
+    """An instance-level sentence: the object, its texture and colour, the action, maybe the
+    background, e.g. "a striped red square moves quickly to the right"."""
+    subject = f"a {_TEXTURES[look['texture']]} {look['colour']} {look['shape']}"
+    verb = str(rng.choice(spec.phrases))
+    text = f"{subject} {verb}"
+    if rng.random() < 0.5:
+        text += f" {'on' if look['bg_kind'] != 'natural' else 'in front of'} a {look['backdrop']}"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset on disk
+
+
+def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
+    """MJPG .avi of uint8 (T, H, W, 3) RGB frames (OpenCV writes BGR)."""
+    t, h, w, _ = frames.shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise VideoError(f"{path}: OpenCV cannot write MJPG .avi here; check the OpenCV build")
+    try:
+        for i in range(t):
+            writer.write(cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+def _make_clip(folder: Path, cls: str, index: int, fps: float, **kw) -> str:
+    """Render clip ``index`` of ``cls``, write it under ``folder``; return its caption."""
+    clip = render_clip(cls, index, **kw)
+    (folder / cls).mkdir(exist_ok=True)
+    _write_avi(folder / cls / clip_name(cls, index), clip.frames, fps)
+    return clip.caption
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an empty folder or, with ``overwrite``, an earlier synth."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetError(f"{out} exists and is not a folder; choose another OUT")
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise DatasetError(
+            f"{out} is not empty; choose another OUT or pass overwrite (--overwrite)"
+        )
+    if not ((out / "captions.jsonl").is_file() and (out / SPLIT_DIR / "classInd.txt").is_file()):
+        raise DatasetError(
+            f"{out} does not look like a synth dataset (no captions.jsonl / {SPLIT_DIR}); "
+            "refusing to delete it, choose another OUT"
+        )
+
+
+def synthesize(
+    out: str | os.PathLike,
+    *,
+    classes: int = 12,
+    clips_per_class: int = 20,
+    size: tuple[int, int] = (120, 160),
+    frames: int = 32,
+    fps: float = 25.0,
+    style: str = "sim",
+    seed: int = 0,
+    overwrite: bool = False,
+    workers: int | None = None,
+) -> Path:
+    """Write the synthetic action dataset to ``out`` in UCF101 layout; return ``out``.
+
+    ``classes``: the first N of ``CLASS_SPECS`` (1..16). ``clips_per_class``: clips per class,
+    ``CLIPS_PER_GROUP`` per group ``gXX`` (1..198). ``size``: (H, W) pixels. ``frames``: frames
+    per clip (>= 8), the motion spans all of them. ``fps``: frame rate stored in the .avi.
+    ``style``: ``"sim"`` (clean, high-contrast, large motions) or ``"real"`` (small motions, a
+    static natural-like background, lower contrast, camera noise and flicker). ``workers``:
+    threads (default up to 4); the bytes do not depend on it.
+
+    Same arguments give the same bytes; clip k of a class does not depend on
+    ``clips_per_class`` or ``classes``. The folder is built beside ``out`` and renamed at
+    the end. Raises ``DatasetError`` if ``out`` is a non-empty folder (with ``overwrite``, an
+    earlier synth output is replaced), ``SpikesimError`` for bad arguments.
+    """
+    names = class_names(classes)
+    max_clips = _MAX_GROUPS * CLIPS_PER_GROUP
+    if not _is_int(clips_per_class) or not 1 <= clips_per_class <= max_clips:
+        raise SpikesimError(f"clips_per_class must be between 1 and {max_clips}")
+    h, w = _check_args(size, frames, style, seed)
+    if not isinstance(fps, (int, float, np.number)) or not fps > 0:
+        raise SpikesimError(f"fps must be positive, got {fps!r}")
+    out = Path(out)
+    _prepare_out(out, overwrite)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.synth-partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        jobs = [(cls, k) for cls in names for k in range(clips_per_class)]
+        kw = {"size": (h, w), "frames": frames, "style": style, "seed": seed}
+        # Clips are independent, and OpenCV and NumPy release the GIL while they work.
+        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+            texts = list(pool.map(lambda job: _make_clip(tmp, *job, fps, **kw), jobs))
+        captions, train, test = [], [], []
+        for (cls, k), text in zip(jobs, texts, strict=True):
+            rel = f"{cls}/{clip_name(cls, k)}"
+            captions.append(json.dumps({"path": rel, "caption": text}))
+            if is_test_group(k // CLIPS_PER_GROUP + 1):
+                test.append(rel)
+            else:
+                train.append(f"{rel} {names.index(cls) + 1}")
+        split = tmp / SPLIT_DIR
+        split.mkdir()
+        _write_lines(split / "classInd.txt", [f"{i} {n}" for i, n in enumerate(names, 1)])
+        _write_lines(split / "trainlist01.txt", train)
+        _write_lines(split / "testlist01.txt", test)
+        _write_lines(tmp / "captions.jsonl", captions)
+        _write_lines(
+            tmp / "README.txt", [_readme(names, clips_per_class, h, w, frames, fps, style, seed)]
+        )
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished folder into place; an earlier output is deleted only afterwards."""
+    old = None
+    if out.exists():
+        if any(out.iterdir()):
+            old = out.parent / f".{out.name}.synth-old-{os.getpid()}"
+            out.rename(old)
+        else:
+            out.rmdir()
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _readme(names, clips, h, w, frames, fps, style, seed) -> str:
+    return (
+        f"Synthetic action dataset written by `spikesim synth` (style={style}, seed={seed}): "
+        f"{len(names)} classes x {clips} clips, each an MJPG .avi of {frames} RGB frames of "
+        f"{format_size(h, w)} pixels at {fps:g} fps, in UCF101 layout "
+        f"(<Class>/v_<Class>_gXX_cYY.avi, split files in {SPLIT_DIR}/, groups gXX never "
+        "straddle train and test). Each clip shows one textured object (random shape, texture, "
+        "colour, size and position) doing the action its class names; several classes differ "
+        "only by the direction of time (Grow/Shrink, RotateClockwise/RotateAnticlockwise, "
+        "MoveLeft/MoveRight, ...) or only by speed (MoveRightSlow/MoveRight/MoveRightFast), and "
+        "group gXX shows the same scene in every class, so only the motion tells classes apart. "
+        "captions.jsonl holds one instance-level sentence per clip. Classes: "
+        + ", ".join(names)
+        + "."
+    )
