@@ -6,18 +6,31 @@ or uint8. See ``docs/conventions.md``.
 
 from __future__ import annotations
 
+from .dat import DatFile, DatWriter, pack_frames, read_dat, sidecar_path, unpack_frames, write_dat
 from .errors import DatasetError, DatError, SpikesimError, VideoError
 from .sizes import check_size, format_size, parse_size
+from .synth import CLASS_SPECS, class_names, render_clip, synthesize
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLASS_SPECS",
     "DatError",
+    "DatFile",
+    "DatWriter",
     "DatasetError",
     "SpikesimError",
     "VideoError",
     "__version__",
     "check_size",
+    "class_names",
     "format_size",
+    "pack_frames",
     "parse_size",
+    "read_dat",
+    "render_clip",
+    "sidecar_path",
+    "synthesize",
+    "unpack_frames",
+    "write_dat",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 
 # cache=True keeps compiled kernels on disk between processes (tests, workers, CLI calls).
-JIT = {"nopython": True, "nogil": True, "cache": True, "fastmath": False}
+JIT = {"nogil": True, "cache": True, "fastmath": False}
 PARALLEL = {**JIT, "parallel": True}
 
 njit = numba.njit
