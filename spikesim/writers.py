@@ -1,0 +1,282 @@
+"""Write reconstructed images: a video (``.mp4``, ``.avi``), a folder of PNGs, or a ``.npy``.
+
+Every output is written under a temporary name in the destination folder and renamed when
+complete, so a crash or Ctrl-C never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .errors import SpikesimError, VideoError
+
+__all__ = ["VIDEO_CODECS", "FrameWriter", "NpyWriter", "save_npy"]
+
+# suffix -> FourCC. mp4v (MPEG-4 part 2) and MJPG are built into every OpenCV wheel.
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
+
+# Suffixes that name a file, not a folder: refused rather than made into a folder of PNGs.
+_OTHER_FILE_SUFFIXES = {
+    ".mkv", ".mov", ".webm", ".wmv", ".flv", ".m4v", ".gif",
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy", ".npz", ".dat", ".h5",
+}  # fmt: skip
+
+
+class FrameWriter:
+    """Grayscale uint8 frames to a video or a folder of PNGs, written atomically.
+
+    ``out`` ending in ``.mp4`` (codec mp4v) or ``.avi`` (MJPG) gives a video at ``fps``
+    frames per second; any other name gives a folder ``out/000000.png, 000001.png, ...``
+    (lossless). Video codecs need even sizes: an odd height or width is padded by repeating
+    the last row or column, so the video is at most one pixel larger than the frames.
+
+    Use as a context manager: on a clean exit the temporary file / folder is renamed to
+    ``out``; on an exception it is deleted. Outside ``with``, call ``close()`` (or ``abort()``).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], *, fps: float = 30.0) -> None:
+        self.path = Path(out)
+        self.fps = float(fps)
+        if not self.fps > 0:
+            raise SpikesimError(f"fps must be > 0, got {fps!r}")
+        suffix = self.path.suffix.lower()
+        self.is_video = suffix in VIDEO_CODECS
+        if not self.is_video and suffix in _OTHER_FILE_SUFFIXES:
+            raise SpikesimError(
+                f"{self.path}: cannot write {suffix} frames; use .mp4, .avi, or a folder name "
+                "(for PNGs)"
+            )
+        if self.path.is_dir() and (self.is_video or any(self.path.iterdir())):
+            raise SpikesimError(
+                f"{self.path} is an existing folder; remove it or pick another name"
+            )
+        if not self.is_video and self.path.exists() and not self.path.is_dir():
+            raise SpikesimError(f"{self.path} is an existing file; remove it or pick another name")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+        self._size: tuple[int, int] | None = None  # (H, W) of the frames, fixed by the first write
+        self._video: cv2.VideoWriter | None = None
+        # The temporary name keeps the suffix: OpenCV picks the container from it.
+        self._tmp = _temp_name(self.path, suffix if self.is_video else "")
+        if not self.is_video:
+            self._tmp.mkdir()
+        self._closed = False
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append uint8 frames: one (H, W) image or a stack (n, H, W). All must be one size."""
+        if self._closed:
+            raise SpikesimError(f"{self.path}: writer is already closed")
+        stack = np.asarray(frames)
+        if stack.ndim == 2:
+            stack = stack[None]
+        if stack.ndim != 3 or stack.dtype != np.uint8:
+            raise SpikesimError(
+                f"frames must be uint8 (H, W) or (n, H, W), got {stack.dtype} {stack.shape}"
+            )
+        size = (stack.shape[1], stack.shape[2])
+        if self._size is None:
+            if 0 in size:
+                raise SpikesimError(f"frames must not be empty, got size {size}")
+            self._size = size
+        elif size != self._size:
+            raise SpikesimError(f"frame size {size} differs from the first frames' {self._size}")
+        for image in stack:
+            if self.is_video:
+                self._write_video_frame(image)
+            else:
+                self._write_png(image)
+            self.frames += 1
+
+    def _write_video_frame(self, image: np.ndarray) -> None:
+        height, width = image.shape
+        pad_h, pad_w = height % 2, width % 2
+        if self._video is None:
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            size = (width + pad_w, height + pad_h)  # OpenCV wants (width, height)
+            self._video = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, size, isColor=False)
+            if not self._video.isOpened():
+                raise VideoError(
+                    f"{self.path}: OpenCV cannot encode {self.path.suffix} at "
+                    f"{height}x{width}; try .avi or a folder of PNGs"
+                )
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w)), mode="edge")
+        self._video.write(np.ascontiguousarray(image))
+
+    def _write_png(self, image: np.ndarray) -> None:
+        name = self._tmp / f"{self.frames:06d}.png"
+        if not cv2.imwrite(str(name), np.ascontiguousarray(image)):
+            raise VideoError(f"{name}: OpenCV could not write the PNG; check the disk and path")
+
+    def close(self) -> Path:
+        """Finish and rename the temporary output to ``out``; return the final path."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        if self._video is not None:
+            self._video.release()
+        if self.is_video and self.frames == 0:
+            self._remove_tmp()
+            raise SpikesimError(f"{self.path}: no frames were written, so no video was made")
+        # os.replace overwrites an existing file, or an empty folder on POSIX.
+        if not self.is_video and self.path.is_dir():
+            self.path.rmdir()  # empty (checked in __init__); a non-empty one makes this raise
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and delete everything written; ``out`` is left untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._video is not None:
+            self._video.release()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp.is_dir():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() must not leave its temporary output behind.
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Save ``array`` to ``path`` (``np.save`` format) atomically; return the path."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(final, "")
+    try:
+        # A file object, not a name: np.save would otherwise append ".npy" to the name.
+        with open(tmp, "xb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+class NpyWriter:
+    """A ``.npy`` of known shape written a few frames at a time (bounded memory), atomically.
+
+    ``NpyWriter(path, shape, dtype=np.uint8)``; ``.write(frames)`` appends along axis 0
+    (frames: ``shape[1:]`` or ``(n, *shape[1:])``). On a clean exit of ``with`` (or
+    ``close()``) the file must hold exactly ``shape[0]`` frames; it is then renamed to ``path``.
+    On an exception, or too few frames, the temporary file is deleted.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint8
+    ) -> None:
+        self.path = Path(path)
+        self.shape = tuple(int(n) for n in shape)
+        if not self.shape or min(self.shape) < 0:
+            raise SpikesimError(f"{self.path}: bad array shape {shape!r}")
+        self.dtype = np.dtype(dtype)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+        self._tmp = _temp_name(self.path, "")
+        try:
+            self._array = np.lib.format.open_memmap(
+                self._tmp, mode="w+", dtype=self.dtype, shape=self.shape
+            )
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._closed = False
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames of the array's dtype: one ``shape[1:]`` frame or ``(n, *shape[1:])``."""
+        if self._closed:
+            raise SpikesimError(f"{self.path}: writer is already closed")
+        stack = np.asarray(frames)
+        if stack.shape == self.shape[1:]:
+            stack = stack[None]
+        if stack.shape[1:] != self.shape[1:] or stack.dtype != self.dtype:
+            raise SpikesimError(
+                f"{self.path}: frames must be {self.dtype} (n, *{self.shape[1:]}), "
+                f"got {stack.dtype} {stack.shape}"
+            )
+        if self.frames + len(stack) > self.shape[0]:
+            raise SpikesimError(
+                f"{self.path}: {self.frames + len(stack)} frames is more than the {self.shape[0]} "
+                "the array was made for"
+            )
+        self._array[self.frames : self.frames + len(stack)] = stack
+        self.frames += len(stack)
+
+    def close(self) -> Path:
+        """Check the frame count, flush, and rename to ``path``; return it."""
+        if self._closed:
+            return self.path
+        if self.frames != self.shape[0]:
+            self.abort()
+            raise SpikesimError(
+                f"{self.path}: got {self.frames} of {self.shape[0]} frames; nothing was saved"
+            )
+        self._closed = True
+        self._array.flush()
+        del self._array  # unmap before the rename
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; ``path`` is left untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        del self._array
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+def _temp_name(final: Path, suffix: str) -> Path:
+    """A fresh hidden name beside ``final`` (same folder, so the last rename is atomic).
+
+    Created with the default permissions, unlike ``tempfile`` (private 0600 files).
+    """
+    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part{suffix}")
