@@ -2,4 +2,19 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .errors import SpklipError
+from .factory import create_model, get_model_config, list_models
+from .loss import contrastive_loss
+from .model import SPKLIP, SPKLIPConfig
+from .tokenizer import SpikeTokenizer
+
+__all__ = [
+    "SPKLIP",
+    "SPKLIPConfig",
+    "SpikeTokenizer",
+    "SpklipError",
+    "contrastive_loss",
+    "create_model",
+    "get_model_config",
+    "list_models",
+]

@@ -22,3 +22,13 @@ def clips_dir() -> Path:
 def real_clips(clips_dir: Path) -> list[Path]:
     """The five real clips, sorted."""
     return sorted(p for p in clips_dir.rglob("*") if p.suffix in {".avi", ".mp4"})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Small convolutions are several times slower on two threads of a shared 2-core machine."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)

@@ -1,0 +1,186 @@
+"""Named model configs and the factory that builds them.
+
+Every ``*.json`` file in ``spklip/model_configs/`` (and any folder or file given to
+:func:`add_model_config`) is a model named after the file: ``spklip-tiny.json`` ->
+``"spklip-tiny"``. The file holds a nested :class:`~spklip.model.SPKLIPConfig` dict.
+
+Overrides change a named config without editing it. Each keyword is either
+
+- a dotted path to one field: ``create_model("spklip-paper", **{"hsfe.n_blocks": 3})``;
+- a section with a dict, merged key by key: ``create_model("spklip-paper", hsfe={"n_blocks": 3})``;
+- a top-level field: ``create_model("spklip-tiny", embed_dim=256)``.
+
+On the command line, ``parse_overrides(["hsfe.n_blocks=3", "hsfe.step=null"])`` turns
+``KEY=VALUE`` strings into that dict (values are JSON; anything else is a string).
+:data:`ABLATIONS` names the overrides of the paper's ablations.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import SpklipError
+from .model import SPKLIP, SPKLIPConfig
+from .tokenizer import SpikeTokenizer
+
+__all__ = [
+    "ABLATIONS",
+    "add_model_config",
+    "apply_overrides",
+    "create_model",
+    "create_model_from_config",
+    "get_model_config",
+    "list_models",
+    "parse_overrides",
+]
+
+_CONFIG_SOURCES: list[Path] = [Path(__file__).parent / "model_configs"]
+_REGISTRY: dict[str, dict[str, Any]] = {}
+_SCANNED = False
+
+# The paper's ablations (Tables 2-4) as overrides of a named config (see docs/model.md).
+# "full" is the model as configured: MTF + SA in HSFE, and STAR-Net's temporal Transformer.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "mtf-only": {"hsfe.fusion": "mean", "star.temporal_layers": 0},
+    "mtf-sa": {"hsfe.fusion": "attention", "star.temporal_layers": 0},
+    "no-channel-slicing": {"hsfe.channel_slicing": False},
+    "blocks-3": {"hsfe.n_blocks": 3, "hsfe.step": None},
+    "blocks-5": {"hsfe.n_blocks": 5, "hsfe.step": None},
+    "blocks-7": {"hsfe.n_blocks": 7, "hsfe.step": None},
+}
+
+
+def _scan() -> None:
+    global _SCANNED
+    _REGISTRY.clear()
+    for source in _CONFIG_SOURCES:
+        files = [source] if source.is_file() else sorted(source.glob("*.json"))
+        for path in files:
+            try:
+                _REGISTRY[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise SpklipError(f"model config {path} cannot be read: {e}") from e
+    _SCANNED = True
+
+
+def _registry() -> dict[str, dict[str, Any]]:
+    if not _SCANNED:
+        _scan()
+    return _REGISTRY
+
+
+def add_model_config(path: str | os.PathLike[str]) -> None:
+    """Register one more ``.json`` config file, or every ``.json`` in a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise SpklipError(f"model config path {path} does not exist")
+    _CONFIG_SOURCES.append(path)
+    _scan()
+
+
+def list_models() -> list[str]:
+    """Names of the registered model configs, sorted."""
+    return sorted(_registry())
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["hsfe.n_blocks=3", "image_size=[60,80]"]`` -> ``{"hsfe.n_blocks": 3, ...}``.
+
+    Values are parsed as JSON (numbers, true/false, null, lists); anything that is not JSON
+    stays a string (``hsfe.fusion=mean``, ``image_size=60x80``).
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpklipError(f"override {item!r} is not KEY=VALUE, e.g. hsfe.n_blocks=3")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, full_key: str) -> None:
+    node = tree
+    for depth, part in enumerate(path):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(path[:depth])
+            valid = sorted(node) if isinstance(node, dict) else []
+            prefix = f"{where}." if where else ""
+            raise SpklipError(
+                f"unknown config key {full_key!r}; valid keys here: "
+                + ", ".join(prefix + k for k in valid)
+            )
+        if depth == len(path) - 1:
+            if isinstance(node[part], dict) and isinstance(value, Mapping):
+                for key, sub in value.items():
+                    _set_path(node[part], [key], sub, f"{full_key}.{key}")
+            else:
+                node[part] = value
+        else:
+            node = node[part]
+
+
+def apply_overrides(config: SPKLIPConfig, overrides: Mapping[str, Any]) -> SPKLIPConfig:
+    """A new config with ``overrides`` (dotted keys or nested dicts) applied and validated."""
+    tree = config.to_dict()
+    for key, value in overrides.items():
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)  # e.g. hsfe=HSFEConfig(...)
+        _set_path(tree, key.split("."), copy.deepcopy(value), key)
+    return SPKLIPConfig.from_dict(tree)
+
+
+def get_model_config(name: str, **overrides: Any) -> SPKLIPConfig:
+    """The config registered as ``name``, with ``overrides`` applied."""
+    registry = _registry()
+    if name not in registry:
+        raise SpklipError(f"unknown model {name!r}; available: {', '.join(sorted(registry))}")
+    config = SPKLIPConfig.from_dict(registry[name])
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def create_model_from_config(
+    config: SPKLIPConfig | Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    tokenizer: SpikeTokenizer | None = None,
+) -> SPKLIP:
+    """Build a model from a config (or its dict, e.g. from a checkpoint).
+
+    With ``seed`` the initial weights depend only on it (the global RNG is left untouched).
+    """
+    if not isinstance(config, SPKLIPConfig):
+        config = SPKLIPConfig.from_dict(config)
+    if seed is None:
+        return SPKLIP(config, tokenizer=tokenizer)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SPKLIP(config, tokenizer=tokenizer)
+
+
+def create_model(
+    name: str,
+    *,
+    seed: int | None = None,
+    tokenizer: SpikeTokenizer | None = None,
+    **overrides: Any,
+) -> SPKLIP:
+    """Build the model registered as ``name`` with ``overrides`` (see the module docstring).
+
+    >>> model = create_model("spklip-tiny", seed=0, **{"hsfe.n_blocks": 3, "hsfe.step": None})
+    """
+    return create_model_from_config(
+        get_model_config(name, **overrides), seed=seed, tokenizer=tokenizer
+    )

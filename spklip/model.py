@@ -1,0 +1,254 @@
+"""SPKLIP: a CLIP-style model that aligns spike clips (B, T, H, W) with text.
+
+    spikes (B, T, H, W) -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
+    tokens (B, L)       -> TextEncoder                              -> (B, embed_dim)
+
+Both embeddings are L2-normalised; ``forward`` also returns the contrastive temperature
+``logit_scale`` = exp(clamp(parameter, max=ln 100)). The whole model is described by one
+frozen :class:`SPKLIPConfig` (sub-configs per part), built by name in ``spklip.factory``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikesim import parse_size
+
+from .errors import SpklipError
+from .hsfe import HSFE, HSFEConfig
+from .star_net import STARNet, STARNetConfig, token_grid
+from .text import TextConfig, TextEncoder
+from .tokenizer import SpikeTokenizer
+
+__all__ = ["SPKLIP", "SPKLIPConfig", "SpikeVideoEncoder"]
+
+
+@dataclass(frozen=True)
+class SPKLIPConfig:
+    """The whole model; the defaults are the paper's numbers (the spklip-paper config)."""
+
+    frames: int = 250  # T: spike frames per input clip (the sub-blocks are centred in it)
+    image_size: tuple[int, int] = (240, 320)  # (H, W) of the input spikes
+    embed_dim: int = 1024  # joint video/text embedding size
+    hsfe: HSFEConfig = field(default_factory=HSFEConfig)  # sub-blocks, MTF branches, SA
+    star: STARNetConfig = field(default_factory=STARNetConfig)  # MAPResNet + temporal Transformer
+    text: TextConfig = field(default_factory=TextConfig)  # text Transformer
+    logit_scale_init: float = math.log(1 / 0.07)  # initial log temperature multiplier (CLIP)
+    logit_scale_max: float = math.log(100)  # the log scale is clamped here in forward
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.embed_dim < 1:
+            raise SpklipError("frames and embed_dim must be at least 1")
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise SpklipError(f"image_size = {list(self.image_size)} must be two positive ints")
+        self.hsfe.check_frames(self.frames)
+        if min(token_grid(self.image_size, self.star.stage_strides)) < 1:
+            h, w = self.image_size
+            raise SpklipError(
+                f"image_size {h}x{w} leaves no tokens after STAR-Net's down-sampling; "
+                "use a larger image_size or smaller star.stage_strides"
+            )
+        if self.embed_dim % self.star.temporal_heads:
+            raise SpklipError(
+                f"star.temporal_heads = {self.star.temporal_heads} does not divide "
+                f"embed_dim {self.embed_dim}"
+            )
+        if self.logit_scale_init > self.logit_scale_max:
+            raise SpklipError("logit_scale_init must not exceed logit_scale_max")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), ready for JSON."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SPKLIPConfig:
+        """Build from a nested dict (a model_configs JSON, a checkpoint). Missing keys take
+        the defaults; unknown keys and wrong types are a SpklipError."""
+        return _dataclass_from_dict(cls, data, "")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise SpklipError(f"config {where.rstrip('.') or 'root'} must be a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise SpklipError(
+            f"unknown config key {where}{unknown[0]}; valid keys here: "
+            + ", ".join(where + n for n in names)
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _dataclass_from_dict(kind, value, f"{where}{name}.")
+        else:
+            kwargs[name] = _coerce(value, kind, where + name)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    """Check ``value`` against a simple annotation (int, float, bool, str, X | None, tuples)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return _coerce(value, inner, key)
+    if origin is tuple:
+        if key.endswith("image_size") and isinstance(value, str):
+            value = parse_size(value)  # "60x80", as sizes are written on the command line
+        if not isinstance(value, list | tuple):
+            raise SpklipError(f"config {key} = {value!r} must be a list")
+        if len(args) != 2 or args[1] is not Ellipsis:
+            if len(value) != len(args):
+                raise SpklipError(f"config {key} = {list(value)} must have {len(args)} items")
+        return tuple(_coerce(v, args[0], key) for v in value)
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        bool: isinstance(value, bool),
+        str: isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise SpklipError(f"config {key} = {value!r} must be of type {kind.__name__}")
+    return float(value) if kind is float else value
+
+
+class SpikeVideoEncoder(nn.Module):
+    """Spikes (B, frames, H, W) bool/uint8/float -> video embedding (B, embed_dim), unnormalised."""
+
+    def __init__(self, config: SPKLIPConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.hsfe = HSFE(config.hsfe, config.frames)
+        self.star = STARNet(
+            config.star,
+            in_channels=config.hsfe.features,
+            image_size=config.image_size,
+            n_blocks=config.hsfe.n_blocks,
+            out_dim=config.embed_dim,
+        )
+
+    def check_input(self, spikes: torch.Tensor) -> None:
+        """Raise a one-line SpklipError unless ``spikes`` is (B, frames, H, W) of this model."""
+        cfg = self.config
+        h, w = cfg.image_size
+        if spikes.ndim != 4:
+            raise SpklipError(
+                f"spikes have shape {tuple(spikes.shape)}; expected (batch, frames, H, W) = "
+                f"(B, {cfg.frames}, {h}, {w})"
+            )
+        if tuple(spikes.shape[2:]) != (h, w):
+            raise SpklipError(
+                f"spikes are {spikes.shape[2]}x{spikes.shape[3]} but the model takes {h}x{w}; "
+                f"convert or crop the data to {h}x{w}, or build the model with "
+                f"image_size={spikes.shape[2]}x{spikes.shape[3]}"
+            )
+        if spikes.shape[1] != cfg.frames:
+            raise SpklipError(
+                f"the clip has {spikes.shape[1]} frames but the model takes {cfg.frames}; crop "
+                f"or pad the clips to {cfg.frames} frames, or build the model with "
+                f"frames={spikes.shape[1]}"
+            )
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        self.check_input(spikes)
+        return self.star(self.hsfe(spikes))
+
+
+class SPKLIP(nn.Module):
+    """The SPKLIP model. Build it with ``spklip.factory.create_model(name, ...)``.
+
+    ``tokenizer`` (a :class:`SpikeTokenizer`, or None until set) is needed only to encode
+    raw strings; it is saved beside the weights in checkpoints.
+    """
+
+    def __init__(self, config: SPKLIPConfig, tokenizer: SpikeTokenizer | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.visual = SpikeVideoEncoder(config)
+        self.text = TextEncoder(config.text, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
+        self._tokenizer: SpikeTokenizer | None = None
+        self.tokenizer = tokenizer
+
+    @property
+    def tokenizer(self) -> SpikeTokenizer | None:
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: SpikeTokenizer | None) -> None:
+        if tokenizer is not None and tokenizer.vocab_size > self.config.text.vocab_size:
+            raise SpklipError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but the model's text.vocab_size"
+                f" is {self.config.text.vocab_size}; retrain the tokenizer with vocab_size <= "
+                f"{self.config.text.vocab_size} or build the model with a larger text.vocab_size"
+            )
+        self._tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> LongTensor (B, text.context_length) on the model's device."""
+        if self._tokenizer is None:
+            raise SpklipError(
+                "the model has no tokenizer; set model.tokenizer = SpikeTokenizer.train(captions)"
+                " or load a checkpoint, which carries its tokenizer"
+            )
+        tokens = self._tokenizer.encode_batch(texts, self.config.text.context_length)
+        return tokens.to(self.device)
+
+    def encode_video(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Spikes (B, frames, H, W) bool/uint8/float -> L2-normalised (B, embed_dim) float."""
+        return F.normalize(self.visual(spikes.to(self.device)), dim=-1)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
+        """Texts (list of str) or token ids LongTensor (B, L) -> L2-normalised (B, embed_dim)."""
+        if isinstance(texts, torch.Tensor):
+            tokens = texts.to(self.device)
+        else:
+            tokens = self.tokenize(texts)
+        return F.normalize(self.text(tokens), dim=-1)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Trade compute for memory in training: HSFE's full-resolution residual blocks (most
+        of the activations) keep none and are recomputed in backward. STAR-Net is left alone:
+        recomputing its BatchNorms would update their running statistics twice."""
+        self.visual.hsfe.grad_checkpointing = enable
+
+    def scale(self) -> torch.Tensor:
+        """The contrastive multiplier exp(min(logit_scale, logit_scale_max)), a 0-d tensor."""
+        return self.logit_scale.clamp(max=self.config.logit_scale_max).exp()
+
+    def forward(
+        self, spikes: torch.Tensor, tokens: torch.Tensor | Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """Returns ``video_features`` (B, D), ``text_features`` (B', D), both L2-normalised,
+        and ``logit_scale`` (0-d, already exponentiated and clamped at 100)."""
+        return {
+            "video_features": self.encode_video(spikes),
+            "text_features": self.encode_text(tokens),
+            "logit_scale": self.scale(),
+        }

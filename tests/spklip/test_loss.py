@@ -1,0 +1,116 @@
+"""The contrastive loss against a slow, element-by-element recomputation of the full matrix."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spklip.errors import SpklipError
+from spklip.loss import ContrastiveLoss, contrastive_loss, contrastive_targets
+
+
+def slow_loss(video, text, scale, labels=None):
+    """Symmetric InfoNCE, one scalar at a time: video i's positives are the texts j with the
+    same label (only j == i without labels), weighted equally; and the same for texts."""
+    n = video.shape[0]
+    sim = [[scale * float(video[i] @ text[j]) for j in range(n)] for i in range(n)]
+
+    def positives(i):
+        if labels is None:
+            return [i]
+        return [j for j in range(n) if int(labels[j]) == int(labels[i])]
+
+    def direction(score):
+        total = 0.0
+        for i in range(n):
+            log_norm = math.log(sum(math.exp(score(i, k)) for k in range(n)))
+            pos = positives(i)
+            total += -sum(score(i, j) - log_norm for j in pos) / len(pos)
+        return total / n
+
+    v2t = direction(lambda i, j: sim[i][j])
+    t2v = direction(lambda i, j: sim[j][i])
+    return (v2t + t2v) / 2, v2t, t2v
+
+
+def features(n=7, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v = F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    t = F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    return v, t
+
+
+@pytest.mark.parametrize("labels", [None, [0, 1, 0, 2, 1, 0, 3], [5, 5, 5, 5, 5, 5, 5]])
+def test_matches_slow_full_matrix_recomputation(labels) -> None:
+    v, t = features()
+    lab = None if labels is None else torch.tensor(labels)
+    out = contrastive_loss(v, t, 14.3, lab)
+    loss, v2t, t2v = slow_loss(v, t, 14.3, lab)
+    assert out["loss"].item() == pytest.approx(loss, rel=1e-9)
+    assert out["loss_v2t"].item() == pytest.approx(v2t, rel=1e-9)
+    assert out["loss_t2v"].item() == pytest.approx(t2v, rel=1e-9)
+    assert out["logit_scale"].item() == pytest.approx(14.3)
+
+
+def test_label_aware_off_is_plain_clip_loss() -> None:
+    v, t = features()
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    plain = contrastive_loss(v, t, 10.0, labels, label_aware=False)
+    assert plain["loss"].item() == pytest.approx(slow_loss(v, t, 10.0)[0], rel=1e-9)
+    # distinct labels make label-aware targets the identity too
+    distinct = contrastive_loss(v, t, 10.0, torch.arange(7))
+    assert distinct["loss"].item() == pytest.approx(plain["loss"].item(), rel=1e-9)
+    assert ContrastiveLoss(label_aware=False)(v, t, 10.0, labels)["loss"] == plain["loss"]
+
+
+def test_targets_are_uniform_over_same_label_pairs() -> None:
+    targets = contrastive_targets(torch.tensor([3, 1, 3, 3]), 4)
+    third = 1 / 3
+    expected = torch.tensor(
+        [[third, 0, third, third], [0, 1, 0, 0], [third, 0, third, third], [third, 0, third, third]]
+    )
+    assert torch.allclose(targets, expected)
+    assert torch.equal(contrastive_targets(None, 3), torch.eye(3))
+
+
+def test_same_class_captions_are_not_negatives() -> None:
+    # Videos 0 and 1 share a class and their captions are one embedding: perfect alignment
+    # costs only the entropy of the targets, ln 2 on each of the class's rows.
+    e = torch.eye(3, dtype=torch.float64)
+    v = torch.stack([e[0], e[0], e[1], e[2]])
+    labels = torch.tensor([0, 0, 1, 2])
+    aware = contrastive_loss(v, v.clone(), 1e4, labels)
+    assert aware["loss"].item() == pytest.approx(2 * math.log(2) / 4, abs=1e-6)
+
+
+def test_captions_of_one_class_are_interchangeable() -> None:
+    # Swapping which caption of a class goes with which clip changes nothing label-aware,
+    # while CLIP's identity targets treat the other caption as a negative.
+    v, t = features()
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    swapped = t[[2, 1, 0, 3, 4, 5, 6]]  # clips 0 and 2 exchange their class-0 captions
+    assert contrastive_loss(v, swapped, 10.0, labels)["loss"].item() == pytest.approx(
+        contrastive_loss(v, t, 10.0, labels)["loss"].item(), rel=1e-12
+    )
+    naive = contrastive_loss(v, t, 10.0, labels, label_aware=False)["loss"].item()
+    naive_swapped = contrastive_loss(v, swapped, 10.0, labels, label_aware=False)["loss"]
+    assert naive_swapped.item() != pytest.approx(naive, rel=1e-6)
+
+
+def test_gradient_reaches_features_and_scale() -> None:
+    v, t = features()
+    v.requires_grad_(True)
+    scale = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    contrastive_loss(v, t, scale.exp(), torch.tensor([0, 1, 0, 2, 1, 0, 3]))["loss"].backward()
+    assert v.grad is not None and scale.grad is not None and scale.grad.abs() > 0
+
+
+def test_bad_shapes_are_user_errors() -> None:
+    v, t = features()
+    with pytest.raises(SpklipError, match="same shape"):
+        contrastive_loss(v, t[:3], 1.0)
+    with pytest.raises(SpklipError, match="labels"):
+        contrastive_loss(v, t, 1.0, torch.zeros(3, dtype=torch.long))

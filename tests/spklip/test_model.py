@@ -1,0 +1,319 @@
+"""SPKLIP: every named config builds and runs, embeddings are unit vectors, time order matters,
+ablations are config overrides, errors are one clear line, and a seed fixes the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from spklip.errors import SpklipError
+from spklip.factory import (
+    ABLATIONS,
+    create_model,
+    get_model_config,
+    list_models,
+    parse_overrides,
+)
+from spklip.hsfe import HSFEConfig
+from spklip.model import SPKLIP, SPKLIPConfig
+from spklip.star_net import MAPResNet, token_grid
+from spklip.tokenizer import SpikeTokenizer
+
+TINY = "spklip-tiny"
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def random_spikes(config: SPKLIPConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, config.frames, *config.image_size, generator=g) < 0.15
+
+
+def brightening_clip(config: SPKLIPConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """Spikes of a scene that brightens from left to right as time goes on: the firing rate
+    rises over time and across the frame, so the clip and its reverse really differ."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0.02, 0.6, config.frames).view(-1, 1, 1)
+    x = torch.linspace(0.2, 1.0, config.image_size[1]).view(1, 1, -1)
+    rate = (t * x).expand(config.frames, *config.image_size)
+    return torch.rand(batch, *rate.shape, generator=g) < rate
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small convolutions on a shared 2-core machine run several times faster on one thread
+    (two threads spin-wait for each other whenever another process holds a core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> SPKLIP:
+    tok = SpikeTokenizer.train(
+        ["a square growing", "a disc rotating clockwise", "a person brushing hair"] * 3,
+        vocab_size=300,
+    )
+    return create_model(TINY, seed=0, tokenizer=tok).eval()
+
+
+@pytest.fixture(scope="module")
+def clip(tiny: SPKLIP) -> torch.Tensor:
+    return brightening_clip(tiny.config, batch=2)
+
+
+def test_registry_has_the_paper_and_tiny_models() -> None:
+    assert {"spklip-paper", TINY} <= set(list_models())
+    # The dataclass defaults are the paper's numbers, as written in its JSON.
+    assert get_model_config("spklip-paper") == SPKLIPConfig()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_builds_and_runs(name: str) -> None:
+    config = get_model_config(name)
+    model = create_model(name, seed=0)
+    assert model.config == config
+    assert n_params(model) > 0
+    if config.frames * config.image_size[0] * config.image_size[1] > 1_000_000:
+        # Big configs: one forward of the same architecture on a small frame size; the
+        # full-size forward is in benchmarks/bench_model.py.
+        config = get_model_config(name, image_size=[32, 32])
+        model = create_model(name, seed=0, image_size=[32, 32])
+    model.eval()
+    spikes = random_spikes(config, batch=1)
+    tokens = torch.randint(3, 200, (1, config.text.context_length))
+    with torch.no_grad():
+        out = model(spikes, tokens)
+    assert out["video_features"].shape == (1, config.embed_dim)
+    assert out["text_features"].shape == (1, config.embed_dim)
+    assert torch.isfinite(out["video_features"]).all()
+
+
+def test_paper_model_size() -> None:
+    model = create_model("spklip-paper", seed=0)
+    assert 50e6 < n_params(model) < 150e6  # tens of millions
+    star = model.visual.star.spatial
+    assert star.pool_dim == 2048  # width 64 * 32
+    assert star.grid == (7, 10)  # 240x320 / 32: the real token grid, not 7x7
+    assert star.attnpool.positional_embedding.shape == (1 + 7 * 10, 2048)
+    assert [b.length for b in model.visual.hsfe.branches] == [61, 59, 57, 55]
+    assert model.visual.hsfe.block_starts == [4, 49, 94, 139, 184]  # span 241 centred in 250
+
+
+def test_embeddings_are_unit_vectors(tiny: SPKLIP, clip: torch.Tensor) -> None:
+    with torch.no_grad():
+        video = tiny.encode_video(clip)
+        text = tiny.encode_text(["a square growing", "a disc rotating clockwise", "x"])
+    assert video.shape == (2, tiny.config.embed_dim) and video.dtype == torch.float32
+    assert text.shape == (3, tiny.config.embed_dim)
+    assert torch.allclose(video.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(text.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_text_from_strings_equals_text_from_tokens(tiny: SPKLIP) -> None:
+    texts = ["a square growing", "a zebra"]
+    tokens = tiny.tokenizer.encode_batch(texts, tiny.config.text.context_length)
+    with torch.no_grad():
+        assert torch.allclose(tiny.encode_text(texts), tiny.encode_text(tokens), atol=1e-6)
+        # the feature is taken at EOS: more padding on the right changes nothing
+        longest = int((tokens != 0).sum(dim=1).max())
+        assert longest < tokens.shape[1]
+        shorter = tiny.encode_text(tokens[:, :longest])
+    assert torch.allclose(shorter, tiny.encode_text(tokens), atol=1e-5)
+
+
+def test_spike_dtypes_give_the_same_embedding(tiny: SPKLIP, clip: torch.Tensor) -> None:
+    with torch.no_grad():
+        ref = tiny.encode_video(clip)
+        assert torch.allclose(tiny.encode_video(clip.to(torch.uint8)), ref, atol=1e-6)
+        assert torch.allclose(tiny.encode_video(clip.float()), ref, atol=1e-6)
+
+
+def test_a_clip_and_its_reverse_differ(tiny: SPKLIP, clip: torch.Tensor) -> None:
+    with torch.no_grad():
+        forward = tiny.encode_video(clip)
+        backward = tiny.encode_video(clip.flip(1))
+    assert (forward - backward).norm(dim=1).min() > 1e-2
+
+
+def _swap_first_and_last_block(model: SPKLIP, clip: torch.Tensor) -> torch.Tensor:
+    hsfe = model.visual.hsfe
+    length = hsfe.config.block_length
+    first, last = hsfe.block_starts[0], hsfe.block_starts[-1]
+    assert first + length <= last  # tiny's blocks do not overlap, so they can be swapped
+    out = clip.clone()
+    out[:, first : first + length] = clip[:, last : last + length]
+    out[:, last : last + length] = clip[:, first : first + length]
+    return out
+
+
+@pytest.mark.parametrize("temporal_layers", [1, 0])
+def test_block_order_matters_only_with_temporal_embeddings(temporal_layers: int, clip) -> None:
+    model = create_model(TINY, seed=0, **{"star.temporal_layers": temporal_layers}).eval()
+    swapped = _swap_first_and_last_block(model, clip)
+    with torch.no_grad():
+        blocks = model.visual.hsfe(clip)
+        blocks_swapped = model.visual.hsfe(swapped)
+        # each block is seen whole and alone: the swap only reorders HSFE's outputs
+        assert torch.allclose(blocks_swapped, blocks[:, [4, 1, 2, 3, 0]], atol=1e-6)
+        gap = (model.encode_video(clip) - model.encode_video(swapped)).norm(dim=1).min()
+    if temporal_layers:
+        assert gap > 1e-2  # position embeddings: the same blocks in another order differ
+    else:
+        assert gap < 1e-6  # the public code's plain mean cannot tell the orders apart
+
+
+def test_logit_scale_starts_at_one_over_007_and_is_clamped_at_100(tiny, clip) -> None:
+    model = create_model(TINY, seed=1).eval()
+    assert model.scale().item() == pytest.approx(1 / 0.07, rel=1e-5)
+    tokens = torch.randint(3, 200, (2, 8))
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+        assert model(clip, tokens)["logit_scale"].item() == pytest.approx(100.0, rel=1e-5)
+        model.logit_scale.fill_(1.0)
+        assert model(clip, tokens)["logit_scale"].item() == pytest.approx(math.e, rel=1e-5)
+
+
+def test_sa_gates_are_per_pixel_weights_over_branches(tiny: SPKLIP, clip) -> None:
+    with torch.no_grad():
+        features, gates = tiny.visual.hsfe(clip, return_gates=True)
+    cfg = tiny.config
+    assert features.shape == (2, cfg.hsfe.n_blocks, cfg.hsfe.features, *cfg.image_size)
+    assert gates.shape == (2, cfg.hsfe.n_blocks, cfg.hsfe.n_branches, *cfg.image_size)
+    assert torch.allclose(gates.sum(dim=2), torch.ones(()), atol=1e-5)  # softmax
+
+
+def test_seed_fixes_the_weights_and_leaves_the_global_rng_alone() -> None:
+    state = torch.get_rng_state()
+    a, b = create_model(TINY, seed=5), create_model(TINY, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    c = create_model(TINY, seed=6)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+    assert any(not torch.equal(x, z) for x, z in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_grad_checkpointing_gives_the_same_gradients(clip: torch.Tensor) -> None:
+    grads = []
+    for enable in (False, True):
+        model = create_model(TINY, seed=0, **{"hsfe.res_blocks": 2})
+        model.set_grad_checkpointing(enable)
+        model.encode_video(clip).sum().backward()
+        grads.append([p.grad.clone() for p in model.visual.hsfe.parameters()])
+    for plain, recomputed in zip(*grads, strict=True):
+        assert torch.allclose(plain, recomputed, atol=1e-6)
+
+
+def _branch_first_conv_params(model: SPKLIP) -> int:
+    return sum(b.conv1.weight.numel() + b.temporal_mask.numel() for b in model.visual.hsfe.branches)
+
+
+def test_ablation_channel_slicing_off_gives_every_branch_the_full_window() -> None:
+    base = create_model(TINY, seed=0)
+    off = create_model(TINY, seed=0, **ABLATIONS["no-channel-slicing"])
+    cfg = base.config.hsfe
+    assert [b.length for b in base.visual.hsfe.branches] == [21, 17, 13, 9]
+    assert [b.length for b in off.visual.hsfe.branches] == [21] * 4
+    # each missing frame adds one input channel of 3x3 weights and one mask weight per branch
+    extra = sum(21 - n for n in (21, 17, 13, 9)) * (cfg.branch_width * 9 + 1)
+    assert n_params(off) - n_params(base) == extra
+    assert _branch_first_conv_params(off) - _branch_first_conv_params(base) == extra
+
+
+def test_ablation_mtf_only_and_mtf_sa() -> None:
+    full = create_model(TINY, seed=0, **ABLATIONS["full"])
+    mtf_sa = create_model(TINY, seed=0, **ABLATIONS["mtf-sa"])
+    mtf = create_model(TINY, seed=0, **ABLATIONS["mtf-only"])
+    assert full.visual.hsfe.gate is not None and len(full.visual.star.temporal.layers) == 1
+    assert mtf_sa.visual.hsfe.gate is not None and len(mtf_sa.visual.star.temporal.layers) == 0
+    assert mtf.visual.hsfe.gate is None
+    gate = n_params(mtf_sa.visual.hsfe.gate)
+    assert n_params(mtf_sa) - n_params(mtf) == gate
+    temporal = n_params(full.visual.star.temporal) - n_params(mtf_sa.visual.star.temporal)
+    assert n_params(full) - n_params(mtf_sa) == temporal > 0
+
+
+@pytest.mark.parametrize("blocks", [3, 5, 7])
+def test_ablation_block_count(blocks: int) -> None:
+    model = create_model(TINY, seed=0, **ABLATIONS[f"blocks-{blocks}"])
+    hsfe = model.visual.hsfe
+    assert len(hsfe.block_starts) == blocks
+    assert model.visual.star.temporal.positional_embedding.shape == (blocks, 128)
+    # step null spreads the blocks over the whole input, centred
+    span = hsfe.block_starts[-1] + hsfe.config.block_length - hsfe.block_starts[0]
+    assert span <= model.config.frames < span + blocks
+    with torch.no_grad():
+        out = model.eval().encode_video(random_spikes(model.config, batch=1))
+    assert out.shape == (1, 128)
+
+
+def test_overrides_dotted_nested_and_from_strings() -> None:
+    dotted = get_model_config(TINY, **{"hsfe.n_blocks": 3, "hsfe.step": 100})
+    nested = get_model_config(TINY, hsfe={"n_blocks": 3, "step": 100})
+    parsed = get_model_config(TINY, **parse_overrides(["hsfe.n_blocks=3", "hsfe.step=100"]))
+    assert dotted == nested == parsed
+    assert dotted.hsfe.n_blocks == 3 and dotted.hsfe.radius == 10  # the rest is kept
+    sized = get_model_config(TINY, **parse_overrides(["image_size=60x80", "hsfe.fusion=mean"]))
+    assert sized.image_size == (60, 80) and sized.hsfe.fusion == "mean"
+    whole = get_model_config(TINY, hsfe=dataclasses.replace(HSFEConfig(), radius=5, step=None))
+    assert whole.hsfe.radius == 5 and whole.hsfe.features == 64
+    assert get_model_config(TINY).hsfe.n_blocks == 5  # the registry is not modified
+    assert SPKLIPConfig.from_dict(dotted.to_dict()) == dotted
+
+
+def test_token_grid_is_computed_from_the_input_size() -> None:
+    for size, strides in [
+        ((48, 64), (1, 2, 2, 1)),
+        ((60, 80), (1, 2, 2, 2)),
+        ((75, 97), (1, 2, 2, 2)),
+    ]:
+        net = MAPResNet(3, size, 8, layers=(1, 1, 1, 1), width=8, stage_strides=strides, heads=2)
+        maps = net.stages(net.stem(torch.zeros(1, 3, *size)))
+        assert tuple(maps.shape[2:]) == token_grid(size, strides) == net.grid
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: create_model("spklip-huge"), "unknown model 'spklip-huge'; available: spklip-"),
+        (
+            lambda: create_model(TINY, **{"hsfe.blocks": 3}),
+            "hsfe.blocks.*valid keys.*hsfe.n_blocks",
+        ),
+        (lambda: create_model(TINY, colour=True), "unknown config key 'colour'"),
+        (lambda: create_model(TINY, **{"hsfe.n_blocks": 7}), "span 357 frames"),
+        (lambda: create_model(TINY, **{"hsfe.n_blocks": "5"}), "must be of type int"),
+        (lambda: create_model(TINY, **{"hsfe.fusion": "max"}), "attention, mean"),
+        (lambda: create_model(TINY, image_size=[8, 8]), "no tokens"),
+        (lambda: parse_overrides(["hsfe.n_blocks"]), "KEY=VALUE"),
+    ],
+)
+def test_config_errors_are_one_line_user_errors(call, match: str) -> None:
+    with pytest.raises(SpklipError, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_input_errors_say_what_the_model_takes(tiny: SPKLIP, clip: torch.Tensor) -> None:
+    with pytest.raises(SpklipError, match="249 frames but the model takes 250"):
+        tiny.encode_video(clip[:, :249])
+    with pytest.raises(SpklipError, match="48x60 but the model takes 48x64"):
+        tiny.encode_video(clip[..., :60])
+    with pytest.raises(SpklipError, match="expected \\(batch, frames, H, W\\)"):
+        tiny.encode_video(clip[0])
+    with pytest.raises(SpklipError, match="context_length"):
+        tiny.encode_text(torch.ones(1, 33, dtype=torch.long))
+    with pytest.raises(SpklipError, match="vocabulary"):
+        tiny.encode_text(torch.full((1, 4), 5000))
+    bare = create_model(TINY, seed=0)
+    with pytest.raises(SpklipError, match="no tokenizer"):
+        bare.encode_text(["a disc"])
+    small = create_model(TINY, seed=0, **{"text.vocab_size": 260})
+    with pytest.raises(SpklipError, match="retrain the tokenizer"):
+        small.tokenizer = tiny.tokenizer
