@@ -3,13 +3,13 @@ references, streaming, plug-ins, and flow against the cross-fade on moving and s
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import cv2
 import numpy as np
 import pytest
 
-import spikesim.interpolate as interp_mod
 from spikesim._kernels.warp import _fb_confidence, _occlusion_blend, _time_maps, _trust_blend
 from spikesim.errors import SpikesimError
 from spikesim.interpolate import (
@@ -32,6 +32,9 @@ from tests.spikesim.naive_interpolate import (
     naive_trust_blend,
     naive_warp_frames,
 )
+
+# the package re-exports the function `interpolate`, which shadows the module's name
+interp_mod = importlib.import_module("spikesim.interpolate")
 
 BUILT_IN = ("none", "linear", "flow")
 
