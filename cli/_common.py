@@ -38,7 +38,7 @@ def run_group(group: click.Group, argv: list[str] | None = None) -> NoReturn:
     try:
         code = group.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        fail("interrupted", 130)
+        fail("interrupted; finished work is kept, run the same command again to resume", 130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -69,5 +69,5 @@ def size_option(default: str | None = "240x320", help: str = "frame size HxW") -
             raise click.BadParameter(str(e)) from None
 
     return click.option(
-        "--size", default=default, callback=convert, show_default=True, help=help
+        "--size", default=default, callback=convert, show_default=True, help=help, metavar="HxW"
     )

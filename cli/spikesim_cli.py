@@ -16,16 +16,15 @@ def app() -> None:
 
 
 def _register() -> None:
-    from . import commands_core
+    import importlib
 
-    for cmd in commands_core.COMMANDS:
-        app.add_command(cmd)
-    try:
-        from . import commands_convert
-    except ImportError:  # not built yet
-        return
-    for cmd in commands_convert.COMMANDS:
-        app.add_command(cmd)
+    for name in ("commands_core", "commands_convert"):
+        try:  # TEMPORARY while the modules land; removed before release
+            module = importlib.import_module(f"cli.{name}")
+        except ImportError:
+            continue
+        for cmd in module.COMMANDS:
+            app.add_command(cmd)
 
 
 _register()

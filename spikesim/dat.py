@@ -15,7 +15,6 @@ import json
 import mmap
 import operator
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from ._kernels import pack as _pack
 from .errors import DatError, SpikesimError
+from .files import temp_file, write_atomic
 from .sizes import check_size
 
 __all__ = [
@@ -145,17 +145,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.tmp-{os.getpid()}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class DatWriter:
     """Stream frames into a ``.dat``; the file appears under its name only when complete.
 
@@ -188,10 +177,7 @@ class DatWriter:
         self._meta = self._check_meta(dict(meta or {}))
         self._frames = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f"{self.path.name}.tmp-{os.getpid()}-"
-        )
-        self._tmp = Path(tmp)
+        fd, self._tmp = temp_file(self.path)
         self._fh = os.fdopen(fd, "wb")
         self._done = False
 
@@ -263,7 +249,7 @@ class DatWriter:
         try:
             self._fh.close()
             text = json.dumps(self.sidecar(), indent=2, default=_json_default) + "\n"
-            _atomic_write_text(sidecar_path(self.path), text)
+            write_atomic(sidecar_path(self.path), text)
             os.replace(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)

@@ -23,6 +23,10 @@ from .errors import VideoError
 # on stderr for every damaged clip; we turn damage into one VideoError line instead. It is read
 # when the first capture opens, and a value the user set wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# OpenCV's own "[ WARN ] ... Unable to read codec parameters" lines, likewise, unless the user
+# asked for logging with OPENCV_LOG_LEVEL.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".gif", ".mov", ".webm", ".mpg")
 """File suffixes (lower case) that dataset discovery treats as videos."""

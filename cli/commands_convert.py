@@ -1,0 +1,237 @@
+"""``spikesim convert | synth | pack``: whole datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spikesim import SpikesimError
+
+from ._common import EXIT_FAILED, fail, size_option
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from spikesim.convert import parse_shard
+
+    try:
+        return parse_shard(value)
+    except SpikesimError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _noise_presets() -> list[str]:
+    try:
+        from spikesim.noise import NOISE_PRESETS
+    except ImportError:  # encoder not installed yet: accept the documented names
+        return ["none", "gaussian", "sensor"]
+    return sorted(NOISE_PRESETS)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("converted"),
+    show_default=True,
+    help="output folder",
+)
+@click.option(
+    "--factor", type=click.IntRange(min=1), help="spike frames per source frame interval (e.g. 10)"
+)
+@size_option(help="spike frame size HxW (short side fitted, then centre-cropped)")
+@click.option(
+    "--interp", default="flow", show_default=True, help="interpolation: flow | linear | none"
+)
+@click.option("--threshold", type=float, default=5.0, show_default=True, help="firing threshold")
+@click.option(
+    "--init",
+    type=click.Choice(["random", "zero"]),
+    default="random",
+    show_default=True,
+    help="initial membrane potential",
+)
+@click.option(
+    "--noise",
+    type=click.Choice(_noise_presets()),
+    default="none",
+    show_default=True,
+    help="sensor noise preset",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="run seed (per-clip seeds derive from it)",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="clips converted in parallel (processes)",
+)
+@click.option("--shard", callback=_shard, metavar="I/N", help="convert only shard I of N (0-based)")
+@click.option("--limit", type=click.IntRange(min=0), metavar="K", help="only the first K clips")
+@click.option("--overwrite", is_flag=True, help="convert again clips made with other settings")
+@click.option(
+    "--splits",
+    "splits_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="folder with official split files (default: looked for under SRC)",
+)
+@click.option(
+    "--split-index",
+    type=click.IntRange(1, 3),
+    default=1,
+    show_default=True,
+    help="which official split (1, 2 or 3)",
+)
+@click.option(
+    "--merge", is_flag=True, help="merge finished shard manifests in --out, convert nothing"
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="progress bar")
+def convert(
+    src: Path,
+    out: Path,
+    factor: int | None,
+    size: tuple[int, int],
+    interp: str,
+    threshold: float,
+    init: str,
+    noise: str,
+    seed: int,
+    workers: int,
+    shard: tuple[int, int] | None,
+    limit: int | None,
+    overwrite: bool,
+    splits_dir: Path | None,
+    split_index: int,
+    merge: bool,
+    progress: bool,
+) -> None:
+    """Convert a UCF101 / HMDB51-style dataset SRC (class folders of videos) to spike streams.
+
+    Writes OUT/<class>/<stem>.dat + .json, manifest.jsonl, classes.txt, config.yaml and
+    failures.jsonl. Run the same command again to resume; finished clips are skipped.
+    On a cluster, run one job per shard (--shard I/N), then `--merge`.
+    Exit 0 when every clip converted, 1 when some failed (see failures.jsonl).
+    """
+    from spikesim.convert import ConvertSettings, convert_dataset, merge_shards
+
+    if merge:
+        manifest, n = merge_shards(out)
+        click.echo(f"merged {n} clips into {manifest}")
+        return
+    if factor is None:
+        raise click.UsageError("--factor is required (e.g. --factor 10)")
+    settings = ConvertSettings(
+        size=size,
+        factor=factor,
+        interp=interp,
+        threshold=threshold,
+        init=init,
+        noise=None if noise == "none" else noise,
+        seed=seed,
+    )
+    summary = convert_dataset(
+        src,
+        out,
+        settings,
+        workers=workers,
+        shard=shard,
+        limit=limit,
+        overwrite=overwrite,
+        splits_dir=splits_dir,
+        split_index=split_index,
+        progress=progress,
+        log=_log,
+    )
+    click.echo(str(summary))
+    if summary.failed:
+        fail(f"{summary.failed} clips failed; reasons in {summary.failures_file}", EXIT_FAILED)
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--classes", type=int, default=12, show_default=True, help="number of classes")
+@click.option("--clips-per-class", type=int, default=20, show_default=True)
+@size_option(default="120x160", help="frame size HxW")
+@click.option("--frames", type=int, default=32, show_default=True, help="frames per clip")
+@click.option("--fps", type=float, default=25.0, show_default=True)
+@click.option("--style", type=click.Choice(["sim", "real"]), default="sim", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace an earlier synth output in OUT")
+def synth(
+    out: Path,
+    classes: int,
+    clips_per_class: int,
+    size: tuple[int, int],
+    frames: int,
+    fps: float,
+    style: str,
+    seed: int,
+    overwrite: bool,
+) -> None:
+    """Write the synthetic action dataset (UCF101 layout, captions, splits) to OUT."""
+    from spikesim.synth import synthesize
+
+    path = synthesize(
+        out,
+        classes=classes,
+        clips_per_class=clips_per_class,
+        size=size,
+        frames=frames,
+        fps=fps,
+        style=style,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    click.echo(f"wrote {classes} classes x {clips_per_class} clips to {path}")
+
+
+@click.command()
+@click.argument("converted", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("out_h5", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "lzf", "gzip"]),
+    default="none",
+    show_default=True,
+    help="HDF5 filter for the spike bits",
+)
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="frames per HDF5 chunk",
+)
+@click.option("--overwrite", is_flag=True, help="replace OUT_H5 if it exists")
+def pack(
+    converted: Path, out_h5: Path, compression: str, chunk_frames: int, overwrite: bool
+) -> None:
+    """Pack a converted folder into one HDF5 file, read by spklip like the folder."""
+    from spikesim.h5 import pack_dataset
+
+    if out_h5.exists() and not overwrite:
+        fail(f"{out_h5} exists; pass --overwrite to replace it")
+    path = pack_dataset(
+        converted,
+        out_h5,
+        compression=None if compression == "none" else compression,
+        chunk_frames=chunk_frames,
+        progress=True,
+    )
+    click.echo(f"packed {converted} into {path} ({path.stat().st_size:,} bytes)")
+
+
+COMMANDS = [convert, synth, pack]

@@ -1,0 +1,39 @@
+"""Atomic files: everything is written under a temporary name in its folder, then renamed.
+
+Temporary names are ``<name>.tmp-<pid>-<random>`` (``TMP_MARK``), so a later run can recognise
+and remove the leftovers of an interrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TMP_MARK = ".tmp-"
+
+
+def _default_mode() -> int:
+    """The mode a plain ``open()`` would give (0o666 less the umask); mkstemp gives 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def temp_file(path: Path) -> tuple[int, Path]:
+    """Create an empty temporary file beside ``path``; returns an open descriptor and its path."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}{TMP_MARK}{os.getpid()}-")
+    os.fchmod(fd, _default_mode())
+    return fd, Path(tmp)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
