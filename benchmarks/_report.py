@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import platform
 import os
+import platform
 
 
 def header(title: str) -> str:

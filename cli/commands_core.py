@@ -11,11 +11,11 @@ import click
 import numpy as np
 
 from spikesim import (
+    NOISE_PRESETS,
     DatFile,
     DatWriter,
     Encoder,
     FrameWriter,
-    NOISE_PRESETS,
     NpyWriter,
     iter_frames,
     iter_tfi,
@@ -83,9 +83,7 @@ def info(dat: Path, size: tuple[int, int] | None, as_json: bool) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), help="output .dat [VIDEO stem].dat")
 @size_option()
 @click.option("--threshold", default=5.0, show_default=True, help="integrate-and-fire threshold")
-@click.option(
-    "--init", type=click.Choice(["random", "zero"]), default="random", show_default=True
-)
+@click.option("--init", type=click.Choice(["random", "zero"]), default="random", show_default=True)
 @click.option(
     "--noise", type=click.Choice(sorted(NOISE_PRESETS)), default="none", show_default=True
 )
@@ -160,7 +158,8 @@ def _reconstruct_command(
         fps: float,
     ) -> None:
         out = out or dat.with_name(f"{dat.stem}_{name}.mp4")
-        npy_path = out.with_suffix(".npy") if out.suffix.lower() in VIDEO_SUFFIXES else out / "images.npy"
+        is_video = out.suffix.lower() in VIDEO_SUFFIXES
+        npy_path = out.with_suffix(".npy") if is_video else out.with_name(out.name + ".npy")
         with _open_dat(dat, size) as f:
             count = len(f) - 2 * window
             if count <= 0:
