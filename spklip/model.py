@@ -3,6 +3,9 @@
     spikes (B, T, H, W) -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
     tokens (B, L)       -> TextEncoder                              -> (B, embed_dim)
 
+With ``visual: "fsve"`` the video side is the full-spiking encoder of ``spklip.fsve`` instead
+(same input and output; it needs the optional SpikingJelly).
+
 Both embeddings are L2-normalised; ``forward`` also returns the contrastive temperature
 ``logit_scale`` = exp(clamp(parameter, max=ln 100)). The whole model is described by one
 frozen :class:`SPKLIPConfig` (sub-configs per part), built by name in ``spklip.factory``.
@@ -25,12 +28,15 @@ from torch import nn
 from spikesim import parse_size
 
 from .errors import SpklipError
+from .fsve import FSVE, FSVEConfig
 from .hsfe import HSFE, HSFEConfig
 from .star_net import STARNet, STARNetConfig, token_grid
 from .text import TextConfig, TextEncoder
 from .tokenizer import SpikeTokenizer
 
-__all__ = ["SPKLIP", "SPKLIPConfig", "SpikeVideoEncoder"]
+__all__ = ["SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder"]
+
+VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-spiking FSVE
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class SPKLIPConfig:
     hsfe: HSFEConfig = field(default_factory=HSFEConfig)  # sub-blocks, MTF branches, SA
     star: STARNetConfig = field(default_factory=STARNetConfig)  # MAPResNet + temporal Transformer
     text: TextConfig = field(default_factory=TextConfig)  # text Transformer
+    visual: str = "ann"  # "ann": HSFE + STAR-Net; "fsve": the full-spiking encoder (fsve.*)
+    fsve: FSVEConfig = field(default_factory=FSVEConfig)  # used only when visual is "fsve"
     logit_scale_init: float = math.log(1 / 0.07)  # initial log temperature multiplier (CLIP)
     logit_scale_max: float = math.log(100)  # the log scale is clamped here in forward
 
@@ -51,6 +59,13 @@ class SPKLIPConfig:
             raise SpklipError("frames and embed_dim must be at least 1")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise SpklipError(f"image_size = {list(self.image_size)} must be two positive ints")
+        if self.logit_scale_init > self.logit_scale_max:
+            raise SpklipError("logit_scale_init must not exceed logit_scale_max")
+        if self.visual not in VISUALS:
+            raise SpklipError(f"visual = {self.visual!r}; choose one of {', '.join(VISUALS)}")
+        if self.visual == "fsve":
+            self.fsve.check(self.frames)
+            return  # the hsfe and star sections are not used
         self.hsfe.check_frames(self.frames)
         if min(token_grid(self.image_size, self.star.stage_strides)) < 1:
             h, w = self.image_size
@@ -63,8 +78,6 @@ class SPKLIPConfig:
                 f"star.temporal_heads = {self.star.temporal_heads} does not divide "
                 f"embed_dim {self.embed_dim}"
             )
-        if self.logit_scale_init > self.logit_scale_max:
-            raise SpklipError("logit_scale_init must not exceed logit_scale_max")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), ready for JSON."""
@@ -140,6 +153,9 @@ class SpikeVideoEncoder(nn.Module):
     def __init__(self, config: SPKLIPConfig) -> None:
         super().__init__()
         self.config = config
+        if config.visual == "fsve":
+            self.fsve = FSVE(config.fsve, config.frames, config.image_size, config.embed_dim)
+            return
         self.hsfe = HSFE(config.hsfe, config.frames)
         self.star = STARNet(
             config.star,
@@ -173,6 +189,8 @@ class SpikeVideoEncoder(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         self.check_input(spikes)
+        if self.config.visual == "fsve":
+            return self.fsve(spikes)
         return self.star(self.hsfe(spikes))
 
 
@@ -235,8 +253,10 @@ class SPKLIP(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Trade compute for memory in training: HSFE's full-resolution residual blocks (most
         of the activations) keep none and are recomputed in backward. STAR-Net is left alone:
-        recomputing its BatchNorms would update their running statistics twice."""
-        self.visual.hsfe.grad_checkpointing = enable
+        recomputing its BatchNorms would update their running statistics twice.
+        (No effect on an FSVE encoder.)"""
+        if self.config.visual == "ann":
+            self.visual.hsfe.grad_checkpointing = enable
 
     def scale(self) -> torch.Tensor:
         """The contrastive multiplier exp(min(logit_scale, logit_scale_max)), a 0-d tensor."""
