@@ -48,7 +48,7 @@ from .dat import DatWriter, sidecar_path
 from .datasets import SourceClip, SourceDataset, clip_seed, scan_source
 from .encode import Encoder
 from .errors import DatasetError, SpikesimError, VideoError
-from .files import TMP_MARK, write_atomic
+from .files import TMP_MARK, read_jsonl, write_atomic
 from .interpolate import Interpolator
 from .sizes import check_size, format_size
 from .video import iter_frames, probe_video
@@ -653,23 +653,6 @@ def merge_shards(out: str | os.PathLike) -> tuple[Path, int]:
 
 
 # ---------------------------------------------------------------------------- files
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; ``DatasetError`` naming the line for bad JSON."""
-    path = Path(path)
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise DatasetError(f"{path}:{n}: not valid JSON; the file is damaged") from None
-        if not isinstance(row, dict):
-            raise DatasetError(f"{path}:{n}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -14,7 +14,6 @@ process that reads: a dataset object can be built once and handed to DataLoader 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +24,7 @@ import yaml
 
 from .dat import unpack_frames
 from .errors import DatasetError
+from .files import read_jsonl
 
 MANIFEST = "manifest.jsonl"
 CLASSES = "classes.txt"
@@ -200,7 +200,8 @@ class FolderDataset(ConvertedDataset):
             if classes_file.is_file()
             else None
         )
-        self._set_clips(_read_jsonl(manifest), classes, str(manifest))
+        rows = read_jsonl(manifest, fix="re-run spikesim convert")
+        self._set_clips(rows, classes, str(manifest))
         self.flipud = bool(self.config.get("flipud", True))
         frame_bytes = self.height * self.width // 8
         missing = [c.path for c in self.clips if check_files and not (self.root / c.path).is_file()]
@@ -256,21 +257,6 @@ def open_dataset(path: str | os.PathLike, *, check_files: bool = True) -> Conver
             f"{path}: neither a converted folder nor an HDF5 file from `spikesim pack`"
         )
     raise DatasetError(f"{path}: no such folder or file; give a converted folder or a .h5")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise DatasetError(f"{path}:{n}: not valid JSON; re-run spikesim convert") from None
-        if not isinstance(row, dict):
-            raise DatasetError(f"{path}:{n}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

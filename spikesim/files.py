@@ -6,9 +6,13 @@ and remove the leftovers of an interrupted one.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from .errors import DatasetError
 
 TMP_MARK = ".tmp-"
 
@@ -37,3 +41,22 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_jsonl(
+    path: str | os.PathLike, *, fix: str = "the file is damaged"
+) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; ``DatasetError`` naming the bad line (``fix`` says what to do)."""
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise DatasetError(f"{path}:{n}: not valid JSON; {fix}") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}:{n}: expected a JSON object")
+        rows.append(row)
+    return rows
