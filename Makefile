@@ -33,6 +33,9 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_interp.py
+	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_model.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

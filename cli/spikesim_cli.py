@@ -6,6 +6,7 @@ import click
 
 from spikesim import __version__
 
+from . import commands_convert, commands_core
 from ._common import run_group
 
 
@@ -15,19 +16,8 @@ def app() -> None:
     """Convert videos and video datasets to spike-camera streams, and reconstruct images."""
 
 
-def _register() -> None:
-    import importlib
-
-    for name in ("commands_core", "commands_convert"):
-        try:  # TEMPORARY while the modules land; removed before release
-            module = importlib.import_module(f"cli.{name}")
-        except ImportError:
-            continue
-        for cmd in module.COMMANDS:
-            app.add_command(cmd)
-
-
-_register()
+for _command in (*commands_core.COMMANDS, *commands_convert.COMMANDS):
+    app.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
