@@ -6,6 +6,7 @@ import click
 
 from spikesim import __version__
 
+from . import commands_spklip
 from ._common import run_group
 
 
@@ -13,6 +14,10 @@ from ._common import run_group
 @click.version_option(__version__, prog_name="spklip")
 def app() -> None:
     """Train, evaluate and analyse SPKLIP spike-video / text models."""
+
+
+for _command in commands_spklip.COMMANDS:
+    app.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,201 @@
+"""``spklip train | eval``: train SPKLIP on a converted dataset, evaluate a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import click
+
+_CAPTION_MODES = ("mixed", "prompt", "caption")
+
+
+def _one_line_warnings() -> None:
+    """Library warnings (e.g. short clips padded) as ``warning: ...`` lines on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict:
+    from spklip.errors import SpklipError
+    from spklip.factory import parse_overrides
+
+    try:
+        return parse_overrides(value)
+    except SpklipError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="converted folder or packed .h5 (spikesim convert / pack)",
+)
+@click.option("--model", default="spklip-paper", show_default=True, help="model config name")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="run folder for checkpoints/ and results.jsonl  [default: runs/MODEL]",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="[default: the model's, paper 30]")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), help="clips per step and process [paper 8]"
+)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="peak learning rate")
+@click.option("--frames", type=click.IntRange(min=1), help="model input frames per clip (T)")
+@click.option(
+    "--bin",
+    "bin_",
+    type=click.IntRange(1, 255),
+    default=1,
+    show_default=True,
+    help="spike frames summed into each input frame (reads T x bin spike frames)",
+)
+@click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=2, show_default=True, help="loader workers"
+)
+@click.option(
+    "--captions",
+    type=click.Choice(_CAPTION_MODES),
+    default="mixed",
+    show_default=True,
+    help="training texts: clip captions, class prompts, or both",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    callback=_overrides,
+    metavar="KEY=VALUE",
+    help="model config override, repeatable (e.g. --set hsfe.n_blocks=3)",
+)
+@click.option("--device", help="cpu, cuda, cuda:1 ... [default: cuda if available]")
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads per process")
+def train_cmd(
+    data: Path,
+    model: str,
+    out: Path | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    frames: int | None,
+    bin_: int,
+    resume: bool,
+    seed: int,
+    workers: int,
+    captions: str,
+    overrides: dict,
+    device: str | None,
+    threads: int | None,
+) -> None:
+    """Train SPKLIP contrastively on a converted spike dataset.
+
+    Runs unchanged under torchrun for several GPUs or nodes:
+    torchrun --nproc_per_node 4 $(which spklip) train --data ... (see docs/training.md).
+    """
+    _one_line_warnings()
+    from spklip.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=data,
+        out=out or Path("runs") / model,
+        model=model,
+        model_overrides=overrides,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        frames=frames,
+        bin=bin_,
+        resume=resume,
+        seed=seed,
+        workers=workers,
+        captions=captions,
+        device=device,
+        threads=threads,
+    )
+    result = train(config)
+    if result["world_size"] > 1 and not _is_rank0():
+        return
+    last = result["results"][-1] if result["results"] else {}
+    summary = f"trained {result['epochs']} epochs in {result['train_seconds']:.0f} s"
+    if "val_top1" in last:
+        summary += f"; validation zero-shot top-1 {last['val_top1']:.3f}"
+    click.echo(f"{summary}\ncheckpoint: {result['checkpoint']}")
+
+
+def _is_rank0() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+@click.command("eval")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="checkpoint folder, or a run folder (its latest epoch)",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="converted folder or packed .h5",
+)
+@click.option(
+    "--split", default="test", show_default=True, help="split to evaluate ('all': every clip)"
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="write the results JSON here (and confusion.png beside it)",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", help="cpu, cuda ... [default: cuda if available]")
+def eval_cmd(
+    checkpoint: Path,
+    data: Path,
+    split: str,
+    out: Path | None,
+    batch_size: int,
+    workers: int,
+    device: str | None,
+) -> None:
+    """Zero-shot Top-1/Top-5 and text-video retrieval of a checkpoint on a dataset split.
+
+    Prints the results as JSON on stdout, or a summary when --out is given.
+    """
+    _one_line_warnings()
+    from spklip.evaluate import evaluate
+
+    result = evaluate(
+        checkpoint,
+        data,
+        None if split == "all" else split,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        out=out,
+        figures_dir=out.parent if out is not None else None,
+    )
+    if out is None:
+        click.echo(json.dumps(result, indent=2))
+        return
+    zs, rt = result["zero_shot"], result["retrieval"]
+    click.echo(
+        f"{result['clips']} clips ({split}): zero-shot top-1 {zs['top1']:.3f}, "
+        f"top-5 {zs['top5']:.3f}; t2v R@1 {rt['t2v_R@1']:.3f}, v2t R@1 {rt['v2t_R@1']:.3f}\n"
+        f"results: {out}"
+    )
+
+
+COMMANDS: list[click.Command] = [train_cmd, eval_cmd]

@@ -1,0 +1,238 @@
+"""Checkpoints: one folder per epoch, written atomically, read without unpickling objects.
+
+Layout of a training run::
+
+    OUT/checkpoints/epoch_001/      model.safetensors   weights (safetensors)
+                                    config.json         model name, overrides, model and
+                                                        train config, classes, epoch
+                                    tokenizer.json      the run's tokenizer
+                                    state.pt            optimizer, scheduler, epoch, RNG
+                                                        (tensors and plain containers only)
+    OUT/checkpoints/latest          text file: the name of the newest complete folder
+
+A folder is written under a temporary name and renamed when complete, then ``latest`` is
+replaced, so a run killed at any moment leaves the previous checkpoint usable.
+``state.pt`` is read with ``torch.load(weights_only=True)``: a file carrying arbitrary
+Python objects is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_model
+
+from .errors import SpklipError
+from .factory import create_model_from_config
+from .model import SPKLIP
+from .tokenizer import SpikeTokenizer
+
+FORMAT = "spklip-checkpoint/1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+STATE = "state.pt"
+LATEST = "latest"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint folder holds, loaded to CPU.
+
+    ``state_dict``: name -> tensor of the model weights; ``config``: the ``config.json``
+    dict (keys ``format``, ``model_name``, ``model_overrides``, ``model_config``,
+    ``train_config``, ``classes``, ``epoch``); ``tokenizer_json``: the tokenizer as JSON
+    text; ``train_state``: optimizer / scheduler / RNG state, or None when not asked for.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    tokenizer_json: str
+    train_state: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def epoch(self) -> int:
+        return int(self.config.get("epoch", 0))
+
+
+def epoch_dir_name(epoch: int) -> str:
+    """``3`` -> ``"epoch_003"``."""
+    return f"epoch_{epoch:03d}"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    config: dict[str, Any],
+    tokenizer_json: str,
+    train_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (unwrapped, not the DDP wrapper), ``config``, the tokenizer and the
+    optional ``train_state`` into ``folder``, atomically. If ``folder`` sits in a
+    ``checkpoints/`` directory, ``checkpoints/latest`` is pointed at it. Returns ``folder``.
+
+    ``train_state`` may hold tensors, numbers, strings, lists, tuples and dicts only
+    (what ``torch.load(weights_only=True)`` reads back).
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / CONFIG).write_text(
+            json.dumps({"format": FORMAT, **config}, indent=2, default=str), encoding="utf-8"
+        )
+        (tmp / TOKENIZER).write_text(tokenizer_json, encoding="utf-8")
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE)
+        if folder.exists():  # re-writing the same epoch (a resumed run redoing it)
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.parent.name == CHECKPOINTS:
+        _write_text_atomic(folder.parent / LATEST, folder.name + "\n")
+    return folder
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a run (``run_dir`` or its
+    ``checkpoints/``), or None when there is none yet."""
+    run_dir = Path(run_dir)
+    ckdir = run_dir if run_dir.name == CHECKPOINTS else run_dir / CHECKPOINTS
+    pointer = ckdir / LATEST
+    if pointer.is_file():
+        candidate = ckdir / pointer.read_text(encoding="utf-8").strip()
+        if (candidate / CONFIG).is_file():
+            return candidate
+    # No pointer (or a stale one): the highest-numbered complete folder.
+    found = sorted(p for p in ckdir.glob("epoch_*") if (p / CONFIG).is_file())
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """Accept a checkpoint folder, a file inside one, a run folder or its
+    ``checkpoints/`` (-> the latest); return the checkpoint folder or raise SpklipError."""
+    p = Path(path)
+    if not p.exists():
+        raise SpklipError(
+            f"{p}: no such checkpoint; give a run folder or OUT/checkpoints/epoch_NNN"
+        )
+    if p.is_file():
+        if p.name in (WEIGHTS, CONFIG, TOKENIZER, STATE) and (p.parent / WEIGHTS).exists():
+            return p.parent
+        raise SpklipError(
+            f"{p}: not a spklip checkpoint; give the checkpoint folder (with {WEIGHTS} and "
+            f"{CONFIG}) or the run folder"
+        )
+    if (p / WEIGHTS).exists() or (p / CONFIG).exists():
+        return p
+    latest = latest_checkpoint(p)
+    if latest is None:
+        raise SpklipError(
+            f"{p}: no checkpoint in this folder; expected {WEIGHTS} + {CONFIG}, or "
+            f"{CHECKPOINTS}/epoch_NNN from `spklip train`"
+        )
+    return latest
+
+
+def _bad(path: Path, what: str) -> SpklipError:
+    return SpklipError(
+        f"{path}: {what}; the checkpoint is corrupt or incomplete, use another epoch"
+    )
+
+
+def load_checkpoint(path: str | os.PathLike, *, with_train_state: bool = False) -> Checkpoint:
+    """Read a checkpoint (see :func:`resolve_checkpoint` for what ``path`` may be) to CPU.
+
+    Never unpickles Python objects: weights come from safetensors, the training state
+    from ``torch.load(weights_only=True)``. Any missing, truncated or foreign file
+    raises a one-line SpklipError.
+    """
+    folder = resolve_checkpoint(path)
+    for name in (WEIGHTS, CONFIG, TOKENIZER):
+        if not (folder / name).is_file():
+            raise _bad(folder, f"{name} is missing")
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _bad(folder / CONFIG, f"not valid JSON ({e.__class__.__name__})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise SpklipError(f"{folder / CONFIG}: not a {FORMAT} config; is this a spklip checkpoint?")
+    try:
+        state_dict = load_file(folder / WEIGHTS)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise _bad(folder / WEIGHTS, f"unreadable weights ({first})") from None
+    tokenizer_json = (folder / TOKENIZER).read_text(encoding="utf-8")
+    train_state = None
+    if with_train_state:
+        train_state = load_train_state(folder / STATE)
+    return Checkpoint(folder, config, state_dict, tokenizer_json, train_state)
+
+
+def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with one-line errors: a file that holds
+    arbitrary Python objects (a pickle that could run code) is refused unread."""
+    path = Path(path)
+    if not path.is_file():
+        raise _bad(path, "training state is missing (saved without it?)")
+    try:
+        with warnings.catch_warnings():
+            # A foreign pickle protocol warns before being refused; the refusal says enough.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SpklipError(
+            f"{path}: refused to load: it holds Python objects, not only tensors "
+            "(not written by spklip, or tampered with)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise _bad(path, f"unreadable training state ({first})") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise _bad(path, "training state has no epoch")
+    return state
+
+
+def load_model(
+    path: str | os.PathLike, *, device: str | torch.device = "cpu"
+) -> tuple[SPKLIP, Checkpoint]:
+    """Rebuild the model of a checkpoint (its saved config, weights and tokenizer) on
+    ``device``, in eval mode. Returns the model and the loaded :class:`Checkpoint`."""
+    ckpt = load_checkpoint(path)
+    model_config = ckpt.config.get("model_config")
+    if not isinstance(model_config, dict):
+        raise SpklipError(f"{ckpt.path / CONFIG}: no model_config; not written by spklip train")
+    model = create_model_from_config(model_config)
+    missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise SpklipError(
+            f"{ckpt.path / WEIGHTS}: weights do not fit the saved model config ({len(missing)} "
+            f"missing, {len(unexpected)} unexpected, e.g. {first}); the checkpoint is damaged"
+        )
+    model.tokenizer = SpikeTokenizer.from_json(ckpt.tokenizer_json)
+    return model.to(device).eval(), ckpt

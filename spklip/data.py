@@ -1,0 +1,323 @@
+"""Spike clips for training and evaluation: a torch Dataset over a converted dataset.
+
+Reads a converted folder or a packed ``.h5`` through ``spikesim.dataset.open_dataset``,
+takes ``frames * bin`` consecutive spike frames per clip (a random temporal crop in
+training, the centred window in evaluation), unpacks the bits to uint8 0/1 (the model turns
+them into floats on its device, so batches stay 8x smaller than float32 until then),
+optionally sums every ``bin`` consecutive frames into one count frame (temporal binning),
+and pairs each clip with a text: its own caption, a class prompt, or either.
+
+Temporal binning: with ``bin = k`` an item is ``frames`` frames of spike counts in
+[0, k], each the sum of k raw spike frames (a TFP-like exposure of k steps). A small model
+trained from scratch on little data generalises far better from counts than from raw
+binary frames, whose per-frame firing phases it otherwise memorises (docs/training.md).
+
+Every random draw comes from a generator seeded with ``(seed, epoch, clip index)``, so a
+sample is the same whatever the number of loader workers or processes, and a resumed run
+sees exactly the samples an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from spikesim.dataset import open_dataset
+
+from .errors import SpklipError
+from .prompts import TEMPLATES, class_prompt, random_prompt
+
+CaptionMode = Literal["caption", "prompt", "mixed"]
+CAPTION_MODES: tuple[str, ...] = ("caption", "prompt", "mixed")
+
+
+class ShortClipWarning(UserWarning):
+    """Some clips have fewer frames than asked; they are padded with empty frames."""
+
+
+def unpack_spikes(packed: np.ndarray, height: int, width: int, flipud: bool) -> np.ndarray:
+    """Unpack ``.dat`` frames to image order.
+
+    ``packed`` uint8 (n, H*W//8) in file order -> uint8 0/1 (n, H, W), C-contiguous.
+    With whole-byte rows (W % 8 == 0) the packed rows are flipped before unpacking, so
+    the bits are touched once.
+    """
+    n = packed.shape[0]
+    if width % 8 == 0:
+        rows = packed.reshape(n, height, width // 8)
+        if flipud:
+            rows = rows[:, ::-1]
+        return np.unpackbits(rows, axis=2, bitorder="little")
+    bits = np.unpackbits(packed, axis=1, bitorder="little").reshape(n, height, width)
+    return np.ascontiguousarray(bits[:, ::-1]) if flipud else bits
+
+
+def bin_frames(spikes: np.ndarray, k: int) -> np.ndarray:
+    """Sum every ``k`` consecutive frames: uint8 (n*k, H, W) 0/1 -> uint8 (n, H, W) counts
+    in [0, k]. ``k`` = 1 returns the input."""
+    if k == 1:
+        return spikes
+    n = spikes.shape[0] // k
+    return spikes[: n * k].reshape(n, k, *spikes.shape[1:]).sum(axis=1, dtype=np.uint8)
+
+
+def crop_start(n_frames: int, frames: int, rng: np.random.Generator | None) -> int:
+    """First frame of the ``frames``-long window of a clip of ``n_frames``: uniform
+    over all valid starts with ``rng``, centred without one; 0 for a short clip."""
+    room = n_frames - frames
+    if room <= 0:
+        return 0
+    if rng is None:
+        return room // 2
+    return int(rng.integers(0, room + 1))
+
+
+class SpikeClips(Dataset):
+    """Clips of a converted spike dataset, as ``(frames, H, W)`` uint8 tensors with a text.
+
+    ``path``: a converted folder or packed ``.h5``. ``split``: keep only clips of this
+    split (``"train"``, ``"test"``, ...), or None for all. ``frames``: T frames per item.
+    ``bin``: raw spike frames summed into each item frame (1: raw 0/1 spikes; at most 255).
+    ``train``: random temporal crop and random prompt template (else the centred window
+    and the first template). ``captions``: ``"caption"`` uses each clip's own caption
+    (its class prompt when it has none), ``"prompt"`` always a class prompt, ``"mixed"``
+    either with equal odds in training (the caption in evaluation). ``seed``: base seed.
+
+    An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,
+    ``text`` str,
+    ``index`` int (position in this dataset). Indexing with ``(epoch, i)`` draws the
+    random crop of that epoch (what :class:`EpochSampler` yields); a plain ``i`` is epoch 0.
+
+    The dataset file is opened lazily in each process (loader workers included) and is
+    never pickled into workers.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        frames: int,
+        split: str | None = None,
+        train: bool = False,
+        captions: CaptionMode = "mixed",
+        seed: int = 0,
+        templates: Sequence[str] = TEMPLATES,
+        bin: int = 1,
+    ) -> None:
+        if captions not in CAPTION_MODES:
+            raise SpklipError(
+                f"captions must be one of {', '.join(CAPTION_MODES)}, got {captions!r}"
+            )
+        if frames < 1:
+            raise SpklipError(f"frames must be at least 1, got {frames}")
+        if not 1 <= bin <= 255:
+            raise SpklipError(f"bin must be between 1 and 255 frames, got {bin}")
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SpklipError(
+                f"{self.path}: no such dataset; convert one with `spikesim convert` "
+                "(or `spikesim synth` then convert)"
+            )
+        ds = open_dataset(self.path)
+        self.classes: list[str] = list(ds.classes)
+        self.height: int = int(ds.height)
+        self.width: int = int(ds.width)
+        self.flipud: bool = bool(ds.flipud)
+        # Positions in the underlying dataset, so reads go to the right clip.
+        self._source_index = [
+            i for i, c in enumerate(ds.clips) if split is None or c.split == split
+        ]
+        self.records = [ds.clips[i] for i in self._source_index]
+        self.splits = sorted({str(c.split) for c in ds.clips})
+        _close(ds)
+        if not self.records:
+            where = f" in split {split!r} (splits present: {', '.join(self.splits) or 'none'})"
+            raise SpklipError(
+                f"{self.path}: no clips{where if split else ''}; check --data and --split"
+            )
+        self.frames = int(frames)
+        self.bin = int(bin)
+        self.raw_frames = self.frames * self.bin  # spike frames read per item
+        self.train = bool(train)
+        self.captions: CaptionMode = captions
+        self.seed = int(seed)
+        self.templates = tuple(templates)
+        self._ds: Any = None
+        self._pid: int | None = None
+        short = sum(1 for c in self.records if int(c.frames) < self.raw_frames)
+        if short:
+            warnings.warn(
+                f"{short} of {len(self.records)} clips have fewer than {self.raw_frames} "
+                "spike frames; "
+                "they are padded with empty frames at the end",
+                ShortClipWarning,
+                stacklevel=2,
+            )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 (N,) class index of each clip."""
+        return np.array([int(c.label) for c in self.records], dtype=np.int64)
+
+    @property
+    def has_captions(self) -> bool:
+        """Whether any clip carries its own caption."""
+        return any(_caption(c) for c in self.records)
+
+    def eval_text(self, i: int) -> str:
+        """The text clip ``i`` is retrieved by: its caption, else its class prompt."""
+        c = self.records[i]
+        return _caption(c) or class_prompt(c.cls, self.templates[0])
+
+    def _dataset(self) -> Any:
+        # h5py and memory maps must not cross a fork: each process opens its own.
+        if self._ds is None or self._pid != os.getpid():
+            self._ds = open_dataset(self.path)
+            self._pid = os.getpid()
+        return self._ds
+
+    def rng(self, epoch: int, i: int) -> np.random.Generator:
+        """The generator of clip ``i`` in ``epoch``."""
+        return np.random.default_rng([self.seed, int(epoch), int(i)])
+
+    def read_clip(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """uint8 (T, H, W): the window of ``T * bin`` spike frames of clip ``i`` (random
+        with ``rng``, centred without), zero-padded at the end when the clip is shorter,
+        then binned (0/1 when ``bin`` is 1, counts otherwise)."""
+        rec = self.records[i]
+        n = int(rec.frames)
+        start = crop_start(n, self.raw_frames, rng)
+        count = min(self.raw_frames, n)
+        packed = self._dataset().read_packed(self._source_index[i], start, count)
+        spikes = unpack_spikes(np.asarray(packed), self.height, self.width, self.flipud)
+        if spikes.shape[0] < self.raw_frames:
+            pad = np.zeros((self.raw_frames - count, self.height, self.width), np.uint8)
+            spikes = np.concatenate([spikes, pad])
+        return bin_frames(spikes, self.bin)
+
+    def text(self, i: int, rng: np.random.Generator | None = None) -> str:
+        """The training text of clip ``i`` under the caption mode."""
+        rec = self.records[i]
+        own = _caption(rec)
+        if rng is None:  # evaluation: deterministic
+            if self.captions == "prompt" or not own:
+                return class_prompt(rec.cls, self.templates[0])
+            return own
+        use_caption = own and (
+            self.captions == "caption" or (self.captions == "mixed" and rng.random() < 0.5)
+        )
+        return own if use_caption else random_prompt(rec.cls, rng, self.templates)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        i = int(i)
+        rng = self.rng(epoch, i) if self.train else None
+        spikes = self.read_clip(i, rng)
+        return {
+            "spikes": torch.from_numpy(spikes),
+            "label": int(self.records[i].label),
+            "text": self.text(i, rng),
+            "index": i,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_ds"] = None  # workers open their own handle
+        state["_pid"] = None
+        return state
+
+
+def _caption(rec: Any) -> str:
+    cap = getattr(rec, "caption", None)
+    return cap.strip() if isinstance(cap, str) else ""
+
+
+def _close(ds: Any) -> None:
+    close = getattr(ds, "close", None)
+    if callable(close):
+        close()
+
+
+class EpochSampler(Sampler):
+    """Shuffles (or not) and shards clip indices over processes, yielding ``(epoch, i)``
+    so that workers know the epoch without shared state. ``set_epoch`` before each epoch.
+
+    ``rank`` / ``world_size``: this process's share, as in DistributedSampler (which
+    does the work; with one process it is a seeded shuffle).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        self.inner = DistributedSampler(
+            dataset,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+        )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.inner.set_epoch(self.epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self.inner:
+            yield (self.epoch, int(i))
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def make_loader(
+    dataset: SpikeClips,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    workers: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = False,
+) -> tuple[DataLoader, EpochSampler]:
+    """A DataLoader over ``dataset`` and its sampler (call ``sampler.set_epoch(e)``).
+
+    Batches are dicts: ``spikes`` uint8 (B, T, H, W), ``label`` int64 (B,), ``text``
+    list[str], ``index`` int64 (B,). Workers are persistent (no re-fork per epoch) and
+    each opens the dataset itself.
+    """
+    sampler = EpochSampler(
+        dataset, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=False
+    )
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs.update(persistent_workers=True, prefetch_factor=2)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=drop_last and len(sampler) >= batch_size,
+        pin_memory=torch.cuda.is_available(),
+        **kwargs,
+    )
+    return loader, sampler

@@ -1,0 +1,223 @@
+"""Evaluation of a checkpoint on a split of a converted dataset.
+
+- Zero-shot classification: each class's text feature is the normalised mean of the
+  features of its prompts under every template (the ensemble); a clip is scored against
+  every class by cosine similarity. Top-1 / Top-5, per-class Top-1, confusion matrix.
+- Retrieval between clips and texts: each clip's own caption when the dataset has
+  captions, else its class prompt. R@1/5/10, median and mean rank, both directions.
+
+Ties count against the model throughout (see ``spklip.metrics``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import metrics
+from .checkpoint import load_model
+from .data import SpikeClips, make_loader
+from .errors import SpklipError
+from .model import SPKLIP
+from .prompts import TEMPLATES, ensemble_prompts
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def encode_clips(
+    model: SPKLIP,
+    dataset: SpikeClips,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    progress: bool = False,
+    desc: str = "encoding clips",
+) -> np.ndarray:
+    """float32 (N, D) L2-normalised video features of every clip of ``dataset``, in order
+    (centred windows when ``dataset.train`` is False)."""
+    loader, _ = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)
+    was_training = model.training
+    model.eval()
+    feats = np.zeros((len(dataset), model.config.embed_dim), dtype=np.float32)
+    try:
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+            f = model.encode_video(batch["spikes"].to(model.device, non_blocking=True))
+            feats[batch["index"].numpy()] = f.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return feats
+
+
+@torch.no_grad()
+def encode_texts(model: SPKLIP, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+    """float32 (M, D) L2-normalised text features."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [
+            model.encode_text(list(texts[i : i + batch_size])).float().cpu().numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.embed_dim), np.float32)
+
+
+def class_features(
+    model: SPKLIP, classes: Sequence[str], templates: Sequence[str] = TEMPLATES
+) -> np.ndarray:
+    """float32 (C, D): per class, the normalised mean of its prompts' text features."""
+    groups = ensemble_prompts(classes, templates)
+    flat = encode_texts(model, [p for g in groups for p in g])
+    per = flat.reshape(len(classes), len(templates), -1).mean(axis=1)
+    return per / np.maximum(np.linalg.norm(per, axis=1, keepdims=True), 1e-12)
+
+
+def check_compatible(model: SPKLIP, dataset: SpikeClips) -> None:
+    """One-line SpklipError when the data's frame size differs from the model's."""
+    h, w = model.config.image_size
+    if (dataset.height, dataset.width) != (h, w):
+        raise SpklipError(
+            f"{dataset.path}: clips are {dataset.height}x{dataset.width} but the model was "
+            f"trained on {h}x{w}; evaluate on data converted with --size {h}x{w}"
+        )
+
+
+def zero_shot_top1(
+    model: SPKLIP,
+    dataset: SpikeClips,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    templates: Sequence[str] = TEMPLATES,
+) -> float:
+    """Zero-shot Top-1 on ``dataset`` (the quick check run after each training epoch)."""
+    video = encode_clips(model, dataset, batch_size=batch_size, workers=workers)
+    logits = video @ class_features(model, dataset.classes, templates).T
+    return metrics.zero_shot_accuracy(logits, dataset.labels, ks=(1,))["top1"]
+
+
+def evaluate_model(
+    model: SPKLIP,
+    dataset: SpikeClips,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    templates: Sequence[str] = TEMPLATES,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Zero-shot and retrieval metrics of ``model`` on ``dataset`` (see the module doc).
+
+    Returns ``{"zero_shot": {"top1", "top5", "per_class": {class: top1}, "confusion":
+    [[int]]}, "retrieval": {"t2v_R@1", ..., "v2t_mean_rank", "texts", "text_source"},
+    "clips": N, "classes": [...]}``; fractions in [0, 1], ranks 1-based.
+    """
+    check_compatible(model, dataset)
+    video = encode_clips(model, dataset, batch_size=batch_size, workers=workers, progress=progress)
+    labels = dataset.labels
+    classes = dataset.classes
+    logits = video @ class_features(model, classes, templates).T
+    zero_shot: dict[str, Any] = metrics.zero_shot_accuracy(logits, labels, ks=(1, 5))
+    present = sorted(set(labels.tolist()))
+    per_class = metrics.per_class_accuracy(logits, labels, classes)
+    zero_shot["per_class"] = {classes[c]: per_class[classes[c]] for c in present}
+    zero_shot["confusion"] = metrics.confusion_matrix(logits, labels, len(classes)).tolist()
+
+    texts = [dataset.eval_text(i) for i in range(len(dataset))]
+    unique = sorted(set(texts))
+    position = {t: k for k, t in enumerate(unique)}
+    retrieval: dict[str, Any] = metrics.retrieval_metrics(
+        video, encode_texts(model, unique), np.array([position[t] for t in texts])
+    )
+    retrieval["texts"] = len(unique)
+    retrieval["text_source"] = "caption" if dataset.has_captions else "prompt"
+    return {
+        "clips": len(dataset),
+        "classes": list(classes),
+        "zero_shot": zero_shot,
+        "retrieval": retrieval,
+    }
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str | None = "test",
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike | None = None,
+    figures_dir: str | os.PathLike | None = None,
+    templates: Sequence[str] = TEMPLATES,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint (folder, run folder or file in it) on ``split`` of ``data``.
+
+    Returns the dict of :func:`evaluate_model` plus ``checkpoint``, ``epoch``, ``data``,
+    ``split``, ``seconds``; writes it as JSON to ``out`` when given, and the confusion
+    matrix as ``confusion.png`` into ``figures_dir`` when given.
+    """
+    t0 = time.perf_counter()
+    model, ckpt = load_model(checkpoint, device=pick_device(device))
+    dataset = SpikeClips(
+        data,
+        frames=model.config.frames,
+        split=split,
+        train=False,
+        captions="caption",
+        bin=int(ckpt.config.get("temporal_bin", 1)),
+    )
+    result = evaluate_model(
+        model,
+        dataset,
+        batch_size=batch_size,
+        workers=workers,
+        templates=templates,
+        progress=progress,
+    )
+    result = {
+        "checkpoint": str(ckpt.path),
+        "epoch": ckpt.epoch,
+        "data": str(data),
+        "split": split,
+        **result,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if figures_dir is not None:
+        from .figures import plot_confusion
+
+        fig = plot_confusion(
+            np.array(result["zero_shot"]["confusion"]),
+            dataset.classes,
+            Path(figures_dir) / "confusion.png",
+            title=f"Zero-shot confusion ({split}, top-1 {result['zero_shot']['top1']:.2f})",
+        )
+        result["figures"] = {"confusion": str(fig)}
+    if out is not None:
+        write_json(out, result)
+    return result
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,439 @@
+"""Contrastive training of SPKLIP on a converted spike dataset.
+
+``train(TrainConfig(data=..., model=..., out=...))`` runs the whole loop: AdamW with a
+linear warm-up and cosine decay, gradient clipping, mixed precision on CUDA, a
+checkpoint every epoch (``OUT/checkpoints/epoch_NNN/``, ``latest``), one JSON line per
+epoch in ``OUT/results.jsonl`` (loss, learning rate, seconds, and the zero-shot Top-1 on
+the validation split when there is one), tqdm progress bars, and seeds.
+
+The same code runs alone or under ``torchrun`` (DistributedDataParallel; gloo on CPU,
+nccl on GPU; RANK / WORLD_SIZE / LOCAL_RANK from the environment): each process reads
+its share of the clips, features are gathered across processes so the contrastive loss
+sees the global batch, and rank 0 alone writes files and shows progress.
+
+Everything random is seeded from ``seed`` and the epoch: the crops and prompts of a
+sample (``spklip.data``), the shuffle, dropout. A run resumed from epoch k's checkpoint
+therefore gives the numbers of an uninterrupted run (exactly on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from .checkpoint import (
+    CHECKPOINTS,
+    epoch_dir_name,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .data import CAPTION_MODES, SpikeClips, make_loader
+from .errors import SpklipError
+from .evaluate import check_compatible, zero_shot_top1
+from .factory import create_model_from_config, get_model_config
+from .loss import contrastive_loss
+from .model import SPKLIP
+from .prompts import all_prompt_texts
+from .tokenizer import SpikeTokenizer
+
+RESULTS = "results.jsonl"
+
+# The paper's recipe, used for any model without its own entry below.
+PAPER_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "batch_size": 8, "epochs": 30}
+# Recommended settings per named model: small models from scratch want a larger step.
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spklip-paper": PAPER_DEFAULTS,
+    "spklip-tiny": {"lr": 1e-3, "batch_size": 16, "epochs": 30},
+}
+
+
+@dataclass
+class TrainConfig:
+    """What a training run needs; None means "the model's recommended value"
+    (:data:`TRAIN_DEFAULTS`, else the paper's lr 2e-5, batch 8, 30 epochs)."""
+
+    data: str | os.PathLike  # converted folder or packed .h5
+    out: str | os.PathLike = "runs/spklip"  # run folder: checkpoints/, results.jsonl
+    model: str = "spklip-paper"  # a name from spklip.factory.list_models()
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # create_model overrides
+    epochs: int | None = None
+    batch_size: int | None = None  # per process
+    lr: float | None = None  # peak learning rate, reached after the warm-up
+    weight_decay: float = 0.1  # AdamW; not applied to biases, norms, embeddings, the scale
+    warmup: float = 0.05  # warm-up length as a fraction of all steps
+    min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    frames: int | None = None  # T model input frames per clip; None: the model config's
+    bin: int = 1  # spike frames summed into each model input frame (see spklip.data)
+    seed: int = 0
+    workers: int = 2  # DataLoader worker processes per training process
+    resume: bool = False  # continue from OUT/checkpoints/latest
+    captions: str = "mixed"  # "caption" | "prompt" | "mixed" (see spklip.data.SpikeClips)
+    label_aware: bool = True  # clips of one class in a batch are not negatives
+    train_split: str = "train"
+    val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
+    amp: bool = True  # bfloat16/float16 autocast, on CUDA only
+    device: str | None = None  # None: cuda:LOCAL_RANK when available, else cpu
+    progress: bool = True  # tqdm bars (rank 0 only)
+    tokenizer_vocab: int | None = None  # None: the model's text.vocab_size
+    threads: int | None = None  # torch CPU threads per process; None: torch's default
+    stop_after: int | None = None  # end after this epoch, as if interrupted (the schedule
+    # still plans for `epochs`; `resume` continues)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every None default filled in for ``self.model``."""
+        rec = {**PAPER_DEFAULTS, **TRAIN_DEFAULTS.get(self.model, {})}
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else rec["epochs"],
+            batch_size=self.batch_size if self.batch_size is not None else rec["batch_size"],
+            lr=self.lr if self.lr is not None else rec["lr"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"], d["out"] = str(self.data), str(self.out)
+        return d
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    started: bool = False  # whether we called init_process_group (and must destroy it)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def _setup_distributed(device: str | None) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is not None:
+        dev = torch.device(device)
+    elif torch.cuda.is_available():
+        dev = torch.device("cuda", local % torch.cuda.device_count())
+    else:
+        dev = torch.device("cpu")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    started = False
+    if world > 1 and not (dist.is_available() and dist.is_initialized()):
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        started = True
+    return _Dist(rank, world, local, dev, started)
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the peak lr at ``step`` (0-based): linear warm-up over ``warmup``
+    steps from 1/warmup, then a cosine from 1 down to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # Matrices and kernels decay; biases, norms, embeddings, masks and the scale do not.
+        if p.ndim < 2 or "embed" in name or "logit_scale" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _gather(t: torch.Tensor, d: _Dist) -> torch.Tensor:
+    """All processes' ``t`` concatenated; this process's slice keeps its gradient."""
+    if d.world == 1:
+        return t
+    parts = [torch.zeros_like(t) for _ in range(d.world)]
+    dist.all_gather(parts, t.detach().contiguous())
+    parts[d.rank] = t
+    return torch.cat(parts)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    if device.type != "cuda":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    # Dropout and any other torch draw of this epoch depend on (seed, epoch, rank) only.
+    torch.manual_seed((seed * 1_000_003 + epoch * 1009 + rank) % (2**63))
+
+
+def read_results(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of ``OUT/results.jsonl`` (empty when absent)."""
+    path = Path(out) / RESULTS
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def _build_model(cfg: TrainConfig, data: SpikeClips | None, ckpt: Any) -> SPKLIP:
+    if ckpt is not None:
+        model = create_model_from_config(ckpt.config["model_config"])
+        model.load_state_dict(ckpt.state_dict)
+        model.tokenizer = SpikeTokenizer.from_json(ckpt.tokenizer_json)
+        return model
+    overrides = dict(cfg.model_overrides)
+    if cfg.frames is not None:
+        overrides["frames"] = cfg.frames
+    if data is not None and "image_size" not in overrides:
+        # Build the model for the data's frame size (the attention pooling grid follows it).
+        overrides["image_size"] = [data.height, data.width]
+    config = get_model_config(cfg.model, **overrides)
+    return create_model_from_config(config, seed=cfg.seed)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) a run; see the module docstring. Returns ``{"out", "epochs",
+    "checkpoint", "results": [rows], "train_seconds", "world_size"}`` (on every rank;
+    files are written by rank 0 only)."""
+    cfg = config.resolved()
+    if cfg.captions not in CAPTION_MODES:
+        raise SpklipError(f"captions must be one of {', '.join(CAPTION_MODES)}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
+        raise SpklipError("epochs and batch size must be >= 1 and the learning rate > 0")
+    get_model_config(cfg.model)  # an unknown model name fails before any work
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    d = _setup_distributed(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        if d.started:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    ckpt = None
+    if cfg.resume:
+        found = latest_checkpoint(out)
+        if found is not None:
+            ckpt = load_checkpoint(found, with_train_state=True)
+    elif latest_checkpoint(out) is not None:
+        raise SpklipError(
+            f"{out} already holds checkpoints; pass --resume to continue that run, or "
+            "choose another --out"
+        )
+    if ckpt is not None:
+        saved = ckpt.config.get("train_config", {})
+        # The model and the data pipeline must stay those of the interrupted run.
+        cfg = dataclasses.replace(
+            cfg,
+            frames=ckpt.config["model_config"]["frames"],
+            bin=int(ckpt.config.get("temporal_bin", 1)),
+        )
+        if saved.get("data") and Path(saved["data"]) != Path(cfg.data) and d.main:
+            tqdm.write(f"note: resuming on {cfg.data}, the run started on {saved['data']}")
+
+    frames = cfg.frames
+    if frames is None:
+        frames = cfg.model_overrides.get("frames") or get_model_config(cfg.model).frames
+    train_set = SpikeClips(
+        cfg.data,
+        frames=frames,
+        split=cfg.train_split,
+        train=True,
+        captions=cfg.captions,
+        seed=cfg.seed,
+        bin=cfg.bin,
+    )
+    val_set = None
+    if cfg.val_split and cfg.val_split in train_set.splits:
+        val_set = SpikeClips(cfg.data, frames=frames, split=cfg.val_split, train=False, bin=cfg.bin)
+
+    model = _build_model(cfg, train_set, ckpt)
+    check_compatible(model, train_set)
+    if model.tokenizer is None:
+        texts = [c.caption for c in train_set.records if c.caption]
+        texts += all_prompt_texts(train_set.classes, train_set.templates)
+        tok_json = None
+        if d.main:  # one tokenizer for every process
+            vocab = cfg.tokenizer_vocab or model.config.text.vocab_size
+            tok_json = SpikeTokenizer.train(texts, vocab_size=vocab).to_json()
+        if d.world > 1:
+            box = [tok_json]
+            dist.broadcast_object_list(box, src=0)
+            tok_json = box[0]
+        model.tokenizer = SpikeTokenizer.from_json(tok_json)
+    model.to(d.device)
+    net: torch.nn.Module = model
+    if d.world > 1:
+        ids = [d.device.index] if d.device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids)
+
+    loader, sampler = make_loader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        rank=d.rank,
+        world_size=d.world,
+        drop_last=True,
+    )
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise SpklipError(
+            f"{cfg.data}: no full batch of {cfg.batch_size} clips; lower --batch-size"
+        )
+    total = steps_per_epoch * cfg.epochs
+    warmup = round(cfg.warmup * total)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio)
+    )
+    use_amp = cfg.amp and d.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and _amp_dtype(d.device) == torch.float16)
+
+    start_epoch, history = 1, []
+    if ckpt is not None:
+        state = ckpt.train_state
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and use_amp:
+            scaler.load_state_dict(state["scaler"])
+        start_epoch = int(state["epoch"]) + 1
+        history = list(ckpt.config.get("history", []))
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_results(out / RESULTS, history)  # drops rows of epochs after the checkpoint
+
+    tok_json = model.tokenizer.to_json()
+    model_config = model.config.to_dict()
+    last_epoch = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+    for epoch in range(start_epoch, last_epoch + 1):
+        t0 = time.perf_counter()
+        _seed_epoch(cfg.seed, epoch, d.rank)
+        sampler.set_epoch(epoch)
+        net.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not (d.main and cfg.progress),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            spikes = batch["spikes"].to(d.device, non_blocking=True)
+            labels = batch["label"].to(d.device, non_blocking=True)
+            tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
+            tokens = tokens.to(d.device, non_blocking=True)
+            with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
+                feats = net(spikes, tokens)
+                losses = contrastive_loss(
+                    _gather(feats["video_features"].float(), d),
+                    _gather(feats["text_features"].float(), d),
+                    feats["logit_scale"].float(),
+                    _gather(labels, d),
+                    label_aware=cfg.label_aware,
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(losses["loss"]).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += losses["loss"].detach().double()
+            bar.set_postfix(
+                loss=f"{losses['loss'].item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}"
+            )
+        if d.world > 1:
+            dist.all_reduce(loss_sum)
+        loss = loss_sum.item() / (steps_per_epoch * d.world)
+
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": round(loss, 6),
+            "lr": scheduler.get_last_lr()[0],
+            "logit_scale": round(float(model.scale().item()), 4),
+            "steps": steps_per_epoch * epoch,
+        }
+        if d.main:
+            if val_set is not None:
+                row["val_top1"] = zero_shot_top1(model, val_set, batch_size=cfg.batch_size)
+            row["seconds"] = round(time.perf_counter() - t0, 2)
+            history.append(row)
+            state = {
+                "epoch": epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "seed": cfg.seed,
+                "torch_rng": torch.get_rng_state(),
+            }
+            save_checkpoint(
+                out / CHECKPOINTS / epoch_dir_name(epoch),
+                model,
+                config={
+                    "model_name": cfg.model,
+                    "model_overrides": cfg.model_overrides,
+                    "model_config": model_config,
+                    "temporal_bin": cfg.bin,
+                    "train_config": cfg.to_dict(),
+                    "classes": train_set.classes,
+                    "epoch": epoch,
+                    "world_size": d.world,
+                    "history": history,
+                },
+                tokenizer_json=tok_json,
+                train_state=state,
+            )
+            _write_results(out / RESULTS, history)
+            if cfg.progress:
+                shown = ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                )
+                tqdm.write(shown)
+        d.barrier()
+
+    last = latest_checkpoint(out)
+    return {
+        "out": str(out),
+        "epochs": cfg.epochs,
+        "checkpoint": str(last) if last else None,
+        "results": read_results(out) if d.main else history,
+        "train_seconds": round(time.perf_counter() - t_start, 2),
+        "world_size": d.world,
+    }

@@ -1,0 +1,91 @@
+"""`spklip train` and `spklip eval` from the command line, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.spklip_cli import app, main
+from tests.spklip.test_data import make_converted
+from tests.spklip.test_train import MINI, one_thread  # noqa: F401  (autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_converted(tmp_path_factory.mktemp("conv"), per_class=3, frames=16, size=(8, 16))
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """The installed `spklip` entry point, in process: exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_train_then_eval_from_the_command_line(data, tmp_path):
+    run = tmp_path / "run"
+    sets = [f"--set={key}={json.dumps(value)}" for key, value in MINI.items()]
+    trained = CliRunner().invoke(
+        app,
+        ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(run),
+         "--epochs", "1", "--batch-size", "2", "--lr", "0.003", "--workers", "0",
+         "--seed", "1", "--captions", "prompt", "--threads", "1", *sets],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "trained 1 epochs" in trained.output
+    assert (run / "checkpoints" / "epoch_001" / "model.safetensors").is_file()
+    assert len((run / "results.jsonl").read_text().splitlines()) == 1
+
+    out = tmp_path / "eval" / "test.json"
+    evaluated = CliRunner().invoke(
+        app, ["eval", "--checkpoint", str(run), "--data", str(data), "--out", str(out)]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "zero-shot top-1" in evaluated.output
+    result = json.loads(out.read_text())
+    assert result["split"] == "test" and result["clips"] == 2
+    assert {"top1", "top5", "per_class"} <= result["zero_shot"].keys()
+    assert (out.parent / "confusion.png").is_file()
+    printed = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--data", str(data)])
+    assert json.loads(printed.output)["retrieval"]["texts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data", "{data}", "--model", "nope", "--out", "{tmp}/a"], "unknown model"),
+        (["train", "--data", "{tmp}/missing", "--out", "{tmp}/b"], "no such dataset"),
+        (["eval", "--checkpoint", "{tmp}", "--data", "{data}"], "no checkpoint in this folder"),
+        (["eval", "--checkpoint", "{tmp}/bad.pt", "--data", "{data}"], "not a spklip checkpoint"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "{data}", "--split", "val"], "no clips"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "{data}"], "corrupt"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(data, tmp_path, capsys, argv, message):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"\x00" * 10)
+    (ckpt / "config.json").write_text('{"format": "spklip-checkpoint/1", "model_config": {}}')
+    (ckpt / "tokenizer.json").write_text("{}")
+    if message == "no clips":  # a readable checkpoint, so that the data is what fails
+        (ckpt / "model.safetensors").unlink()
+        (ckpt / "config.json").unlink()
+        code, _, err = run_main(
+            ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(ckpt / "r"),
+             "--epochs", "1", "--batch-size", "2", "--workers", "0", "--threads", "1",
+             *[f"--set={k}={json.dumps(v)}" for k, v in MINI.items()]],
+            capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        ckpt = ckpt / "r"
+    args = [a.format(data=data, tmp=tmp_path, ckpt=ckpt) for a in argv]
+    code, _, err = run_main(args, capsys)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]

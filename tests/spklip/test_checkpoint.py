@@ -1,0 +1,146 @@
+"""Checkpoints: round trip, atomic `latest`, and no unpickling of arbitrary objects."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from spklip import checkpoint as ck
+from spklip.errors import SpklipError
+
+
+def small_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+
+
+def write_epoch(run: Path, epoch: int, model: torch.nn.Module | None = None) -> Path:
+    model = model or small_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.ones(2, 4)).sum().backward()
+    opt.step()
+    state = {
+        "epoch": epoch,
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "seed": 7,
+    }
+    return ck.save_checkpoint(
+        run / ck.CHECKPOINTS / ck.epoch_dir_name(epoch),
+        model,
+        config={"model_name": "toy", "epoch": epoch, "classes": ["a", "b"]},
+        tokenizer_json='{"toy": true}',
+        train_state=state,
+    )
+
+
+def test_round_trip_restores_weights_config_tokenizer_and_training_state(tmp_path):
+    model = small_model()
+    folder = write_epoch(tmp_path, 3, model)
+    assert folder.name == "epoch_003"
+    loaded = ck.load_checkpoint(tmp_path, with_train_state=True)
+    assert loaded.path == folder
+    assert loaded.epoch == 3
+    assert loaded.config["classes"] == ["a", "b"]
+    assert loaded.config["format"] == ck.FORMAT
+    assert loaded.tokenizer_json == '{"toy": true}'
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict[name], value)
+    assert loaded.train_state["seed"] == 7
+    fresh = small_model()
+    opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    opt.load_state_dict(loaded.train_state["optimizer"])  # a real optimizer state
+    assert opt.state_dict()["state"][0]["step"] == 1
+
+
+def test_latest_points_to_the_newest_epoch_and_no_temporaries_remain(tmp_path):
+    for epoch in (1, 2):
+        write_epoch(tmp_path, epoch)
+    ckdir = tmp_path / ck.CHECKPOINTS
+    assert (ckdir / "latest").read_text().strip() == "epoch_002"
+    assert sorted(p.name for p in ckdir.iterdir()) == ["epoch_001", "epoch_002", "latest"]
+    assert ck.latest_checkpoint(tmp_path) == ckdir / "epoch_002"
+    # A checkpoint can be named by its run, its checkpoints folder, itself or a file in it.
+    for given in (tmp_path, ckdir, ckdir / "epoch_001", ckdir / "epoch_001" / ck.WEIGHTS):
+        want = "epoch_001" if "epoch_001" in str(given) else "epoch_002"
+        assert ck.resolve_checkpoint(given).name == want
+    # A stale pointer falls back to the highest complete folder.
+    (ckdir / "latest").write_text("epoch_009\n")
+    assert ck.latest_checkpoint(tmp_path) == ckdir / "epoch_002"
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_and_no_half_folder(tmp_path, monkeypatch):
+    write_epoch(tmp_path, 1)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck.torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_epoch(tmp_path, 2)
+    ckdir = tmp_path / ck.CHECKPOINTS
+    assert sorted(p.name for p in ckdir.iterdir()) == ["epoch_001", "latest"]
+    assert ck.load_checkpoint(tmp_path).epoch == 1
+
+
+class _Marker:
+    """Unpickling this would create a file: the attack a checkpoint loader must refuse."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_a_malicious_pickle_named_like_a_checkpoint_is_refused_unexecuted(tmp_path):
+    folder = write_epoch(tmp_path, 1)
+    marker = tmp_path / "pwned"
+    payload = {"epoch": 1, "optimizer": _Marker(str(marker))}
+    # Both the plain-pickle and the torch.save container formats.
+    (folder / ck.STATE).write_bytes(pickle.dumps(payload))
+    with pytest.raises(SpklipError, match="refused to load") as info:
+        ck.load_checkpoint(folder, with_train_state=True)
+    assert "\n" not in str(info.value)
+    torch.save(payload, folder / ck.STATE)
+    with pytest.raises(SpklipError, match="refused to load"):
+        ck.load_checkpoint(folder, with_train_state=True)
+    # As the weights file too: safetensors has no code path at all.
+    (folder / ck.WEIGHTS).write_bytes(pickle.dumps(payload))
+    with pytest.raises(SpklipError, match="unreadable weights"):
+        ck.load_checkpoint(folder)
+    assert not marker.exists()
+
+
+def test_truncated_and_foreign_files_give_one_line_errors(tmp_path):
+    folder = write_epoch(tmp_path, 1)
+    weights = (folder / ck.WEIGHTS).read_bytes()
+    (folder / ck.WEIGHTS).write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(SpklipError, match="corrupt") as info:
+        ck.load_checkpoint(folder)
+    assert "\n" not in str(info.value)
+    (folder / ck.WEIGHTS).write_bytes(weights)
+    state = (folder / ck.STATE).read_bytes()
+    (folder / ck.STATE).write_bytes(state[:100])
+    with pytest.raises(SpklipError, match="corrupt"):
+        ck.load_checkpoint(folder, with_train_state=True)
+    (folder / ck.CONFIG).write_text("{not json")
+    with pytest.raises(SpklipError, match="not valid JSON"):
+        ck.load_checkpoint(folder)
+    (folder / ck.CONFIG).write_text(json.dumps({"hello": 1}))
+    with pytest.raises(SpklipError, match="is this a spklip checkpoint"):
+        ck.load_checkpoint(folder)
+    stray = tmp_path / "model.pt"
+    stray.write_bytes(b"\x00" * 64)
+    with pytest.raises(SpklipError, match="not a spklip checkpoint"):
+        ck.load_checkpoint(stray)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SpklipError, match="no checkpoint in this folder"):
+        ck.load_checkpoint(empty)
+    with pytest.raises(SpklipError, match="no such checkpoint"):
+        ck.load_checkpoint(tmp_path / "missing")

@@ -1,0 +1,182 @@
+"""Training runs end to end on a minuscule model: results.jsonl, checkpoints, resume, eval."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from spklip.checkpoint import latest_checkpoint, load_checkpoint
+from spklip.errors import SpklipError
+from spklip.evaluate import evaluate
+from spklip.train import TrainConfig, lr_factor, read_results, train
+from tests.spklip.test_data import make_converted
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# spklip-tiny shrunk until a step takes milliseconds: the loop is under test, not the model.
+MINI = {
+    "frames": 12,
+    "embed_dim": 16,
+    "hsfe": {
+        "n_blocks": 2,
+        "radius": 2,
+        "step": None,
+        "n_branches": 2,
+        "channel_step": 1,
+        "branch_width": 4,
+        "branch_channels": 4,
+        "gate_width": 4,
+        "features": 8,
+        "res_blocks": 0,
+    },
+    "star": {
+        "layers": [1],
+        "width": 4,
+        "stage_strides": [1],
+        "heads": 2,
+        "temporal_layers": 1,
+        "temporal_heads": 2,
+    },
+    "text": {"vocab_size": 300, "context_length": 16, "width": 16, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: tiny ops on a shared 2-core machine are slower with more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_converted(tmp_path_factory.mktemp("conv"), per_class=4, frames=20, size=(8, 16))
+
+
+def config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(
+        data=data,
+        out=out,
+        model="spklip-tiny",
+        model_overrides=MINI,
+        epochs=2,
+        batch_size=2,
+        lr=3e-3,
+        workers=0,
+        progress=False,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_the_schedule_warms_up_then_follows_a_cosine():
+    total, warm = 100, 10
+    f = [lr_factor(s, total, warm, 0.1) for s in range(total + 1)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a <= b for a, b in itertools.pairwise(f[:10]))
+    assert f[10] == pytest.approx(1.0)
+    assert f[55] == pytest.approx(0.1 + 0.9 * 0.5)
+    assert f[100] == pytest.approx(0.1)
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
+
+
+def test_a_run_writes_one_line_per_epoch_and_a_resume_repeats_it_exactly(data, tmp_path):
+    straight = train(config(data, tmp_path / "straight"))
+    rows = read_results(tmp_path / "straight")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        assert {"epoch", "loss", "lr", "seconds", "val_top1", "logit_scale"} <= row.keys()
+        assert 0.0 <= row["val_top1"] <= 1.0
+    assert straight["checkpoint"].endswith("epoch_002")
+
+    # Interrupted after epoch 1 (as if killed), then resumed.
+    train(config(data, tmp_path / "split", epochs=2, stop_after=1))
+    assert [r["epoch"] for r in read_results(tmp_path / "split")] == [1]
+    with pytest.raises(SpklipError, match="--resume"):
+        train(config(data, tmp_path / "split"))
+    train(config(data, tmp_path / "split", resume=True))
+    resumed = read_results(tmp_path / "split")
+    assert [r["epoch"] for r in resumed] == [1, 2]
+    for a, b in zip(rows, resumed, strict=True):
+        assert a["loss"] == b["loss"] and a["lr"] == b["lr"] and a["val_top1"] == b["val_top1"]
+    one = load_checkpoint(tmp_path / "straight").state_dict
+    two = load_checkpoint(tmp_path / "split").state_dict
+    assert one.keys() == two.keys()
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+
+    # Resuming a finished run does nothing more; resuming an empty folder starts afresh.
+    train(config(data, tmp_path / "split", resume=True))
+    assert len(read_results(tmp_path / "split")) == 2
+    assert latest_checkpoint(tmp_path / "split").name == "epoch_002"
+
+
+def test_evaluate_reports_zero_shot_and_retrieval_as_json(data, tmp_path):
+    train(config(data, tmp_path / "run", epochs=1))
+    out = tmp_path / "eval" / "results.json"
+    result = evaluate(tmp_path / "run", data, "test", out=out, figures_dir=out.parent)
+    assert json.loads(out.read_text()) == result
+    zs, rt = result["zero_shot"], result["retrieval"]
+    assert result["clips"] == 2 and result["split"] == "test" and result["epoch"] == 1
+    assert {"top1", "top5", "per_class", "confusion"} <= zs.keys()
+    assert set(zs["per_class"]) == {"MoveLeft", "MoveRight"}
+    assert sum(map(sum, zs["confusion"])) == 2
+    for key in ("t2v_R@1", "t2v_R@5", "t2v_R@10", "v2t_R@1", "v2t_R@5", "v2t_R@10"):
+        assert 0.0 <= rt[key] <= 1.0
+    assert rt["t2v_median_rank"] >= 1 and rt["text_source"] == "caption"
+    assert (out.parent / "confusion.png").stat().st_size > 0
+
+
+def test_unknown_model_and_bad_data_fail_before_any_work(data, tmp_path):
+    with pytest.raises(SpklipError, match="unknown model 'nope'"):
+        train(config(data, tmp_path / "a", model="nope"))
+    with pytest.raises(SpklipError, match="no such dataset"):
+        train(config(tmp_path / "missing", tmp_path / "b"))
+    with pytest.raises(SpklipError, match="no clips in split 'val'"):
+        train(config(data, tmp_path / "c", train_split="val"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_cpu_processes_writes_one_line_per_epoch(data, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this python")
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, sys
+            sys.path.insert(0, {str(ROOT)!r})
+            from spklip.train import TrainConfig, train
+            from tests.spklip.test_train import MINI
+            r = train(TrainConfig(data={str(data)!r}, out={str(tmp_path / "ddp")!r},
+                                  model="spklip-tiny", model_overrides=MINI, epochs=2,
+                                  batch_size=2, lr=3e-3, workers=0, progress=False))
+            print("WORLD", r["world_size"])
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("WORLD 2") == 2
+    rows = read_results(tmp_path / "ddp")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    ckpt = load_checkpoint(tmp_path / "ddp")
+    assert ckpt.config["world_size"] == 2 and ckpt.epoch == 2
