@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CLIPS = ROOT.parent / "shared" / "data" / "clips"
 sys.path.insert(0, str(ROOT / "scripts"))
+TFI_CONTEXT = 100  # frames on each side searched for the spikes around t
 
 
 def sh(*args: str) -> float:
@@ -58,12 +59,12 @@ def tfi_strip(converted: Path, rows: list[dict], out_png: Path, window: int = 20
             times = [n // 4, n // 2, 3 * n // 4]
             rate = float(np.mean([f[t : t + 1].mean() for t in range(0, n, max(n // 64, 1))]))
             for j, t in enumerate(times):
-                lo = max(t - window, 0)
-                chunk = f[lo : min(t + window + 1, n)]
-                w = min(window, (len(chunk) - 1) // 2)
-                centre = t - lo
-                img_tfi = spikesim.tfi(chunk[centre - w : centre + w + 1], window=w)[0]
-                img_tfp = spikesim.tfp(chunk[centre - w : centre + w + 1], half_window=w)[0]
+                # TFI looks as far as the neighbouring spikes, so give it a wide context:
+                # a dark pixel fires only every few dozen frames.
+                w = min(TFI_CONTEXT, t, n - 1 - t)
+                img_tfi = spikesim.tfi(f[t - w : t + w + 1], window=w)[0]
+                h = min(window, t, n - 1 - t)
+                img_tfp = spikesim.tfp(f[t - h : t + h + 1], half_window=h)[0]
                 # autoscaled: with threshold 5, TFI never exceeds 255 / 5 = 51
                 ax_row[2 * j].imshow(img_tfp, cmap="gray")
                 ax_row[2 * j + 1].imshow(img_tfi, cmap="gray")
@@ -236,7 +237,8 @@ def main() -> None:
 
     report["real"] = convert_real(out)
 
-    report.update(demo_spklip.run(out / "converted", out, quick=args.quick))
+    train = {"epochs": 2} if args.quick else {}
+    report.update(demo_spklip.run(out / "converted", out, **train))
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_report(out, report)
     print(f"demo: wrote {out / 'report.md'} and {out / 'report.json'} in {report['seconds']:.0f} s")
