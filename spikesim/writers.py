@@ -11,12 +11,16 @@ import shutil
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from .errors import SpikesimError, VideoError
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing_extensions import Self
 
 __all__ = ["VIDEO_CODECS", "FrameWriter", "NpyWriter", "save_npy"]
 
@@ -30,7 +34,38 @@ _OTHER_FILE_SUFFIXES = {
 }  # fmt: skip
 
 
-class FrameWriter:
+class _Atomic:
+    """``with`` support for writers that publish on ``close()`` and clean up on ``abort()``."""
+
+    _closed = True
+
+    def close(self) -> object:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() must not leave its temporary output behind.
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+class FrameWriter(_Atomic):
     """Grayscale uint8 frames to a video or a folder of PNGs, written atomically.
 
     ``out`` ending in ``.mp4`` (codec mp4v) or ``.avi`` (MJPG) gives a video at ``fps``
@@ -147,25 +182,6 @@ class FrameWriter:
         else:
             self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def __del__(self) -> None:
-        # A writer dropped without close() must not leave its temporary output behind.
-        if not getattr(self, "_closed", True):
-            self.abort()
-
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Save ``array`` to ``path`` (``np.save`` format) atomically; return the path."""
@@ -183,7 +199,7 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     return final
 
 
-class NpyWriter:
+class NpyWriter(_Atomic):
     """A ``.npy`` of known shape written a few frames at a time (bounded memory), atomically.
 
     ``NpyWriter(path, shape, dtype=np.uint8)``; ``.write(frames)`` appends along axis 0
@@ -254,24 +270,6 @@ class NpyWriter:
         self._closed = True
         del self._array
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> NpyWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self.abort()
 
 
 def _temp_name(final: Path, suffix: str) -> Path:
