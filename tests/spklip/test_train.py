@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -180,3 +181,21 @@ def test_torchrun_with_two_cpu_processes_writes_one_line_per_epoch(data, tmp_pat
     assert [r["epoch"] for r in rows] == [1, 2]
     ckpt = load_checkpoint(tmp_path / "ddp")
     assert ckpt.config["world_size"] == 2 and ckpt.epoch == 2
+
+
+def test_the_demo_runner_returns_the_report_parts_and_writes_figures(data, tmp_path):
+    spec = importlib.util.spec_from_file_location("demo_spklip", ROOT / "scripts/demo_spklip.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    overrides = {k: v for k, v in MINI.items() if k != "frames"}
+    report = demo.run(
+        data, tmp_path, model_overrides=overrides, frames=6, bin=2, epochs=1, batch_size=2,
+        workers=0, progress=False,
+    )  # fmt: skip
+    assert {"top1", "top5", "per_class"} <= report["zero_shot"].keys()
+    for key in ("t2v_R@1", "t2v_R@5", "t2v_R@10", "v2t_R@1", "v2t_R@5", "v2t_R@10"):
+        assert 0.0 <= report["retrieval"][key] <= 1.0
+    assert report["train_seconds"] > 0 and report["epochs"] == 1
+    for path in report["figures"].values():
+        assert Path(path).stat().st_size > 0
+    assert json.loads((tmp_path / "eval.json").read_text())["epoch"] == 1
