@@ -113,7 +113,7 @@ def run(
             k: v for k, v in result["retrieval"].items() if k not in ("texts", "text_source")
         },
         # Summed over epochs, so an interrupted and resumed demo still reports the whole.
-        "train_seconds": round(sum(r["seconds"] for r in rows), 1),
+        "train_seconds": round(sum(r["seconds"] for r in rows), 2),
         "eval_seconds": round(eval_seconds, 1),
         "epochs": len(rows),
         "checkpoint": trained["checkpoint"],

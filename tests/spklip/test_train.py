@@ -195,7 +195,7 @@ def test_the_demo_runner_returns_the_report_parts_and_writes_figures(data, tmp_p
     assert {"top1", "top5", "per_class"} <= report["zero_shot"].keys()
     for key in ("t2v_R@1", "t2v_R@5", "t2v_R@10", "v2t_R@1", "v2t_R@5", "v2t_R@10"):
         assert 0.0 <= report["retrieval"][key] <= 1.0
-    assert report["train_seconds"] > 0 and report["epochs"] == 1
+    assert report["train_seconds"] >= 0 and report["epochs"] == 1
     for path in report["figures"].values():
         assert Path(path).stat().st_size > 0
     assert json.loads((tmp_path / "eval.json").read_text())["epoch"] == 1
