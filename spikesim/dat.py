@@ -23,7 +23,7 @@ import numpy as np
 
 from ._kernels import pack as _pack
 from .errors import DatError, SpikesimError
-from .files import temp_file, write_atomic
+from .files import AtomicOutput, temp_file, write_atomic
 from .sizes import check_size
 
 __all__ = [
@@ -145,7 +145,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
-class DatWriter:
+class DatWriter(AtomicOutput):
     """Stream frames into a ``.dat``; the file appears under its name only when complete.
 
     Frames go to a temporary file in the same folder. On a clean exit (or ``close()``) the
@@ -179,7 +179,7 @@ class DatWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = temp_file(self.path)
         self._fh = os.fdopen(fd, "wb")
-        self._done = False
+        self._closed = False
 
     def _check_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         own = {"height": self.height, "width": self.width, "flipud": self.flipud}
@@ -225,7 +225,7 @@ class DatWriter:
         self._frames += packed.shape[0]
 
     def _check_open(self) -> None:
-        if self._done:
+        if self._closed:
             raise DatError(f"{self.path}: the writer is already closed; open a new DatWriter")
 
     def sidecar(self) -> dict[str, Any]:
@@ -245,7 +245,7 @@ class DatWriter:
     def close(self) -> Path:
         """Finish: flush, write the sidecar, rename the temporary file to ``path``."""
         self._check_open()
-        self._done = True
+        self._closed = True
         try:
             self._fh.close()
             text = json.dumps(self.sidecar(), indent=2, default=_json_default) + "\n"
@@ -258,28 +258,11 @@ class DatWriter:
 
     def abort(self) -> None:
         """Give up: remove the temporary file; nothing is left under ``path``."""
-        if self._done:
+        if self._closed:
             return
-        self._done = True
+        self._closed = True
         self._fh.close()
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> DatWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
-        elif not self._done:  # close() may already have been called in the block
-            self.close()
-
-    def __del__(self) -> None:
-        # A writer dropped without close() must not leave its temporary file behind.
-        if getattr(self, "_done", True) is False:
-            try:
-                self.abort()
-            except OSError:
-                pass
 
 
 def write_dat(

@@ -10,9 +10,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetError
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing_extensions import Self
 
 TMP_MARK = ".tmp-"
 
@@ -60,3 +64,41 @@ def read_jsonl(
             raise DatasetError(f"{path}:{n}: expected a JSON object")
         rows.append(row)
     return rows
+
+
+class AtomicOutput:
+    """``with`` support for writers that publish on ``close()`` and clean up on ``abort()``.
+
+    Subclasses set ``self._closed = False`` once their temporary output exists, and set it
+    back to True in ``close()`` and ``abort()`` (both must be safe to call twice).
+    """
+
+    _closed = True
+
+    def close(self) -> object:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:  # close() may already have been called in the block
+            self.close()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() must not leave its temporary output behind.
+        if not getattr(self, "_closed", True):
+            try:
+                self.abort()
+            except OSError:
+                pass

@@ -10,17 +10,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from .errors import SpikesimError, VideoError
-
-if TYPE_CHECKING:  # typing.Self is new in Python 3.11
-    from typing_extensions import Self
+from .files import AtomicOutput
 
 __all__ = ["VIDEO_CODECS", "FrameWriter", "NpyWriter", "save_npy"]
 
@@ -34,38 +30,7 @@ _OTHER_FILE_SUFFIXES = {
 }  # fmt: skip
 
 
-class _Atomic:
-    """``with`` support for writers that publish on ``close()`` and clean up on ``abort()``."""
-
-    _closed = True
-
-    def close(self) -> object:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def __del__(self) -> None:
-        # A writer dropped without close() must not leave its temporary output behind.
-        if not getattr(self, "_closed", True):
-            self.abort()
-
-
-class FrameWriter(_Atomic):
+class FrameWriter(AtomicOutput):
     """Grayscale uint8 frames to a video or a folder of PNGs, written atomically.
 
     ``out`` ending in ``.mp4`` (codec mp4v) or ``.avi`` (MJPG) gives a video at ``fps``
@@ -199,7 +164,7 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     return final
 
 
-class NpyWriter(_Atomic):
+class NpyWriter(AtomicOutput):
     """A ``.npy`` of known shape written a few frames at a time (bounded memory), atomically.
 
     ``NpyWriter(path, shape, dtype=np.uint8)``; ``.write(frames)`` appends along axis 0
