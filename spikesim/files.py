@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,13 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def temp_name(path: Path, suffix: str = "") -> Path:
+    """A fresh temporary name beside ``path`` (same folder, so the final rename is atomic),
+    not yet created: ``<name>.tmp-<pid>-<random><suffix>``. ``suffix`` keeps an extension
+    where a library picks the format from it (OpenCV's video writer)."""
+    return path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def temp_file(path: Path) -> tuple[int, Path]:

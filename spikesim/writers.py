@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import SpikesimError, VideoError
-from .files import AtomicOutput
+from .files import AtomicOutput, temp_name
 
 __all__ = ["VIDEO_CODECS", "FrameWriter", "NpyWriter", "save_npy"]
 
@@ -65,7 +64,7 @@ class FrameWriter(AtomicOutput):
         self._size: tuple[int, int] | None = None  # (H, W) of the frames, fixed by the first write
         self._video: cv2.VideoWriter | None = None
         # The temporary name keeps the suffix: OpenCV picks the container from it.
-        self._tmp = _temp_name(self.path, suffix if self.is_video else "")
+        self._tmp = temp_name(self.path, suffix if self.is_video else "")
         if not self.is_video:
             self._tmp.mkdir()
         self._closed = False
@@ -152,7 +151,7 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Save ``array`` to ``path`` (``np.save`` format) atomically; return the path."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(final, "")
+    tmp = temp_name(final, "")
     try:
         # A file object, not a name: np.save would otherwise append ".npy" to the name.
         with open(tmp, "xb") as f:
@@ -183,7 +182,7 @@ class NpyWriter(AtomicOutput):
         self.dtype = np.dtype(dtype)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.frames = 0
-        self._tmp = _temp_name(self.path, "")
+        self._tmp = temp_name(self.path, "")
         try:
             self._array = np.lib.format.open_memmap(
                 self._tmp, mode="w+", dtype=self.dtype, shape=self.shape
@@ -235,11 +234,3 @@ class NpyWriter(AtomicOutput):
         self._closed = True
         del self._array
         self._tmp.unlink(missing_ok=True)
-
-
-def _temp_name(final: Path, suffix: str) -> Path:
-    """A fresh hidden name beside ``final`` (same folder, so the last rename is atomic).
-
-    Created with the default permissions, unlike ``tempfile`` (private 0600 files).
-    """
-    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part{suffix}")
