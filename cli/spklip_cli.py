@@ -6,7 +6,7 @@ import click
 
 from spikesim import __version__
 
-from . import commands_spklip
+from . import commands_analysis, commands_fewshot, commands_spklip
 from ._common import run_group
 
 
@@ -16,7 +16,11 @@ def app() -> None:
     """Train, evaluate and analyse SPKLIP spike-video / text models."""
 
 
-for _command in commands_spklip.COMMANDS:
+for _command in (
+    *commands_spklip.COMMANDS,
+    *commands_fewshot.COMMANDS,
+    *commands_analysis.COMMANDS,
+):
     app.add_command(_command)
 
 
