@@ -227,7 +227,14 @@ def load_model(
     if not isinstance(model_config, dict):
         raise SpklipError(f"{ckpt.path / CONFIG}: no model_config; not written by spklip train")
     model = create_model_from_config(model_config)
-    missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape: written by other model code
+        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), "")
+        raise SpklipError(
+            f"{ckpt.path / WEIGHTS}: weights do not fit the saved model config ({first.rstrip('.')}"
+            "); the checkpoint was written by another version of spklip, or is damaged"
+        ) from None
     if missing or unexpected:
         first = (missing or unexpected)[0]
         raise SpklipError(

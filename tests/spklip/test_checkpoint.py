@@ -144,3 +144,20 @@ def test_truncated_and_foreign_files_give_one_line_errors(tmp_path):
         ck.load_checkpoint(empty)
     with pytest.raises(SpklipError, match="no such checkpoint"):
         ck.load_checkpoint(tmp_path / "missing")
+
+
+def test_weights_of_another_shape_give_one_line_error(tmp_path):
+    from spklip import create_model, get_model_config
+
+    wide = create_model("spklip-tiny", embed_dim=64)  # weights that do not fit the config
+    config = get_model_config("spklip-tiny")
+    folder = ck.save_checkpoint(
+        tmp_path / ck.CHECKPOINTS / ck.epoch_dir_name(1),
+        wide,
+        config={"model_name": "spklip-tiny", "epoch": 1, "model_config": config.to_dict()},
+        tokenizer_json="{}",
+        train_state={"epoch": 1},
+    )
+    with pytest.raises(SpklipError, match="do not fit the saved model config") as info:
+        ck.load_model(folder)
+    assert "\n" not in str(info.value)
