@@ -65,9 +65,9 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 @click.option(
     "--captions",
     type=click.Choice(_CAPTION_MODES),
-    default="mixed",
-    show_default=True,
-    help="training texts: clip captions, class prompts, or both",
+    default=None,
+    help="training texts: clip captions, class prompts, or both  [default: the model's: "
+    "prompt for spklip-tiny, mixed otherwise]",
 )
 @click.option(
     "--set",
@@ -91,7 +91,7 @@ def train_cmd(
     resume: bool,
     seed: int,
     workers: int,
-    captions: str,
+    captions: str | None,
     overrides: dict,
     device: str | None,
     threads: int | None,

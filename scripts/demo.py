@@ -1,10 +1,14 @@
 """`make demo`: the whole job end to end, through the command line as a user runs it.
 
-1. `spikesim synth` the embedded default dataset, `spikesim convert` it at x10;
+1. `spikesim synth` the embedded default dataset and its shifted domain (`--style real`),
+   `spikesim convert` both at x10 (the shifted one with the `sensor` noise preset);
 2. the shared real clips (UCF101 at x10, HMDB51 at x50) through `spikesim convert`, with TFI
    and TFP previews;
-3. SPKLIP: `spklip train` (spklip-tiny) and `spklip eval` on the synthetic dataset;
-4. `runs/demo/report.json`, `runs/demo/report.md` and figures `runs/demo/*.png`.
+3. training and zero-shot evaluation on the default dataset: SPKLIP (spklip-tiny) in this
+   process and the full-spiking FSVE (spklip-fsve-tiny) in a child process, side by side;
+4. few-shot adaptation of the SPKLIP model to the shifted domain (K = 2, 4, 6, 8);
+5. the energy table of both encoders, HSFE temporal dynamics, the domain-gap statistics;
+6. `runs/demo/report.json`, `runs/demo/report.md` and figures `runs/demo/*.png`.
 
     .venv/bin/python scripts/demo.py [--out runs/demo] [--quick]
 """
@@ -13,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +36,28 @@ BIN = Path(sys.executable).parent
 CLIPS = ROOT.parent / "shared" / "data" / "clips"
 sys.path.insert(0, str(ROOT / "scripts"))
 TFI_CONTEXT = 100  # frames on each side searched for the spikes around t
+
+import demo_spklip  # noqa: E402
+
+from spikesim.errors import SpikesimError  # noqa: E402
+from spikesim.files import write_atomic  # noqa: E402
+from spklip.analysis import domain_gap, hsfe_dynamics  # noqa: E402
+from spklip.energy import energy_report  # noqa: E402
+from spklip.errors import SpklipError  # noqa: E402
+from spklip.fewshot import fewshot  # noqa: E402
+
+# `spikesim synth` of the two domains: the default dataset (what SPKLIP and FSVE train on)
+# and the shifted one (`--style real`, converted with sensor noise) for few-shot adaptation.
+DEMO_DOMAINS = {
+    "full": (
+        {"classes": 12, "per_class": demo_spklip.DEMO_DATA["clips_per_class"], "seed": 0},
+        {"classes": 12, "per_class": 20, "seed": 1},
+    ),
+    "quick": (
+        {"classes": 10, "per_class": 4, "seed": 0},
+        {"classes": 10, "per_class": 6, "seed": 1},
+    ),
+}
 
 
 def sh(*args: str) -> float:
@@ -96,7 +124,7 @@ def convert_real(out: Path) -> dict:
         return {"skipped": f"{CLIPS} not found"}
     report: dict = {}
     for name, factor in (("ucf101-mini", 10), ("hmdb51-mini", 50)):
-        dest = out / "real" / name
+        dest = out / "clips" / name
         seconds = sh(
             "spikesim",
             "convert",
@@ -124,45 +152,112 @@ def convert_real(out: Path) -> dict:
     return report
 
 
+def _fmt_j(value: float) -> str:
+    return f"{value:.3g} J"
+
+
 def write_report(out: Path, report: dict) -> None:
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    """``report.json`` and a readable ``report.md`` beside the figures (both atomic)."""
+    write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     lines = [
         "# spikesim + spklip demo",
         "",
-        f"Run on {report['date']} in {report['seconds']:.0f} s.",
+        f"Run on {report['date']} in {report['seconds']:.0f} s"
+        + (" (`--quick`: a smoke run, the numbers mean nothing)." if report["quick"] else "."),
+        "",
+        "| step | seconds |",
+        "|---|---|",
+        *(f"| {k} | {v:.0f} |" for k, v in report["step_seconds"].items()),
         "",
     ]
-    syn = report["synthetic"]
+    syn, shifted = report["synthetic"], report["shifted"]
+    lines += ["## Synthetic datasets", ""]
+    for name, d in (("default (`--style sim`)", syn), ("shifted (`--style real`)", shifted)):
+        lines.append(
+            f"- {name}: {d['classes']} classes, {d['clips']} clips ({d['splits']}), converted at "
+            f"x{d['factor']} to {d['size']} with noise `{d['noise']}` ({d['spike_frames']:,} "
+            f"spike frames) in {d['convert_seconds']:.0f} s."
+        )
+    lines += ["", "![TFP and TFI of synthetic clips](tfi_synthetic.png)", ""]
+    zs, rt = report["zero_shot"], report["retrieval"]
+    fsve = report["fsve"]
     lines += [
-        "## Synthetic default dataset",
+        "## SPKLIP on the held-out split of the default dataset",
         "",
-        f"{syn['classes']} classes, {syn['clips']} clips, converted at x{syn['factor']} to "
-        f"{syn['size']} ({syn['spike_frames']:,} spike frames) in {syn['convert_seconds']:.0f} s.",
+        f"spklip-tiny (HSFE + STAR-Net) trained in {report['train_seconds']:.0f} s"
+        + (
+            f"; FSVE (spklip-fsve-tiny, full-spiking) in {fsve['train_seconds']:.0f} s."
+            if "top1" in fsve
+            else f"; FSVE skipped: {fsve.get('skipped')}."
+        ),
         "",
-        "![TFI of synthetic clips](tfi_synthetic.png)",
+        f"- zero-shot Top-1 **{zs['top1']:.3f}**, Top-5 {zs['top5']:.3f}",
+        "- text-to-video R@1/5/10: "
+        f"{rt['t2v_R@1']:.3f} / {rt['t2v_R@5']:.3f} / {rt['t2v_R@10']:.3f}",
+        "- video-to-text R@1/5/10: "
+        f"{rt['v2t_R@1']:.3f} / {rt['v2t_R@5']:.3f} / {rt['v2t_R@10']:.3f}",
+    ]
+    if "top1" in fsve:
+        lines.append(
+            f"- FSVE zero-shot Top-1 **{fsve['top1']:.3f}**, Top-5 {fsve['top5']:.3f}; "
+            f"{fsve['binary_activation_fraction']:.3f} of its inter-layer activations are "
+            "0/1 spikes"
+        )
+    per_fsve = fsve.get("per_class", {})
+    lines += ["", "| class | SPKLIP top-1 | FSVE top-1 |", "|---|---|---|"]
+    for c, a in zs["per_class"].items():
+        f = f"{per_fsve[c]:.2f}" if c in per_fsve else "-"
+        lines.append(f"| {c} | {a:.2f} | {f} |")
+    lines += [
+        "",
+        "![training curves](training_curves.png)",
+        "",
+        "![confusion matrix](confusion.png)",
         "",
     ]
-    if "zero_shot" in report:
-        zs, rt = report["zero_shot"], report["retrieval"]
-        lines += [
-            "## SPKLIP (spklip-tiny) on the held-out split",
-            "",
-            f"Trained in {report['train_seconds']:.0f} s.",
-            "",
-            f"- zero-shot Top-1 **{zs['top1']:.3f}**, Top-5 {zs['top5']:.3f}",
-            "- text-to-video R@1/5/10: "
-            f"{rt['t2v_R@1']:.3f} / {rt['t2v_R@5']:.3f} / {rt['t2v_R@10']:.3f}",
-            "- video-to-text R@1/5/10: "
-            f"{rt['v2t_R@1']:.3f} / {rt['v2t_R@5']:.3f} / {rt['v2t_R@10']:.3f}",
-            "",
-            "| class | top-1 |",
-            "|---|---|",
-        ]
-        lines += [f"| {c} | {a:.2f} |" for c, a in sorted(zs["per_class"].items())]
-        lines += [""]
-        for png in sorted(out.glob("*.png")):
-            if png.stem.startswith(("train", "confusion")):
-                lines += [f"![{png.stem}]({png.name})", ""]
+    if "top1" in fsve:
+        lines += ["![FSVE confusion matrix](fsve/confusion.png)", ""]
+    few = report["fewshot"]
+    lines += [
+        "## Few-shot adaptation to the shifted domain",
+        "",
+        "The SPKLIP model above, fine-tuned with K clips per class of the shifted domain "
+        f"(training {report['fewshot_trainable_fraction']:.1%} of its parameters: "
+        f"{', '.join(report['fewshot_details']['trainable_layers'])}), evaluated on its "
+        "held-out split. K = 0 is the model before adaptation.",
+        "",
+        "| K | " + " | ".join(few) + " |",
+        "|---" * (len(few) + 1) + "|",
+        "| Top-1 | " + " | ".join(f"{a:.3f}" for a in few.values()) + " |",
+        "",
+        "![few-shot curve](fewshot.png)",
+        "",
+        "## Energy per clip (45 nm figures)",
+        "",
+        "| encoder | compute | memory | total |",
+        "|---|---|---|---|",
+    ]
+    for name, e in report["energy"].items():
+        lines.append(
+            f"| {name} | {_fmt_j(e['compute_J'])} | {_fmt_j(e['memory_J'])} | "
+            f"{_fmt_j(e['total_J'])} |"
+        )
+    lines += [
+        "",
+        "The full table (MACs, SOPs, neuron updates, memory accesses) is in "
+        "[energy/energy.md](energy/energy.md).",
+        "",
+        "## Analysis",
+        "",
+        "HSFE temporal dynamics (mean-removed features, cosine correlation between time points):",
+        "",
+        "![HSFE dynamics](hsfe_dynamics.png)",
+        "",
+        "Spike statistics of the default and the shifted domain:",
+        "",
+        "![domain gap](domain_gap.png)",
+        "",
+    ]
     real = report.get("real", {})
     if real and "skipped" not in real:
         lines += [
@@ -177,7 +272,66 @@ def write_report(out: Path, report: dict) -> None:
         lines.append("")
         for name in real:
             lines += [f"![TFP and TFI of {name}](tfi_{name}.png)", ""]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")
+
+
+def synth_and_convert(
+    out: Path, name: str, *, classes: int, per_class: int, seed: int, style: str, noise: str
+) -> dict:
+    """`spikesim synth` then `spikesim convert` at the demo's factor and size."""
+    data = demo_spklip.DEMO_DATA
+    size = "{}x{}".format(*data["size"])
+    synth_s = sh(
+        "spikesim",
+        "synth",
+        str(out / f"synth_{name}"),
+        "--classes",
+        str(classes),
+        "--clips-per-class",
+        str(per_class),
+        "--style",
+        style,
+        "--seed",
+        str(seed),
+    )
+    convert_s = sh(
+        "spikesim",
+        "convert",
+        str(out / f"synth_{name}"),
+        "--out",
+        str(out / name),
+        "--factor",
+        str(data["factor"]),
+        "--size",
+        size,
+        "--noise",
+        noise,
+        "--workers",
+        "2",
+    )
+    rows = read_manifest(out / name)
+    return {
+        "style": style,
+        "noise": noise,
+        "classes": classes,
+        "clips": len(rows),
+        "splits": {
+            s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})
+        },
+        "factor": data["factor"],
+        "size": size,
+        "spike_frames": int(sum(r["frames"] for r in rows)),
+        "synth_seconds": round(synth_s, 1),
+        "convert_seconds": round(convert_s, 1),
+    }
+
+
+def _train_fsve(data: str, out: str, epochs: int | None) -> dict:
+    """FSVE training and evaluation (run in a child process, beside the ANN's training)."""
+    import demo_spklip
+
+    extra = {} if epochs is None else {"epochs": epochs}
+    return demo_spklip.run_fsve(data, out, progress=False, **extra)
 
 
 def main() -> None:
@@ -185,63 +339,102 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     parser.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
     args = parser.parse_args()
-    out: Path = args.out
+    try:
+        run_demo(args.out, quick=args.quick)
+    except (SpikesimError, SpklipError) as e:
+        sys.exit(f"demo: {e}")
+
+
+def run_demo(out: Path, *, quick: bool) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     start = time.perf_counter()
-    import demo_spklip
+    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick}
+    steps: dict[str, float] = {}
 
-    data = demo_spklip.DEMO_DATA
-    classes, per_class = (12, data["clips_per_class"]) if not args.quick else (10, 4)
-    size = "{}x{}".format(*data["size"])
-    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M")}
-
-    sh(
-        "spikesim",
-        "synth",
-        str(out / "synth"),
-        "--classes",
-        str(classes),
-        "--clips-per-class",
-        str(per_class),
-        "--seed",
-        "0",
-    )
-    convert_s = sh(
-        "spikesim",
-        "convert",
-        str(out / "synth"),
-        "--out",
-        str(out / "converted"),
-        "--factor",
-        "10",
-        "--size",
-        "48x64",
-        "--workers",
-        "2",
-    )
-    rows = read_manifest(out / "converted")
-    report["synthetic"] = {
-        "classes": classes,
-        "clips": len(rows),
-        "factor": data["factor"],
-        "size": size,
-        "spike_frames": int(sum(r["frames"] for r in rows)),
-        "convert_seconds": round(convert_s, 1),
-    }
+    # 1. The embedded default dataset, and its shifted domain for few-shot adaptation.
+    t = time.perf_counter()
+    sim, real = DEMO_DOMAINS["quick" if quick else "full"]
+    report["synthetic"] = synth_and_convert(out, "sim", style="sim", noise="none", **sim)
+    report["shifted"] = synth_and_convert(out, "real", style="real", noise="sensor", **real)
+    rows = read_manifest(out / "sim")
     by_class: dict[str, dict] = {}
     for r in rows:
         by_class.setdefault(r["class"], r)
-    tfi_strip(out / "converted", list(by_class.values())[:6], out / "tfi_synthetic.png", window=10)
+    tfi_strip(out / "sim", list(by_class.values())[:6], out / "tfi_synthetic.png", window=10)
+    steps["synth_convert"] = time.perf_counter() - t
 
+    # 2. The shared real clips.
+    t = time.perf_counter()
     report["real"] = convert_real(out)
+    steps["real_clips"] = time.perf_counter() - t
 
-    train = {"epochs": 2} if args.quick else {}
-    report.update(demo_spklip.run(out / "converted", out, **train))
+    # 3. SPKLIP (HSFE + STAR-Net) here and FSVE in a child process: one torch thread each,
+    # so the two trainings share the two cores instead of running one after the other.
+    t = time.perf_counter()
+    epochs = 2 if quick else None
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        fsve_job = pool.submit(_train_fsve, str(out / "sim"), str(out / "fsve"), epochs)
+        ann = demo_spklip.run(out / "sim", out, **({"epochs": epochs} if quick else {}))
+        try:
+            fsve = fsve_job.result()
+        except SpklipError as e:  # SpikingJelly not installed: the rest of the demo goes on
+            print(f"demo: FSVE skipped: {e}")
+            fsve = {"skipped": str(e)}
+    report.update({k: v for k, v in ann.items() if k not in ("checkpoint", "figures")})
+    steps["train_eval"] = time.perf_counter() - t
+
+    # 4. Few-shot adaptation of the synthetic model to the shifted domain.
+    t = time.perf_counter()
+    shots = (1, 2) if quick else (2, 4, 6, 8)
+    few = fewshot(
+        ann["checkpoint"],
+        out / "real",
+        shots=shots,
+        out=out / "fewshot",
+        threads=1,
+        adapt_batchnorm=True,
+        progress=False,
+    )
+    report["fewshot"] = {str(k): few["accuracy"][str(k)] for k in (0, *shots)}
+    report["fewshot_trainable_fraction"] = few["trainable_fraction"]
+    report["fewshot_details"] = {
+        k: few[k] for k in ("trainable_params", "total_params", "trainable_layers", "seconds")
+    }
+    shutil.copy(out / "fewshot" / "fewshot.png", out / "fewshot.png")
+    steps["fewshot"] = time.perf_counter() - t
+
+    # 5. The energy table, the analysis figures.
+    t = time.perf_counter()
+    checkpoints = {"ann": ann["checkpoint"]}
+    if "skipped" not in fsve:
+        checkpoints["snn"] = fsve["checkpoint"]
+        report["fsve"] = {
+            "top1": fsve["zero_shot"]["top1"],
+            "top5": fsve["zero_shot"]["top5"],
+            "per_class": fsve["zero_shot"]["per_class"],
+            "binary_activation_fraction": fsve["binary_activation_fraction"],
+            "binary_activation_fraction_with_input": fsve["binary_activation_fraction_with_input"],
+            "train_seconds": fsve["train_seconds"],
+        }
+    else:
+        report["fsve"] = fsve
+    energy = energy_report(checkpoints, out / "sim", split="test", clips=4, out=out / "energy")
+    report["energy"] = {
+        name: {k: e[k] for k in ("compute_J", "memory_J", "total_J")} for name, e in energy.items()
+    }
+    hsfe = hsfe_dynamics(ann["checkpoint"], out / "sim", out / "hsfe_dynamics.png", clips=4)
+    gap = domain_gap(out / "sim", out / "real", out / "domain_gap.png", names=("sim", "real"))
+    report["analysis"] = {"hsfe_mean_by_lag": hsfe["mean_by_lag"], "domain_gap": gap["gap"]}
+    steps["energy_analysis"] = time.perf_counter() - t
+
+    report["step_seconds"] = {k: round(v, 1) for k, v in steps.items()}
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_report(out, report)
     print(f"demo: wrote {out / 'report.md'} and {out / 'report.json'} in {report['seconds']:.0f} s")
+    return report
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ _TEST_GROUPS_MOD10 = (2, 5, 8)  # groups 2, 5, 8, 12, 15, 18, ... are test: 30 %
 _MIN_SIDE = 32  # smaller frames leave no room for an object to move
 _MIN_FRAMES = 8
 _MAX_GROUPS = 99  # gXX has two digits
+_REAL_BG_SPAN = 0.36  # real style: luma range (2nd..98th percentile) of the cluttered scene
+_REAL_MIN_OFFSET = 0.38  # real style: least luma between the object's mean and the scene's
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB weights, as the encoder uses
 
 
@@ -297,6 +299,10 @@ def _sprite(look: dict, radius: float, rng: np.random.Generator) -> tuple[np.nda
     }
     p = _pattern(look["texture"], params, side, side, rng)[..., None]
     rgb = look["obj_lo"][None, None, :] * (1.0 - p) + look["obj_hi"][None, None, :] * p
+    if look["shade"]:  # real style only: the sim sprite is left exactly as it was
+        y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+        r2 = ((x - centre) ** 2 + (y - centre) ** 2) / np.float32(radius * radius)
+        rgb = rgb * (1.0 - np.float32(look["shade"]) * np.minimum(r2, 1.0))[..., None]
     return np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=2), centre
 
 
@@ -322,11 +328,18 @@ def _look(style: str, rng: np.random.Generator) -> dict:
         bg_kind = str(rng.choice(list(_SIM_BACKGROUNDS)))
         backdrop = f"{'dark' if bright else 'light'} {_SIM_BACKGROUNDS[bg_kind]} background"
     else:
-        # A lower-contrast object over a mid-grey natural-like scene (luma ~0.2..0.8).
-        offset = rng.uniform(0.1, 0.18)
-        mid = 0.5 + offset if bright else 0.5 - offset
-        lo, hi = mid - 0.04, mid + 0.04
-        bg_level, bg_kind = 0.5, "natural"
+        # A shaded object that stands out from a cluttered scene, as a real object in front of
+        # a real background does: a bright object in a darker scene or a dark object in a
+        # lighter one. The scene spans _REAL_BG_SPAN of luma around bg_level, the object's
+        # mean is >= _REAL_MIN_OFFSET from bg_level, so the object is visible in a monochrome
+        # spike stream against the background right behind it, yet the statistics differ
+        # from sim's (textured scene, weaker and uneven local contrast, shading).
+        offset = rng.uniform(_REAL_MIN_OFFSET, _REAL_MIN_OFFSET + 0.1)
+        bg_level = rng.uniform(0.28, 0.36) if bright else rng.uniform(0.64, 0.72)
+        mid = bg_level + offset if bright else bg_level - offset
+        half = 0.5 * rng.uniform(0.12, 0.2)  # texture span, as wide as sim's
+        lo, hi = mid - half, mid + half
+        bg_kind = "natural"
         backdrop = str(rng.choice(_REAL_BACKDROPS))
     tint = np.clip(1.0 + rng.normal(0, 0.08, 3), 0.7, 1.3)
     return {
@@ -342,6 +355,8 @@ def _look(style: str, rng: np.random.Generator) -> dict:
         "bg_tint": (tint / _luma(tint)).astype(np.float32),
         "backdrop": backdrop,
         "bg_seed": int(rng.integers(2**31)),
+        # real: luma falls off toward the rim (a lit 3-D body), by this fraction at the rim
+        "shade": float(rng.uniform(0.1, 0.25)) if style == "real" else 0.0,
     }
 
 
@@ -363,7 +378,7 @@ def _draw_background(kind: str, level: float, tint, seed: int, h: int, w: int) -
     if kind == "natural":
         # 1/f-like, as natural images are (about equal power per octave): octaves of value
         # noise from 2 cells to pixel scale, each 0.8 as strong as the coarser one, plus soft
-        # blobs that give object-like edges; stretched to luma ~0.2..0.8.
+        # blobs that give object-like edges; stretched to luma level +- _REAL_BG_SPAN / 2.
         field = np.zeros((h, w), np.float32)
         for octave in range(int(np.log2(max(h, w) / 2))):
             field += 0.8**octave * _smooth_noise(rng, h, w, 2 ** (octave + 1))
@@ -374,7 +389,7 @@ def _draw_background(kind: str, level: float, tint, seed: int, h: int, w: int) -
             cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
             field += rng.uniform(-1.5, 1.5) * cv2.GaussianBlur(blob, (0, 0), 1.0)
         p2, p98 = np.percentile(field, [2, 98])
-        lum = 0.2 + 0.6 * (field - p2) / max(float(p98 - p2), 1e-6)
+        lum = level + _REAL_BG_SPAN * ((field - p2) / max(float(p98 - p2), 1e-6) - 0.5)
         chroma = np.stack([_smooth_noise(rng, h, w, 3) for _ in range(3)], axis=2)
         rgb = lum[..., None] * tint * (1.0 + 0.12 * chroma)
         return np.clip(rgb, 0.0, 1.0).astype(np.float32)
@@ -674,8 +689,9 @@ def synthesize(
     ``CLIPS_PER_GROUP`` per group ``gXX`` (1..198). ``size``: (H, W) pixels. ``frames``: frames
     per clip (>= 8), the motion spans all of them. ``fps``: frame rate stored in the .avi.
     ``style``: ``"sim"`` (clean, high-contrast, large motions) or ``"real"`` (small motions, a
-    static natural-like background, lower contrast, camera noise and flicker). ``workers``:
-    threads (default up to 4); the bytes do not depend on it.
+    shaded object that stands out from a static cluttered background, lower contrast than sim,
+    camera noise and flicker). ``workers``: threads (default up to 4); the bytes do not
+    depend on it.
 
     Same arguments give the same bytes; clip k of a class does not depend on
     ``clips_per_class`` or ``classes``. The folder is built beside ``out`` and renamed at

@@ -17,14 +17,18 @@ or any module that takes spikes (B, T, H, W)) once, without gradients, and count
 
 and turns them into energy with the 45 nm figures (Horowitz, ISSCC 2014, as used by the
 paper): 4.6 pJ per MAC, 0.9 pJ per accumulate (SOP) and per neuron update, 5.0 pJ per 32-bit
-memory access. ``energy_table_markdown`` lays several results side by side.
+memory access. ``energy_table_markdown`` lays several results side by side;
+``energy_report`` measures checkpoints on clips of a dataset and writes the table
+(``spklip energy``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,9 +45,12 @@ __all__ = [
     "PJ_PER_SOP",
     "LayerCount",
     "binary_activation_fraction",
+    "energy_report",
+    "energy_report_markdown",
     "energy_table_markdown",
     "estimate_energy",
     "survey_layers",
+    "write_energy_report",
 ]
 
 PJ_PER_MAC = 4.6  # 32-bit float multiply (3.7 pJ) + add (0.9 pJ), 45 nm
@@ -233,8 +240,12 @@ def _fraction(layers: list[LayerCount]) -> dict[str, Any]:
     dense = [c for c in layers if c.kind != "matmul"]
     elements = sum(c.input_elements for c in dense)
     binary = sum(c.binary_elements for c in dense)
+    # Between layers: every input but the first layer's, which reads the (binned) stream.
+    inner = sum(c.input_elements for c in dense[1:])
+    inner_binary = sum(c.binary_elements for c in dense[1:])
     return {
         "binary_activation_fraction": binary / elements if elements else 0.0,
+        "inter_layer_binary_fraction": inner_binary / inner if inner else 0.0,
         "binary_layers": sum(c.binary_input for c in dense),
         "layers": len(dense),
         "real_valued_inputs": [c.name for c in dense if not c.binary_input],
@@ -407,3 +418,105 @@ def energy_table_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
         cells = [_cell(_lookup(results[n], key), scale, key) for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+ENCODER_NAMES = {"ann": "ann", "fsve": "snn"}  # report key of each SPKLIPConfig.visual
+
+
+def energy_report(
+    checkpoints: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    *,
+    split: str | None = "test",
+    clips: int = 8,
+    out: str | os.PathLike | None = None,
+    device: str | torch.device | None = "cpu",
+    include_layers: bool = False,
+    spike_bits: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """The Table-6-like energy estimate of each checkpoint's video encoder on real clips.
+
+    ``checkpoints``: ``{name: path}``, or paths named by their encoder (``"ann"`` for HSFE +
+    STAR-Net, ``"snn"`` for FSVE; ``"ann_2"`` ... when repeated). Each is measured by
+    :func:`estimate_energy` on the same ``clips`` clips of ``split`` of ``data`` (spread over
+    the classes, centred windows), read as its training run read them (the model's input
+    frames, the run's data-side bin; see ``spklip.analysis.load_checkpoint_clips``).
+
+    Returns ``{name: result}``, each the per-clip dict of :func:`estimate_energy` (``macs``,
+    ``sops``, ``neuron_updates``, ``memory``, ``compute_J``, ``memory_J``, ``total_J``, ...)
+    plus ``checkpoint``, ``model_name``, ``visual``, ``epoch``, ``data``, ``split`` and the
+    clips used. With ``out``, writes ``OUT/energy.json`` (that dict) and ``OUT/energy.md``
+    (:func:`energy_table_markdown` with a header saying what was measured).
+    """
+    from .analysis import load_checkpoint_clips
+
+    if isinstance(checkpoints, Mapping):
+        named = [(str(k), v) for k, v in checkpoints.items()]
+    else:
+        named = [(None, v) for v in checkpoints]
+    if not named:
+        raise SpklipError("no checkpoints given; pass at least one --checkpoint")
+    results: dict[str, dict[str, Any]] = {}
+    for name, path in named:
+        loaded = load_checkpoint_clips(path, data, split=split, clips=clips, device=device)
+        if name is None:
+            base = ENCODER_NAMES.get(loaded.model.config.visual, loaded.model.config.visual)
+            name, k = base, 2
+            while name in results:
+                name, k = f"{base}_{k}", k + 1
+        elif name in results:
+            raise SpklipError(f"two checkpoints are named {name!r}; give distinct names")
+        measured = estimate_energy(
+            loaded.model, loaded.spikes, include_layers=include_layers, spike_bits=spike_bits
+        )
+        results[name] = {**loaded.describe(), "split": split, **measured}
+    if out is not None:
+        write_energy_report(results, out)
+    return results
+
+
+def write_energy_report(results: Mapping[str, Mapping[str, Any]], out: str | os.PathLike) -> Path:
+    """Write ``OUT/energy.json`` and ``OUT/energy.md`` (atomically) for the dict of
+    :func:`energy_report`; returns the Markdown path."""
+    from spikesim.files import write_atomic
+
+    from .evaluate import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "energy.json", dict(results))
+    write_atomic(out / "energy.md", energy_report_markdown(results))
+    return out / "energy.md"
+
+
+def energy_report_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The table of :func:`energy_table_markdown` with one column per checkpoint (named
+    ``name: model, epoch``) under a header naming the data and clips it was measured on."""
+    columns = {
+        f"{name} ({r.get('model_name') or r.get('visual')}, epoch {r.get('epoch')})": r
+        for name, r in results.items()
+    }
+    first = next(iter(results.values()))
+    lines = [
+        "# Energy per clip of the video encoders (45 nm figures)",
+        "",
+        f"Measured on {len(first.get('clip_paths', []))} clips of split `{first.get('split')}` "
+        f"of `{first.get('data')}` (centred windows, read as each model was trained).",
+        "",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"- {name}: `{r.get('checkpoint')}`, input {r.get('input_shape')} "
+            f"(data bin {r.get('data_bin')}, model temporal_bin {r.get('temporal_bin')})"
+        )
+    model = first["energy_model"]
+    lines += [
+        "",
+        f"Energy model: {model['pj_per_mac']} pJ per MAC, {model['pj_per_sop']} pJ per SOP, "
+        f"{model['pj_per_neuron_update']} pJ per neuron update, "
+        f"{model['pj_per_memory_access']} pJ per 32-bit memory access; spikes stored in "
+        f"{model['spike_bits']} bit(s).",
+        "",
+        energy_table_markdown(columns),
+    ]
+    return "\n".join(lines)

@@ -87,6 +87,13 @@ def class_features(
     return per / np.maximum(np.linalg.norm(per, axis=1, keepdims=True), 1e-12)
 
 
+def data_bin(checkpoint_config: dict[str, Any]) -> int:
+    """The data-side binning a checkpoint was trained with (``SpikeClips(bin=...)``): key
+    ``data_bin``; checkpoints written before the model had its own ``temporal_bin`` called
+    it ``temporal_bin``. 1 when absent. The model's own binning is in its model_config."""
+    return int(checkpoint_config.get("data_bin", checkpoint_config.get("temporal_bin", 1)))
+
+
 def check_compatible(model: SPKLIP, dataset: SpikeClips) -> None:
     """One-line SpklipError when the data's frame size differs from the model's."""
     h, w = model.config.image_size
@@ -180,7 +187,7 @@ def evaluate(
         split=split,
         train=False,
         captions="caption",
-        bin=int(ckpt.config.get("temporal_bin", 1)),
+        bin=data_bin(ckpt.config),  # the model bins again by its own temporal_bin
     )
     result = evaluate_model(
         model,

@@ -65,6 +65,7 @@ INSTALL_HINT = (
     "or pip install 'spikesim[fsve]'"
 )
 READOUTS = ("spikes", "membrane")
+POOL_INITS = ("random", "mean")
 _SJ: SimpleNamespace | None = None
 
 
@@ -120,6 +121,12 @@ class FSVEConfig:
     readout: str = "spikes"  # "spikes": LIF, projection at each step, mean over steps (every
     # layer reads 0/1 spikes); "membrane": the projection reads the step-averaged
     # membrane-level tokens (real values; fits a batch faster)
+    head_norm: bool = False  # BatchNorm1d on the embedding (after the readout): removes the
+    # component common to all clips, against the contrastive loss's collapse to one embedding
+    pool_init: str = "random"  # init of the grid readout's depthwise kernel: "random" (normal,
+    # as the other layers) or "mean" (every tap 1/(h*w): starts as average pooling of spikes)
+    init_gain: float = 0.1  # init std of the layers feeding a tdBN, x 1/sqrt(fan_in): the
+    # network is scale-invariant in their weights, so a smaller gain is a larger Adam step
 
     def __post_init__(self) -> None:
         positive = ("steps", "dim", "temporal_heads", "stem_stride")
@@ -146,10 +153,13 @@ class FSVEConfig:
             raise SpklipError("fsve.temporal_layers must be >= 0")
         if not self.tau > 1.0:
             raise SpklipError(f"fsve.tau = {self.tau} must be > 1 (time steps)")
-        if self.v_threshold <= 0 or self.surrogate_width <= 0 or self.mlp_ratio <= 0:
+        if min(self.v_threshold, self.surrogate_width, self.mlp_ratio, self.init_gain) <= 0:
             raise SpklipError(
-                "fsve.v_threshold, fsve.surrogate_width and fsve.mlp_ratio must be > 0"
+                "fsve.v_threshold, fsve.surrogate_width, fsve.mlp_ratio and fsve.init_gain "
+                "must be > 0"
             )
+        if self.pool_init not in POOL_INITS:
+            raise SpklipError(f"fsve.pool_init = {self.pool_init!r}; choose one of random, mean")
         if self.readout not in READOUTS:
             raise SpklipError(f"fsve.readout = {self.readout!r}; choose one of spikes, membrane")
 
@@ -205,25 +215,30 @@ def lif_layer(cfg: FSVEConfig) -> nn.Module:
 
 # Every convolution and linear layer of FSVE but the readout feeds a tdBN, so the network is
 # unchanged if their weights are scaled, while Adam moves each weight by about lr per step:
-# small initial weights make the same lr a larger effective step. At 1/10 of the unit-variance
-# init, spklip-fsve-tiny learns at the ANN's lr (1e-3) as fast as at lr 1e-2 with unit init;
-# at unit init and lr 1e-3 its training loss fell from 1.81 to only 1.68 in 3 epochs of a
-# 6-class toy task (0.18 with the small init).
-_INIT_GAIN = 0.1
+# small initial weights make the same lr a larger effective step (fsve.init_gain). At 1/10 of
+# the unit-variance init (the default), spklip-fsve-tiny learns at the ANN's lr (1e-3) as fast
+# as at lr 1e-2 with unit init; at unit init and lr 1e-3 its training loss fell from 1.81 to
+# only 1.68 in 3 epochs of a 6-class toy task (0.18 with the small init).
 
 
-def _linear(cin: int, cout: int) -> nn.Linear:
-    """A linear layer feeding a tdBN: no bias, small normal init (see _INIT_GAIN)."""
+def _linear(cfg: FSVEConfig, cin: int, cout: int) -> nn.Linear:
+    """A linear layer feeding a tdBN: no bias, normal init of std ``cfg.init_gain /
+    sqrt(fan_in)`` (see fsve.init_gain)."""
     linear = nn.Linear(cin, cout, bias=False)
-    nn.init.normal_(linear.weight, std=_INIT_GAIN / math.sqrt(cin))
+    nn.init.normal_(linear.weight, std=cfg.init_gain / math.sqrt(cin))
     return linear
 
 
 def _conv(
-    cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1, groups: int = 1
+    cfg: FSVEConfig,
+    cin: int,
+    cout: int,
+    kernel: int | tuple[int, int],
+    stride: int = 1,
+    groups: int = 1,
 ) -> nn.Conv2d:
     """Multi-step convolution (time folded into the batch) feeding a tdBN: no bias, small
-    normal init (see _INIT_GAIN)."""
+    normal init (see fsve.init_gain)."""
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
     conv = spikingjelly().layer.Conv2d(
         cin,
@@ -236,7 +251,7 @@ def _conv(
         step_mode="m",
     )
     fan_in = (cin // groups) * k[0] * k[1]
-    nn.init.normal_(conv.weight, std=_INIT_GAIN / math.sqrt(fan_in))
+    nn.init.normal_(conv.weight, std=cfg.init_gain / math.sqrt(fan_in))
     return conv
 
 
@@ -272,15 +287,15 @@ class MSBlock(nn.Module):
     def __init__(self, cfg: FSVEConfig, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.lif1 = lif_layer(cfg)
-        self.conv1 = _conv(cin, cout, 3, stride)
+        self.conv1 = _conv(cfg, cin, cout, 3, stride)
         self.bn1 = _tdbn2d(cfg, cout)
         self.lif2 = lif_layer(cfg)
-        self.conv2 = _conv(cout, cout, 3)
+        self.conv2 = _conv(cfg, cout, cout, 3)
         self.bn2 = _tdbn2d(cfg, cout, _RESIDUAL_ALPHA)
         self.shortcut: nn.Module | None = None
         if stride > 1 or cin != cout:
             self.shortcut = nn.Sequential(
-                _conv(cin, cout, 1, stride), _tdbn2d(cfg, cout, _RESIDUAL_ALPHA)
+                _conv(cfg, cin, cout, 1, stride), _tdbn2d(cfg, cout, _RESIDUAL_ALPHA)
             )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -302,14 +317,14 @@ class SpikingSelfAttention(nn.Module):
         self.heads = cfg.temporal_heads
         self.causal = cfg.temporal_causal
         self.lif_in = lif_layer(cfg)
-        self.q, self.k, self.v = (_linear(d, d) for _ in range(3))
+        self.q, self.k, self.v = (_linear(cfg, d, d) for _ in range(3))
         self.q_bn, self.k_bn, self.v_bn = (_tdbn1d(cfg, d) for _ in range(3))
         self.q_lif, self.k_lif, self.v_lif = (lif_layer(cfg) for _ in range(3))
         self.scores = SpikeMatmul()
         self.mix = SpikeMatmul()
         self.attn_bn = _tdbn1d(cfg, d)
         self.attn_lif = lif_layer(cfg)
-        self.out = _linear(d, d)
+        self.out = _linear(cfg, d, d)
         self.out_bn = _tdbn1d(cfg, d, 0.0)  # starts as the identity (see _RESIDUAL_ALPHA)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -337,10 +352,10 @@ class SpikingMLP(nn.Module):
         super().__init__()
         hidden = max(1, round(cfg.dim * cfg.mlp_ratio))
         self.lif1 = lif_layer(cfg)
-        self.fc1 = _linear(cfg.dim, hidden)
+        self.fc1 = _linear(cfg, cfg.dim, hidden)
         self.bn1 = _tdbn1d(cfg, hidden)
         self.lif2 = lif_layer(cfg)
-        self.fc2 = _linear(hidden, cfg.dim)
+        self.fc2 = _linear(cfg, hidden, cfg.dim)
         self.bn2 = _tdbn1d(cfg, cfg.dim, 0.0)  # starts as the identity
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -370,7 +385,7 @@ class FSVE(nn.Module):
         self.offset = (frames - self.steps * self.frames_per_step) // 2  # centre the window
         cfg = config
         self.stem = nn.Sequential(
-            _conv(self.frames_per_step, cfg.widths[0], 3, cfg.stem_stride),
+            _conv(cfg, self.frames_per_step, cfg.widths[0], 3, cfg.stem_stride),
             _tdbn2d(cfg, cfg.widths[0]),
         )
         stages = []
@@ -384,10 +399,12 @@ class FSVE(nn.Module):
         # Spatial readout: a depthwise convolution over the whole grid (a learned weighted sum
         # of each channel's spikes), then a linear map to the token width.
         self.pool_lif = lif_layer(cfg)
-        self.pool = _conv(cin, cin, grid, groups=cin)
+        self.pool = _conv(cfg, cin, cin, grid, groups=cin)
+        if cfg.pool_init == "mean":  # position-blind at the start, like a global average pool
+            nn.init.constant_(self.pool.weight, 1.0 / (grid[0] * grid[1]))
         self.pool_bn = _tdbn2d(cfg, cin)
         self.token_lif = lif_layer(cfg)
-        self.token = _linear(cin, cfg.dim)
+        self.token = _linear(cfg, cin, cfg.dim)
         self.token_bn = _tdbn1d(cfg, cfg.dim)
         self.positional_embedding = (
             nn.Parameter(torch.randn(cfg.steps, 1, cfg.dim) * 0.02) if cfg.temporal_pos else None
@@ -398,6 +415,7 @@ class FSVE(nn.Module):
             self.temporal.append(SpikingMLP(cfg))
         self.head_lif = lif_layer(cfg) if cfg.readout == "spikes" else None
         self.head = nn.Linear(cfg.dim, out_dim)
+        self.head_norm = nn.BatchNorm1d(out_dim) if cfg.head_norm else nn.Identity()
 
     def to_steps(self, spikes: torch.Tensor) -> torch.Tensor:
         """(B, frames, H, W) -> time-major (S, B, L, H, W) 0/1 in the weights' dtype."""
@@ -419,7 +437,7 @@ class FSVE(nn.Module):
             for block in self.temporal:
                 x = block(x)
             if self.head_lif is None:
-                return self.head(x.mean(dim=0))
-            return _per_step(self.head, self.head_lif(x)).mean(dim=0)
+                return self.head_norm(self.head(x.mean(dim=0)))
+            return self.head_norm(_per_step(self.head, self.head_lif(x)).mean(dim=0))
         finally:
             reset_net(self)  # drop the last batch's membrane tensors

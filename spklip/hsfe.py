@@ -13,6 +13,16 @@ goes through
   per-pixel weight to each branch (softmax or sigmoid over branches); the weighted sum of the
   branch maps is refined by residual 3x3 convolutions at full resolution.
 
+Optionally (``motion: "flow"``, not in the paper) a motion stage reads the whole sub-block
+too: per pixel, the gradient-based (Lucas-Kanade) estimate of the local velocity (u, v) over
+the block and its circulation and divergence in a Gaussian window (:class:`MotionFlow`);
+the four maps join the fused MTF map before the fusion convolution. The MTF convolutions
+hold one free weight per frame, so a detector of local motion direction has to be learned
+anew for every frame position; trained from scratch on a few hundred clips they learn
+global changes (growth, travel across the frame) but not the sense of a rotation, which is
+only visible as local motion curling round the object; the circulation map holds it at the
+object's centre (docs/model.md).
+
 Every sub-block shares the same weights: the blocks are folded into the batch.
 """
 
@@ -27,9 +37,11 @@ from torch.utils.checkpoint import checkpoint
 
 from .errors import SpklipError
 
-__all__ = ["HSFE", "HSFEConfig", "MTFBranch", "ResidualBlock", "SpatialGate"]
+__all__ = ["HSFE", "HSFEConfig", "MTFBranch", "MotionFlow", "ResidualBlock", "SpatialGate"]
 
 FUSIONS = ("attention", "mean")
+MOTIONS = ("none", "flow")
+MOTION_MAPS = 4  # u, v, circulation, divergence
 GATES = ("softmax", "sigmoid")
 
 
@@ -52,6 +64,8 @@ class HSFEConfig:
     features: int = 64  # channels of the output feature map of a sub-block
     res_blocks: int = 6  # residual blocks after the fusion, at full resolution
     res_convs: int = 3  # 3x3 convolutions in each residual block
+    motion: str = "none"  # "flow": add local-motion maps per sub-block (MotionFlow); "none": paper
+    motion_sigma: float = 4.0  # pixels: the window of the flow's circulation and divergence
 
     def __post_init__(self) -> None:
         positive = (
@@ -68,6 +82,12 @@ class HSFEConfig:
                 raise SpklipError(f"hsfe.{name} = {getattr(self, name)} must be at least 1")
         if self.radius < 0 or self.channel_step < 0 or self.res_blocks < 0:
             raise SpklipError("hsfe.radius, hsfe.channel_step and hsfe.res_blocks must be >= 0")
+        if self.motion not in MOTIONS:
+            raise SpklipError(f"hsfe.motion = {self.motion!r}; choose one of {', '.join(MOTIONS)}")
+        if self.motion_sigma <= 0:
+            raise SpklipError(f"hsfe.motion_sigma = {self.motion_sigma} must be > 0 (pixels)")
+        if self.motion == "flow" and self.block_length < 2:
+            raise SpklipError("hsfe.motion = 'flow' needs sub-blocks of 2 frames or more")
         if self.step is not None and self.step < 1:
             raise SpklipError(f"hsfe.step = {self.step} must be at least 1, or null (spread)")
         if self.fusion not in FUSIONS:
@@ -146,6 +166,58 @@ class MTFBranch(nn.Module):
         return self.conv2(F.relu(self.conv1(x)))
 
 
+class MotionFlow(nn.Module):
+    """Local motion of a sub-block: (N, L, H, W) -> (N, 4, H, W): the velocity (u, v) in
+    pixels per frame, and its circulation and divergence around each pixel.
+
+    (u, v) is the brightness-constancy estimate (Lucas & Kanade) from spatial and temporal
+    differences of the count frames: u = <-I_t I_x> / (<I_x^2 + I_y^2> + c), v likewise,
+    where <.> averages over the L-1 frame pairs and a 3x3 neighbourhood and c (one count
+    squared) keeps flat, noisy areas near 0. An edge moving right gives u > 0 whatever its
+    contrast. Circulation sum_d g(d) (d_x v - d_y u) and divergence sum_d g(d) (d_x u + d_y v)
+    over a Gaussian window g of ``sigma`` pixels around each pixel are large at the centre of
+    an object that turns (sign: its sense; > 0 clockwise on screen, y pointing down) or
+    grows. No learned weights: the layers after it learn what the maps mean.
+    """
+
+    def __init__(self, sigma: float = 4.0, damping: float = 1.0) -> None:
+        super().__init__()
+        self.damping = damping
+        r = max(1, round(2.5 * sigma))
+        d = torch.arange(-r, r + 1, dtype=torch.float32)
+        g = torch.exp(-(d**2) / (2 * sigma**2))
+        g = g / g.sum()
+        # The 2-D windows are separable: g(dx) g(dy) times dx or dy. Rows: g, d*g.
+        self.register_buffer("taps", torch.stack([g, d * g]), persistent=False)
+        self.reach = r
+
+    def window(self, maps: torch.Tensor, tap_x: int, tap_y: int) -> torch.Tensor:
+        """sum_d taps[tap_x](d_x) taps[tap_y](d_y) maps(p + d), per channel (zero outside)."""
+        n, c, h, w = maps.shape
+        taps = self.taps.to(maps.dtype)
+        x = maps.reshape(n * c, 1, h, w)
+        x = F.conv2d(x, taps[tap_x].view(1, 1, 1, -1), padding=(0, self.reach))
+        x = F.conv2d(x, taps[tap_y].view(1, 1, -1, 1), padding=(self.reach, 0))
+        return x.view(n, c, h, w)
+
+    def forward(self, block: torch.Tensor) -> torch.Tensor:
+        smooth = F.avg_pool2d(block, 3, stride=1, padding=1, count_include_pad=False)
+        it = smooth[:, 1:] - smooth[:, :-1]  # (N, L-1, H, W)
+        mid = F.pad(0.5 * (smooth[:, 1:] + smooth[:, :-1]), (1, 1, 1, 1), mode="replicate")
+        ix = 0.5 * (mid[..., 1:-1, 2:] - mid[..., 1:-1, :-2])
+        iy = 0.5 * (mid[..., 2:, 1:-1] - mid[..., :-2, 1:-1])
+        terms = torch.stack(
+            [(-it * ix).mean(1), (-it * iy).mean(1), (ix * ix + iy * iy).mean(1)], dim=1
+        )
+        terms = F.avg_pool2d(terms, 3, stride=1, padding=1, count_include_pad=False)
+        flow = terms[:, :2] / (terms[:, 2:] + self.damping)
+        across = self.window(flow, 1, 0)  # sum g(dy) dx g(dx) (u, v)(p + d)
+        along = self.window(flow, 0, 1)  # sum dy g(dy) g(dx) (u, v)(p + d)
+        circulation = across[:, 1:] - along[:, :1]  # sum g (dx v - dy u)
+        divergence = across[:, :1] + along[:, 1:]  # sum g (dx u + dy v)
+        return torch.cat([flow, circulation, divergence], dim=1)
+
+
 class SpatialGate(nn.Module):
     """SA: per-pixel weights of the branches from their concatenated maps.
 
@@ -212,7 +284,13 @@ class HSFE(nn.Module):
             if config.fusion == "attention"
             else None
         )
-        self.fuse = conv3x3(config.branch_channels, config.features)
+        self.motion = (
+            nn.Sequential(MotionFlow(config.motion_sigma), nn.BatchNorm2d(MOTION_MAPS))
+            if config.motion == "flow"
+            else None
+        )  # BatchNorm: the maps enter at the scale of the MTF maps, whatever the data
+        extra = MOTION_MAPS if self.motion is not None else 0
+        self.fuse = conv3x3(config.branch_channels + extra, config.features)
         self.body = nn.Sequential(
             *(ResidualBlock(config.features, config.res_convs) for _ in range(config.res_blocks))
         )
@@ -266,6 +344,8 @@ class HSFE(nn.Module):
             fused = maps[0] * weights[:, :1]
             for i in range(1, len(maps)):
                 fused = fused + maps[i] * weights[:, i : i + 1]
+        if self.motion is not None:
+            fused = torch.cat([fused, self.motion(blocks)], dim=1)
         x = F.relu(self.fuse(fused))
         if len(self.body):
             x = x + self._run_body(x)  # long skip: the residual stack refines the fused map

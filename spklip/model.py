@@ -1,7 +1,12 @@
 """SPKLIP: a CLIP-style model that aligns spike clips (B, T, H, W) with text.
 
-    spikes (B, T, H, W) -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
-    tokens (B, L)       -> TextEncoder                              -> (B, embed_dim)
+    spikes (B, T, H, W) -> bin -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
+    tokens (B, L)       -> TextEncoder                                     -> (B, embed_dim)
+
+``bin``: with ``temporal_bin`` = K > 1 every run of K raw spike frames is summed into one
+count frame (a TFP-like exposure of K steps), so the encoder sees T / K frames. From raw 0/1
+frames a small model trained on a few hundred clips memorises the firing phase of single
+pixels; counts generalise (docs/training.md, "Temporal binning").
 
 With ``visual: "fsve"`` the video side is the full-spiking encoder of ``spklip.fsve`` instead
 (same input and output; it needs the optional SpikingJelly).
@@ -43,7 +48,8 @@ VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-sp
 class SPKLIPConfig:
     """The whole model; the defaults are the paper's numbers (the spklip-paper config)."""
 
-    frames: int = 250  # T: spike frames per input clip (the sub-blocks are centred in it)
+    frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
+    temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
     image_size: tuple[int, int] = (240, 320)  # (H, W) of the input spikes
     embed_dim: int = 1024  # joint video/text embedding size
     hsfe: HSFEConfig = field(default_factory=HSFEConfig)  # sub-blocks, MTF branches, SA
@@ -57,6 +63,11 @@ class SPKLIPConfig:
     def __post_init__(self) -> None:
         if self.frames < 1 or self.embed_dim < 1:
             raise SpklipError("frames and embed_dim must be at least 1")
+        if self.temporal_bin < 1 or self.frames % self.temporal_bin:
+            raise SpklipError(
+                f"frames = {self.frames} must be a multiple of temporal_bin = "
+                f"{self.temporal_bin} (>= 1): the encoder sums each run of temporal_bin frames"
+            )
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise SpklipError(f"image_size = {list(self.image_size)} must be two positive ints")
         if self.logit_scale_init > self.logit_scale_max:
@@ -64,9 +75,9 @@ class SPKLIPConfig:
         if self.visual not in VISUALS:
             raise SpklipError(f"visual = {self.visual!r}; choose one of {', '.join(VISUALS)}")
         if self.visual == "fsve":
-            self.fsve.check(self.frames)
+            self.fsve.check(self.binned_frames)
             return  # the hsfe and star sections are not used
-        self.hsfe.check_frames(self.frames)
+        self.hsfe.check_frames(self.binned_frames)
         if min(token_grid(self.image_size, self.star.stage_strides)) < 1:
             h, w = self.image_size
             raise SpklipError(
@@ -78,6 +89,11 @@ class SPKLIPConfig:
                 f"star.temporal_heads = {self.star.temporal_heads} does not divide "
                 f"embed_dim {self.embed_dim}"
             )
+
+    @property
+    def binned_frames(self) -> int:
+        """Frames HSFE / FSVE see: ``frames // temporal_bin`` count frames."""
+        return self.frames // self.temporal_bin
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), ready for JSON."""
@@ -148,15 +164,19 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
 
 
 class SpikeVideoEncoder(nn.Module):
-    """Spikes (B, frames, H, W) bool/uint8/float -> video embedding (B, embed_dim), unnormalised."""
+    """Spikes (B, frames, H, W) bool/uint8/float -> video embedding (B, embed_dim), unnormalised.
+
+    The raw frames are first summed in runs of ``temporal_bin`` (:meth:`bin`); HSFE + STAR-Net
+    (or FSVE) are built for the ``frames // temporal_bin`` frames that leaves.
+    """
 
     def __init__(self, config: SPKLIPConfig) -> None:
         super().__init__()
         self.config = config
         if config.visual == "fsve":
-            self.fsve = FSVE(config.fsve, config.frames, config.image_size, config.embed_dim)
+            self.fsve = FSVE(config.fsve, config.binned_frames, config.image_size, config.embed_dim)
             return
-        self.hsfe = HSFE(config.hsfe, config.frames)
+        self.hsfe = HSFE(config.hsfe, config.binned_frames)
         self.star = STARNet(
             config.star,
             in_channels=config.hsfe.features,
@@ -187,8 +207,21 @@ class SpikeVideoEncoder(nn.Module):
                 f"frames={spikes.shape[1]}"
             )
 
+    def bin(self, spikes: torch.Tensor) -> torch.Tensor:
+        """(B, frames, H, W) -> (B, frames // temporal_bin, H, W): each run of
+        ``temporal_bin`` raw frames summed into one count frame (the input itself when 1).
+        Integer and bool spikes give uint8 counts (at most 255 per frame), float stays float:
+        the same numbers as binning in the data loader (``SpikeClips(bin=K)``)."""
+        k = self.config.temporal_bin
+        if k == 1:
+            return spikes
+        b, t, h, w = spikes.shape
+        dtype = None if spikes.is_floating_point() else (torch.uint8 if k <= 255 else torch.int32)
+        return spikes.reshape(b, t // k, k, h, w).sum(dim=2, dtype=dtype)
+
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         self.check_input(spikes)
+        spikes = self.bin(spikes)
         if self.config.visual == "fsve":
             return self.fsve(spikes)
         return self.star(self.hsfe(spikes))

@@ -41,7 +41,7 @@ from .checkpoint import (
 )
 from .data import CAPTION_MODES, SpikeClips, make_loader
 from .errors import SpklipError
-from .evaluate import check_compatible, zero_shot_top1
+from .evaluate import check_compatible, data_bin, zero_shot_top1
 from .factory import create_model_from_config, get_model_config
 from .loss import contrastive_loss
 from .model import SPKLIP
@@ -51,18 +51,20 @@ from .tokenizer import SpikeTokenizer
 RESULTS = "results.jsonl"
 
 # The paper's recipe, used for any model without its own entry below.
-PAPER_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "batch_size": 8, "epochs": 30}
+PAPER_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "batch_size": 8, "epochs": 30, "captions": "mixed"}
 # Recommended settings per named model: small models from scratch want a larger step.
+# spklip-tiny: the demo's recipe (docs/training.md, "What the demo measures"); class prompts,
+# because the synthetic captions mostly describe the look and slow zero-shot learning down.
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "spklip-paper": PAPER_DEFAULTS,
-    "spklip-tiny": {"lr": 1e-3, "batch_size": 16, "epochs": 30},
+    "spklip-tiny": {"lr": 1e-3, "batch_size": 16, "epochs": 40, "captions": "prompt"},
 }
 
 
 @dataclass
 class TrainConfig:
     """What a training run needs; None means "the model's recommended value"
-    (:data:`TRAIN_DEFAULTS`, else the paper's lr 2e-5, batch 8, 30 epochs)."""
+    (:data:`TRAIN_DEFAULTS`, else the paper's lr 2e-5, batch 8, 30 epochs, mixed texts)."""
 
     data: str | os.PathLike  # converted folder or packed .h5
     out: str | os.PathLike = "runs/spklip"  # run folder: checkpoints/, results.jsonl
@@ -76,11 +78,13 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
     grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
     frames: int | None = None  # T model input frames per clip; None: the model config's
-    bin: int = 1  # spike frames summed into each model input frame (see spklip.data)
+    bin: int = 1  # data-side binning: spike frames summed by the loader into each model input
+    # frame (see spklip.data); the model's own ``temporal_bin`` is the normal way to bin
     seed: int = 0
     workers: int = 2  # DataLoader worker processes per training process
     resume: bool = False  # continue from OUT/checkpoints/latest
-    captions: str = "mixed"  # "caption" | "prompt" | "mixed" (see spklip.data.SpikeClips)
+    captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips);
+    # None: the model's (TRAIN_DEFAULTS), else "mixed"
     label_aware: bool = True  # clips of one class in a batch are not negatives
     train_split: str = "train"
     val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
@@ -100,6 +104,7 @@ class TrainConfig:
             epochs=self.epochs if self.epochs is not None else rec["epochs"],
             batch_size=self.batch_size if self.batch_size is not None else rec["batch_size"],
             lr=self.lr if self.lr is not None else rec["lr"],
+            captions=self.captions if self.captions is not None else rec["captions"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,7 +264,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         cfg = dataclasses.replace(
             cfg,
             frames=ckpt.config["model_config"]["frames"],
-            bin=int(ckpt.config.get("temporal_bin", 1)),
+            bin=data_bin(ckpt.config),
         )
         if saved.get("data") and Path(saved["data"]) != Path(cfg.data) and d.main:
             tqdm.write(f"note: resuming on {cfg.data}, the run started on {saved['data']}")
@@ -410,7 +415,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     "model_name": cfg.model,
                     "model_overrides": cfg.model_overrides,
                     "model_config": model_config,
-                    "temporal_bin": cfg.bin,
+                    "data_bin": cfg.bin,
                     "train_config": cfg.to_dict(),
                     "classes": train_set.classes,
                     "epoch": epoch,

@@ -1,30 +1,40 @@
 """Energy estimate: SOPs are firing rate x MACs, exact on known spike patterns; neuron updates
-and memory follow the documented counting model; FSVE's compute costs less than the ANN's."""
+and memory follow the documented counting model; FSVE's compute costs less than the ANN's;
+the report measures checkpoints on real clips and writes the table as JSON and Markdown."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from spikesim import open_dataset
+from spklip.checkpoint import load_model
 from spklip.energy import (
     PJ_PER_MAC,
     PJ_PER_MEMORY_ACCESS,
     PJ_PER_NEURON_UPDATE,
     PJ_PER_SOP,
+    energy_report,
+    energy_report_markdown,
     energy_table_markdown,
     estimate_energy,
 )
+from spklip.errors import SpklipError
 from spklip.factory import create_model
 from spklip.fsve import FSVEConfig, lif_layer
+from tests.spklip.test_analysis import FSVE_MINI, train_tiny
+from tests.spklip.test_data import make_converted
 
 from .naive_snn import calibrate_batchnorm, event_driven_accumulates
 
 KEYS = {
     "spiking",
+    "inter_layer_binary_fraction",
     "clips",
     "input_shape",
     "time_steps",
@@ -126,15 +136,16 @@ def test_neuron_updates_and_the_memory_model() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_results() -> dict[str, dict]:
-    g = torch.Generator().manual_seed(0)
-    spikes = torch.rand(2, 250, 48, 64, generator=g) < 0.15
     ann = create_model("spklip-tiny", seed=0)
     fsve = create_model("spklip-fsve-tiny", seed=0)
-    calibrate_batchnorm(fsve, spikes)  # firing rates as after training, not a silent network
-    return {
-        "ANN (spklip-tiny)": estimate_energy(ann, spikes),
-        "FSVE (spklip-fsve-tiny)": estimate_energy(fsve, spikes),
-    }
+    results = {}
+    for name, model in (("ANN (spklip-tiny)", ann), ("FSVE (spklip-fsve-tiny)", fsve)):
+        g = torch.Generator().manual_seed(0)
+        spikes = torch.rand(2, model.config.frames, 48, 64, generator=g) < 0.15
+        if model is fsve:  # firing rates as after training, not a silent network
+            calibrate_batchnorm(fsve, spikes)
+        results[name] = estimate_energy(model, spikes)
+    return results
 
 
 def test_energy_dict_is_json_and_fsve_compute_is_below_the_ann(tiny_results) -> None:
@@ -144,9 +155,11 @@ def test_energy_dict_is_json_and_fsve_compute_is_below_the_ann(tiny_results) -> 
         assert set(result) == KEYS
         json.dumps(result)
         assert result["total_J"] == pytest.approx(result["compute_J"] + result["memory_J"])
-        assert result["clips"] == 2 and result["time_steps"] == 5
+        assert result["clips"] == 2
+    assert ann["time_steps"] == create_model("spklip-tiny").config.hsfe.n_blocks
+    assert snn["time_steps"] == 5
     assert ann["spiking"] is False and ann["sops"] == 0 and ann["neuron_updates"] == 0
-    assert ann["macs"] > 3e8  # ~0.33 GMAC per clip (docs/model.md: 0.66 GFLOP)
+    assert ann["macs"] > 1e7  # tens of MMACs per clip for spklip-tiny
     assert ann["other_macs"] > 0  # attention matmuls the hooks cannot see are still counted
     assert snn["spiking"] is True and snn["macs"] == snn["other_macs"] == 0  # all SOPs
     assert 0.05 < snn["firing_rate"] < 0.5 and snn["sops"] > 0
@@ -166,3 +179,82 @@ def test_energy_table_markdown(tiny_results) -> None:
     ann_total = tiny_results["ANN (spklip-tiny)"]["total_J"]
     assert f"{ann_total:.3e}" in rows["total_J"]
     assert all(line.count("|") == 4 for line in lines)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """A converted dataset and minuscule ANN and FSVE checkpoints trained one epoch on it."""
+    root = tmp_path_factory.mktemp("energy")
+    data = make_converted(root / "data", per_class=4, frames=20, size=(8, 16))
+    return data, {
+        "ann": train_tiny(data, root / "ann"),
+        "snn": train_tiny(data, root / "snn", model="spklip-fsve-tiny", model_overrides=FSVE_MINI),
+    }
+
+
+def test_energy_report_measures_checkpoints_on_real_clips_and_writes_the_table(
+    checkpoints, tmp_path
+) -> None:
+    data, runs = checkpoints
+    out = tmp_path / "report"
+    report = energy_report([runs["snn"], runs["ann"]], data, clips=2, out=out)
+    assert list(report) == ["snn", "ann"]  # named by encoder, in the order given
+    for name, r in report.items():
+        assert KEYS - {"per_layer"} <= set(r)
+        assert r["total_J"] == pytest.approx(r["compute_J"] + r["memory_J"])
+        assert r["clips"] == 2 and r["input_shape"] == [12, 8, 16] and r["split"] == "test"
+        assert r["visual"] == ("fsve" if name == "snn" else "ann")
+        assert r["clip_paths"] == [
+            "MoveLeft/v_MoveLeft_g03_c01.dat",
+            "MoveRight/v_MoveRight_g03_c01.dat",
+        ]
+    assert report["snn"]["spiking"] and report["snn"]["sops"] > 0
+    assert not report["ann"]["spiking"] and report["ann"]["sops"] == 0
+    # the same clips as estimate_energy on them directly
+    model, _ = load_model(runs["ann"])
+    clips = torch.stack([torch.from_numpy(open_dataset(data).read(i, 4, 12)) for i in (2, 6)])
+    direct = estimate_energy(model, clips, include_layers=False)
+    assert report["ann"]["compute_J"] == pytest.approx(direct["compute_J"])
+    assert report["ann"]["memory"] == pytest.approx(direct["memory"])
+
+    assert json.loads((out / "energy.json").read_text()) == report
+    md = (out / "energy.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| per clip"))
+    assert "snn (spklip-fsve-tiny, epoch 1)" in header and "ann (spklip-tiny, epoch 1)" in header
+    for key in ("compute_J", "memory_J", "total_J"):
+        row = next(line for line in md.splitlines() if line.startswith(f"| {key} |"))
+        assert f"{report['ann'][key]:.3e}" in row and f"{report['snn'][key]:.3e}" in row
+    assert energy_report_markdown(report) == md
+
+
+def test_energy_report_names_and_bad_input(checkpoints, tmp_path) -> None:
+    data, runs = checkpoints
+    named = energy_report({"mine": runs["ann"]}, data, clips=1, include_layers=True)
+    assert list(named) == ["mine"] and named["mine"]["per_layer"]
+    twice = energy_report([runs["ann"], runs["ann"]], data, clips=1)
+    assert list(twice) == ["ann", "ann_2"] and twice["ann"]["macs"] == twice["ann_2"]["macs"]
+    with pytest.raises(SpklipError, match="no checkpoints"):
+        energy_report([], data)
+    with pytest.raises(SpklipError, match="no such checkpoint"):
+        energy_report([tmp_path / "missing"], data)
+    with pytest.raises(SpklipError, match="no clips"):
+        energy_report([runs["ann"]], data, split="val")
+
+
+def test_inter_layer_share_leaves_out_the_first_layers_input() -> None:
+    from spklip.energy import LayerCount, _fraction
+
+    def layer(name: str, elements: int, binary: int) -> LayerCount:
+        fields = {f: 0 for f in LayerCount.__dataclass_fields__}
+        fields.update(
+            name=name,
+            kind="conv",
+            input_elements=elements,
+            binary_elements=binary,
+            binary_input=binary == elements,
+        )
+        return LayerCount(**fields)
+
+    share = _fraction([layer("stem", 100, 0), layer("a", 30, 30), layer("b", 10, 10)])
+    assert share["binary_activation_fraction"] == pytest.approx(40 / 140)
+    assert share["inter_layer_binary_fraction"] == 1.0

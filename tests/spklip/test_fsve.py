@@ -172,6 +172,38 @@ def test_fsve_tiny_embeds_clips_as_unit_vectors(tiny: SPKLIP, clip: torch.Tensor
     assert all(isinstance(n.v, float) for n in neurons)  # state reset after the forward
 
 
+def test_init_gain_sets_the_initial_weight_scale() -> None:
+    small = create_model(TINY, seed=0).visual.fsve
+    unit = create_model(TINY, seed=0, **{"fsve.init_gain": 1.0}).visual.fsve
+    for layer in (small.stem[0], small.stages[1][0].conv1, small.token):
+        fan_in = layer.weight[0].numel()
+        assert layer.weight.std().item() == pytest.approx(0.1 / fan_in**0.5, rel=0.2)
+    assert unit.stages[1][0].conv1.weight.std().item() == pytest.approx(
+        10 * small.stages[1][0].conv1.weight.std().item(), rel=0.2
+    )
+
+
+def test_mean_pool_init_starts_as_an_average_of_the_grid() -> None:
+    model = create_model(TINY, seed=0, **{"fsve.pool_init": "mean"})
+    encoder = model.visual.fsve
+    assert torch.equal(encoder.pool.weight, torch.full_like(encoder.pool.weight, 1 / 12))
+    assert encoder.grid == (3, 4)
+    # a spike map's pooled value is its mean over the grid, wherever the spikes are
+    spikes = torch.zeros(1, 1, 128, 3, 4)
+    spikes[..., 0, 0] = 1
+    moved = torch.zeros_like(spikes)
+    moved[..., 2, 3] = 1
+    assert torch.equal(encoder.pool(spikes), encoder.pool(moved))
+
+
+def test_head_norm_centres_the_embeddings_of_a_batch(clip: torch.Tensor) -> None:
+    model = create_model(TINY, seed=0, **{"fsve.head_norm": True}).train()
+    both = torch.cat([clip, clip.flip(1)])
+    out = model.visual(both)  # unnormalised embedding, BatchNorm in training mode
+    assert out.shape == (4, 128)
+    torch.testing.assert_close(out.mean(dim=0), torch.zeros(128), atol=1e-5, rtol=0)
+
+
 def test_time_steps_are_groups_of_frames_centred_in_the_clip(clip: torch.Tensor) -> None:
     model = create_model(TINY, seed=0, **{"fsve.frames_per_step": 40})
     encoder = model.visual.fsve
@@ -239,6 +271,8 @@ def test_spiking_layers_fire_at_moderate_rates(tiny: SPKLIP, clip: torch.Tensor)
         ({"fsve.steps": 6, "fsve.frames_per_step": 50}, "6 steps of 50 frames need 300"),
         ({"fsve.readout": "mean"}, "spikes, membrane"),
         ({"fsve.tau": 1.0}, "must be > 1"),
+        ({"fsve.init_gain": 0.0}, "fsve.init_gain must be > 0"),
+        ({"fsve.pool_init": "max"}, "random, mean"),
         ({"fsve.temporal_heads": 3}, "does not divide fsve.dim 128"),
         ({"fsve.blocks": [1, 1]}, "one entry per stage"),
         ({"visual": "snn"}, "ann, fsve"),
@@ -263,7 +297,8 @@ def test_without_spikingjelly_fsve_says_how_to_install_it(monkeypatch, clip) -> 
     assert "pip install 'spikesim[fsve]'" in message
     # everything else works: the config, the ANN model, its energy estimate
     assert get_model_config(TINY).visual == "fsve"
-    ann = create_model("spklip-tiny", seed=0).eval()
+    # (built for the clip's 250 raw frames, whatever spklip-tiny's default binning)
+    ann = create_model("spklip-tiny", seed=0, frames=250, temporal_bin=1).eval()
     assert not any(is_spiking_neuron(m) for m in ann.modules())
     with torch.no_grad():
         assert ann.encode_video(clip).shape == (2, 128)

@@ -23,6 +23,24 @@ from spklip.star_net import MAPResNet, token_grid
 from spklip.tokenizer import SpikeTokenizer
 
 TINY = "spklip-tiny"
+# spklip-tiny with the paper's structure (raw frames, five sub-blocks, temporal Transformer):
+# the tests of blocks, branches and ablations use it; the shipped spklip-tiny (one block
+# over 300 raw frames binned by 10, flow maps) has tests of its own below.
+FIVE = {
+    "frames": 250,
+    "temporal_bin": 1,
+    "hsfe.n_blocks": 5,
+    "hsfe.radius": 10,
+    "hsfe.step": 56,
+    "hsfe.channel_step": 2,
+    "hsfe.motion": "none",
+    "star.temporal_layers": 1,
+}
+
+
+def five(**overrides) -> SPKLIP:
+    """spklip-tiny with the paper's structure (:data:`FIVE`), seed 0, plus ``overrides``."""
+    return create_model(TINY, seed=0, **{**FIVE, **overrides})
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -60,7 +78,7 @@ def tiny() -> SPKLIP:
         ["a square growing", "a disc rotating clockwise", "a person brushing hair"] * 3,
         vocab_size=300,
     )
-    return create_model(TINY, seed=0, tokenizer=tok).eval()
+    return create_model(TINY, seed=0, tokenizer=tok, **FIVE).eval()
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +173,7 @@ def _swap_first_and_last_block(model: SPKLIP, clip: torch.Tensor) -> torch.Tenso
 
 @pytest.mark.parametrize("temporal_layers", [1, 0])
 def test_block_order_matters_only_with_temporal_embeddings(temporal_layers: int, clip) -> None:
-    model = create_model(TINY, seed=0, **{"star.temporal_layers": temporal_layers}).eval()
+    model = five(**{"star.temporal_layers": temporal_layers}).eval()
     swapped = _swap_first_and_last_block(model, clip)
     with torch.no_grad():
         blocks = model.visual.hsfe(clip)
@@ -170,7 +188,7 @@ def test_block_order_matters_only_with_temporal_embeddings(temporal_layers: int,
 
 
 def test_logit_scale_starts_at_one_over_007_and_is_clamped_at_100(tiny, clip) -> None:
-    model = create_model(TINY, seed=1).eval()
+    model = create_model(TINY, seed=1, **FIVE).eval()
     assert model.scale().item() == pytest.approx(1 / 0.07, rel=1e-5)
     tokens = torch.randint(3, 200, (2, 8))
     with torch.no_grad():
@@ -202,7 +220,7 @@ def test_seed_fixes_the_weights_and_leaves_the_global_rng_alone() -> None:
 def test_grad_checkpointing_gives_the_same_gradients(clip: torch.Tensor) -> None:
     grads = []
     for enable in (False, True):
-        model = create_model(TINY, seed=0, **{"hsfe.res_blocks": 2})
+        model = five(**{"hsfe.res_blocks": 2})
         model.set_grad_checkpointing(enable)
         model.encode_video(clip).sum().backward()
         grads.append([p.grad.clone() for p in model.visual.hsfe.parameters()])
@@ -215,8 +233,8 @@ def _branch_first_conv_params(model: SPKLIP) -> int:
 
 
 def test_ablation_channel_slicing_off_gives_every_branch_the_full_window() -> None:
-    base = create_model(TINY, seed=0)
-    off = create_model(TINY, seed=0, **ABLATIONS["no-channel-slicing"])
+    base = five()
+    off = five(**ABLATIONS["no-channel-slicing"])
     cfg = base.config.hsfe
     assert [b.length for b in base.visual.hsfe.branches] == [21, 17, 13, 9]
     assert [b.length for b in off.visual.hsfe.branches] == [21] * 4
@@ -227,9 +245,9 @@ def test_ablation_channel_slicing_off_gives_every_branch_the_full_window() -> No
 
 
 def test_ablation_mtf_only_and_mtf_sa() -> None:
-    full = create_model(TINY, seed=0, **ABLATIONS["full"])
-    mtf_sa = create_model(TINY, seed=0, **ABLATIONS["mtf-sa"])
-    mtf = create_model(TINY, seed=0, **ABLATIONS["mtf-only"])
+    full = five(**ABLATIONS["full"])
+    mtf_sa = five(**ABLATIONS["mtf-sa"])
+    mtf = five(**ABLATIONS["mtf-only"])
     assert full.visual.hsfe.gate is not None and len(full.visual.star.temporal.layers) == 1
     assert mtf_sa.visual.hsfe.gate is not None and len(mtf_sa.visual.star.temporal.layers) == 0
     assert mtf.visual.hsfe.gate is None
@@ -241,7 +259,7 @@ def test_ablation_mtf_only_and_mtf_sa() -> None:
 
 @pytest.mark.parametrize("blocks", [3, 5, 7])
 def test_ablation_block_count(blocks: int) -> None:
-    model = create_model(TINY, seed=0, **ABLATIONS[f"blocks-{blocks}"])
+    model = five(**ABLATIONS[f"blocks-{blocks}"])
     hsfe = model.visual.hsfe
     assert len(hsfe.block_starts) == blocks
     assert model.visual.star.temporal.positional_embedding.shape == (blocks, 128)
@@ -254,16 +272,17 @@ def test_ablation_block_count(blocks: int) -> None:
 
 
 def test_overrides_dotted_nested_and_from_strings() -> None:
-    dotted = get_model_config(TINY, **{"hsfe.n_blocks": 3, "hsfe.step": 100})
-    nested = get_model_config(TINY, hsfe={"n_blocks": 3, "step": 100})
-    parsed = get_model_config(TINY, **parse_overrides(["hsfe.n_blocks=3", "hsfe.step=100"]))
+    paper = "spklip-paper"
+    dotted = get_model_config(paper, **{"hsfe.n_blocks": 3, "hsfe.step": 90})
+    nested = get_model_config(paper, hsfe={"n_blocks": 3, "step": 90})
+    parsed = get_model_config(paper, **parse_overrides(["hsfe.n_blocks=3", "hsfe.step=90"]))
     assert dotted == nested == parsed
-    assert dotted.hsfe.n_blocks == 3 and dotted.hsfe.radius == 10  # the rest is kept
+    assert dotted.hsfe.n_blocks == 3 and dotted.hsfe.radius == 30  # the rest is kept
     sized = get_model_config(TINY, **parse_overrides(["image_size=60x80", "hsfe.fusion=mean"]))
     assert sized.image_size == (60, 80) and sized.hsfe.fusion == "mean"
     whole = get_model_config(TINY, hsfe=dataclasses.replace(HSFEConfig(), radius=5, step=None))
     assert whole.hsfe.radius == 5 and whole.hsfe.features == 64
-    assert get_model_config(TINY).hsfe.n_blocks == 5  # the registry is not modified
+    assert get_model_config(paper).hsfe.n_blocks == 5  # the registry is not modified
     assert SPKLIPConfig.from_dict(dotted.to_dict()) == dotted
 
 
@@ -287,7 +306,12 @@ def test_token_grid_is_computed_from_the_input_size() -> None:
             "hsfe.blocks.*valid keys.*hsfe.n_blocks",
         ),
         (lambda: create_model(TINY, colour=True), "unknown config key 'colour'"),
-        (lambda: create_model(TINY, **{"hsfe.n_blocks": 7}), "span 357 frames"),
+        (lambda: create_model(TINY, **{**FIVE, "hsfe.n_blocks": 7}), "span 357 frames"),
+        # HSFE is checked against the binned frames: 300 raw / 10 = 30 count frames
+        (lambda: create_model(TINY, **{"hsfe.radius": 15}), "31 frames.*input has 30"),
+        (lambda: create_model(TINY, frames=305), "305 must be a multiple of temporal_bin = 10"),
+        (lambda: create_model(TINY, temporal_bin=0), "multiple of temporal_bin = 0"),
+        (lambda: create_model(TINY, **{"hsfe.motion": "optical"}), "none, flow"),
         (lambda: create_model(TINY, **{"hsfe.n_blocks": "5"}), "must be of type int"),
         (lambda: create_model(TINY, **{"hsfe.fusion": "max"}), "attention, mean"),
         (lambda: create_model(TINY, image_size=[8, 8]), "no tokens"),
@@ -311,9 +335,109 @@ def test_input_errors_say_what_the_model_takes(tiny: SPKLIP, clip: torch.Tensor)
         tiny.encode_text(torch.ones(1, 33, dtype=torch.long))
     with pytest.raises(SpklipError, match="vocabulary"):
         tiny.encode_text(torch.full((1, 4), 5000))
-    bare = create_model(TINY, seed=0)
+    bare = create_model(TINY, seed=0, **FIVE)
     with pytest.raises(SpklipError, match="no tokenizer"):
         bare.encode_text(["a disc"])
-    small = create_model(TINY, seed=0, **{"text.vocab_size": 260})
+    small = create_model(TINY, seed=0, **FIVE, **{"text.vocab_size": 260})
     with pytest.raises(SpklipError, match="retrain the tokenizer"):
         small.tokenizer = tiny.tokenizer
+
+
+# --- the shipped spklip-tiny: temporal binning in the model, one block, flow maps ----------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SPKLIP:
+    return create_model(TINY, seed=0).eval()
+
+
+def test_spklip_tiny_takes_300_raw_frames_binned_by_10(shipped: SPKLIP) -> None:
+    cfg = shipped.config
+    assert (cfg.frames, cfg.temporal_bin, cfg.binned_frames) == (300, 10, 30)
+    assert cfg.image_size == (48, 64)
+    hsfe = shipped.visual.hsfe
+    assert hsfe.frames == 30 and hsfe.block_starts == [0]  # one block of 29 count frames
+    assert [b.length for b in hsfe.branches] == [29, 23, 17, 11]
+    assert cfg.hsfe.motion == "flow" and hsfe.fuse.in_channels == cfg.hsfe.branch_channels + 4
+    clip = brightening_clip(cfg, batch=1)
+    assert clip.shape == (1, 300, 48, 64)
+    with torch.no_grad():
+        assert shipped.encode_video(clip).shape == (1, cfg.embed_dim)
+    with pytest.raises(SpklipError, match="30 frames but the model takes 300"):
+        shipped.encode_video(clip[:, :30])
+
+
+def test_temporal_bin_in_the_model_equals_binning_in_the_data(shipped: SPKLIP) -> None:
+    from spklip.data import bin_frames
+
+    # The same weights built for count frames that the data loader already summed.
+    counts = create_model(TINY, seed=0, frames=30, temporal_bin=1).eval()
+    counts.load_state_dict(shipped.state_dict())
+    raw = brightening_clip(shipped.config, batch=2, seed=3)
+    binned = torch.stack([torch.from_numpy(bin_frames(c.to(torch.uint8).numpy(), 10)) for c in raw])
+    assert binned.dtype == torch.uint8 and int(binned.max()) <= 10
+    assert torch.equal(shipped.visual.bin(raw), binned)
+    with torch.no_grad():
+        in_model = shipped.encode_video(raw)
+        assert torch.allclose(in_model, counts.encode_video(binned), atol=1e-6)
+        # bool, uint8 and float spikes bin to the same counts
+        assert torch.allclose(shipped.encode_video(raw.float()), in_model, atol=1e-6)
+
+
+def test_spklip_tiny_tells_a_clip_from_its_reverse(shipped: SPKLIP) -> None:
+    clip = brightening_clip(shipped.config, batch=2)
+    with torch.no_grad():
+        gap = (shipped.encode_video(clip) - shipped.encode_video(clip.flip(1))).norm(dim=1)
+    assert gap.min() > 1e-2
+
+
+def _rotating_bar(clockwise: bool, frames: int = 12, size: int = 31) -> torch.Tensor:
+    """(1, frames, size, size) counts of a bar turning 0.1 rad per frame about the centre
+    (y points down, so a growing angle turns clockwise on screen)."""
+    c = (size - 1) / 2
+    yy, xx = torch.meshgrid(torch.arange(size) - c, torch.arange(size) - c, indexing="ij")
+    out = []
+    for t in range(frames):
+        a = (0.1 if clockwise else -0.1) * t
+        off_line = (yy * math.cos(a) - xx * math.sin(a)).abs()
+        out.append(((off_line < 2) & (xx**2 + yy**2 < 144)).float() * 8)
+    return torch.stack(out)[None]
+
+
+def test_flow_maps_give_the_direction_of_local_motion() -> None:
+    from spklip.hsfe import MotionFlow
+
+    flow = MotionFlow()
+    bar = torch.zeros(1, 10, 20, 30)
+    for t in range(10):
+        bar[0, t, :, 5 + t : 9 + t] = 8.0  # a bright bar moving right, 1 pixel per frame
+    u, v = flow(bar)[0, :2]
+    assert u.max() > 0.3 and u.min() > -1e-6 and v.abs().max() < 1e-6
+    assert torch.allclose(flow(bar.flip(1))[0, 0], -u, atol=1e-6)  # reversed: moving left
+    size = 31
+    c = (size - 1) / 2
+    yy, xx = torch.meshgrid(torch.arange(size) - c, torch.arange(size) - c, indexing="ij")
+    for clockwise in (True, False):
+        maps = flow(_rotating_bar(clockwise))[0]
+        # circulation sum(x v - y u) > 0: clockwise on screen (y down) ...
+        circulation = (xx * maps[1] - yy * maps[0]).sum()
+        assert circulation > 100 if clockwise else circulation < -100
+        # ... and the circulation map says so at the centre of the turning bar
+        centre = maps[2, 13:18, 13:18].mean()
+        assert centre > 0.05 if clockwise else centre < -0.05
+        assert maps[3, 13:18, 13:18].abs().mean() < centre.abs() / 4  # no growth
+
+
+def test_flow_windows_are_the_2d_gaussian_circulation_and_divergence() -> None:
+    from spklip.hsfe import MotionFlow
+
+    flow = MotionFlow(sigma=2.0)
+    maps = flow(torch.rand(2, 6, 20, 24, generator=torch.Generator().manual_seed(0)) * 5)
+    r = flow.reach
+    d = torch.arange(-r, r + 1, dtype=torch.float32)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    g = torch.exp(-(dx**2 + dy**2) / 8.0)
+    g = g / g.sum()
+    kernels = torch.stack([torch.stack([-dy * g, dx * g]), torch.stack([dx * g, dy * g])])
+    expected = torch.nn.functional.conv2d(maps[:, :2], kernels, padding=r)
+    assert torch.allclose(maps[:, 2:], expected, atol=1e-6)
