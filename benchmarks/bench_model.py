@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_model.py [--quick] [--full] [--threads 1]
 
 - FLOPs (``torch.utils.flop_counter.FlopCounterMode``) of one clip through the video encoder
-  of spklip-tiny (250x48x64) and spklip-paper (250x240x320, counted on the meta device, so
-  nothing is computed), and of one text through the text encoder.
+  of spklip-tiny (300x48x64 spike frames, binned by 10) and spklip-paper (250x240x320,
+  counted on the meta device, so nothing is computed), and of one text through the text encoder.
 - Time (the fastest of several runs after a warm-up: the least disturbed by other processes)
   and peak RSS of a forward (eval, no grad) and of a training step (forward, contrastive
   loss, backward, AdamW step) for spklip-tiny on its reference input and spklip-paper on a
@@ -46,7 +46,7 @@ from spklip.model import SPKLIP  # noqa: E402
 
 # (label, model name, overrides, batch): the inputs timed by run_model
 CASES = [
-    ("spklip-tiny 250x48x64", "spklip-tiny", {}, 8),
+    ("spklip-tiny 300x48x64", "spklip-tiny", {}, 8),
     ("spklip-paper 250x64x80", "spklip-paper", {"image_size": [64, 80]}, 2),
 ]
 FULL_CASE = ("spklip-paper 250x240x320", "spklip-paper", {}, 1)
