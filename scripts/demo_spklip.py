@@ -137,19 +137,13 @@ def run_fsve(
     FSVE's activations that are 0/1 spikes on ``clips`` test clips: ``binary_activation_fraction``
     between layers (the first layer reads the count frames) and ``..._with_input`` counting
     that input too."""
-    import torch
-
-    from spklip.checkpoint import load_model
-    from spklip.data import SpikeClips
+    from spklip.analysis import load_checkpoint_clips
     from spklip.energy import binary_activation_fraction
 
     recipe = {**DEMO_FSVE, **settings}
     result = run(data_dir, out_dir, **recipe)
-    model, _ = load_model(result["checkpoint"])
-    data = SpikeClips(data_dir, frames=recipe["frames"], bin=recipe["bin"], split="test")
-    picks = range(0, len(data), max(len(data) // clips, 1))
-    spikes = torch.stack([torch.from_numpy(data.read_clip(i)) for i in list(picks)[:clips]])
-    share = binary_activation_fraction(model, spikes)
+    loaded = load_checkpoint_clips(result["checkpoint"], data_dir, split="test", clips=clips)
+    share = binary_activation_fraction(loaded.model, loaded.spikes)
     result["binary_activation_fraction"] = share["inter_layer_binary_fraction"]
     result["binary_activation_fraction_with_input"] = share["binary_activation_fraction"]
     return result

@@ -48,7 +48,7 @@ from spikesim.stats import SpikeStatistics, compare_statistics, dataset_statisti
 from .checkpoint import Checkpoint, load_model
 from .data import SpikeClips, crop_start
 from .errors import SpklipError
-from .evaluate import check_compatible, data_bin, pick_device, write_json
+from .evaluate import check_compatible, checkpoint_dataset, pick_device, write_json
 from .model import SPKLIP
 
 __all__ = [
@@ -109,14 +109,7 @@ def load_checkpoint_clips(
     if clips < 1:
         raise SpklipError(f"clips = {clips}; need at least 1 clip")
     model, ckpt = load_model(checkpoint, device=pick_device(device))
-    dataset = SpikeClips(
-        data,
-        frames=model.config.frames,
-        split=split,
-        train=False,
-        captions="prompt",
-        bin=data_bin(ckpt.config),
-    )
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, train=False, captions="prompt")
     check_compatible(model, dataset)
     indices = pick_spread(len(dataset), clips)
     spikes = torch.stack([torch.from_numpy(dataset.read_clip(i)) for i in indices])

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .checkpoint import load_model
+from .checkpoint import Checkpoint, load_model
 from .data import SpikeClips, make_loader
 from .errors import SpklipError
 from .model import SPKLIP
@@ -92,6 +92,15 @@ def data_bin(checkpoint_config: dict[str, Any]) -> int:
     ``data_bin``; checkpoints written before the model had its own ``temporal_bin`` called
     it ``temporal_bin``. 1 when absent. The model's own binning is in its model_config."""
     return int(checkpoint_config.get("data_bin", checkpoint_config.get("temporal_bin", 1)))
+
+
+def checkpoint_dataset(
+    model: SPKLIP, checkpoint: Checkpoint, data: str | os.PathLike, **options: Any
+) -> SpikeClips:
+    """The clips of ``data`` read the way ``checkpoint`` was trained: the model's input
+    frames (raw spike frames; the model bins them again by its own ``temporal_bin``) and
+    the run's data-side bin (:func:`data_bin`). ``options`` go to :class:`SpikeClips`."""
+    return SpikeClips(data, frames=model.config.frames, bin=data_bin(checkpoint.config), **options)
 
 
 def check_compatible(model: SPKLIP, dataset: SpikeClips) -> None:
@@ -181,14 +190,7 @@ def evaluate(
     """
     t0 = time.perf_counter()
     model, ckpt = load_model(checkpoint, device=pick_device(device))
-    dataset = SpikeClips(
-        data,
-        frames=model.config.frames,
-        split=split,
-        train=False,
-        captions="caption",
-        bin=data_bin(ckpt.config),  # the model bins again by its own temporal_bin
-    )
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, train=False, captions="caption")
     result = evaluate_model(
         model,
         dataset,

@@ -52,7 +52,13 @@ from . import metrics
 from .checkpoint import load_model
 from .data import SpikeClips
 from .errors import SpklipError
-from .evaluate import check_compatible, class_features, data_bin, encode_clips, pick_device
+from .evaluate import (
+    check_compatible,
+    checkpoint_dataset,
+    class_features,
+    encode_clips,
+    pick_device,
+)
 from .loss import contrastive_loss
 from .model import SPKLIP
 from .prompts import TEMPLATES
@@ -306,19 +312,18 @@ def fewshot(
         torch.set_num_threads(threads)
     dev = pick_device(device)
     model, ckpt = load_model(checkpoint, device=dev)
-    frames, loader_bin = model.config.frames, data_bin(ckpt.config)
-    train_set = SpikeClips(
+    train_set = checkpoint_dataset(
+        model,
+        ckpt,
         data,
-        frames=frames,
         split=train_split,
         train=True,
         captions="prompt",
         seed=seed,
         templates=templates,
-        bin=loader_bin,
     )
-    test_set = SpikeClips(
-        data, frames=frames, split=test_split, train=False, templates=templates, bin=loader_bin
+    test_set = checkpoint_dataset(
+        model, ckpt, data, split=test_split, train=False, templates=templates
     )
     check_compatible(model, train_set)
     if list(train_set.classes) != list(test_set.classes):  # one dataset: never, but be sure
@@ -398,8 +403,8 @@ def fewshot(
             "adapt_batchnorm": adapt_batchnorm,
             "train_split": train_split,
             "test_split": test_split,
-            "frames": frames,
-            "data_bin": loader_bin,
+            "frames": train_set.frames,
+            "data_bin": train_set.bin,
             "temporal_bin": model.config.temporal_bin,
             "threads": torch.get_num_threads(),
             "device": str(dev),
