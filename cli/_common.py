@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -71,3 +72,11 @@ def size_option(default: str | None = "240x320", help: str = "frame size HxW") -
     return click.option(
         "--size", default=default, callback=convert, show_default=True, help=help, metavar="HxW"
     )
+
+
+CHECKPOINT_HELP = "checkpoint folder, or a run folder (its latest epoch)"
+
+# `--checkpoint CKPT` of the commands that read one trained model.
+checkpoint_option = click.option(
+    "--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP
+)

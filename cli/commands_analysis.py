@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ._common import CHECKPOINT_HELP, checkpoint_option
 from .commands_spklip import _one_line_warnings
 
 _NAME = re.compile(r"^[A-Za-z][\w-]*$")
@@ -42,7 +43,6 @@ def _named_checkpoints(values: tuple[str, ...]) -> dict[str, Path] | list[Path]:
     return named or plain
 
 
-_checkpoint_help = "checkpoint folder or run folder (its latest epoch)"
 _data_option = click.option(
     "--data",
     required=True,
@@ -72,7 +72,7 @@ _threads_option = click.option(
     required=True,
     multiple=True,
     metavar="[NAME=]CKPT",
-    help=f"{_checkpoint_help}; repeat for several encoders (named ann / snn unless NAME= given)",
+    help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= given)",
 )
 @_data_option
 @_split_option
@@ -137,7 +137,7 @@ def analyze_group() -> None:
 @analyze_group.command(
     "hsfe", short_help="HSFE temporal-dynamics heatmaps of a checkpoint (paper Fig 5)."
 )
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help=_checkpoint_help)
+@checkpoint_option
 @_data_option
 @_split_option
 @click.option(

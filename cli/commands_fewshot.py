@@ -6,14 +6,11 @@ from pathlib import Path
 
 import click
 
+from ._common import checkpoint_option
+
 
 @click.command("fewshot")
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="checkpoint folder, or a run folder (its latest epoch)",
-)
+@checkpoint_option
 @click.option(
     "--data",
     required=True,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ._common import checkpoint_option
+
 _CAPTION_MODES = ("mixed", "prompt", "caption")
 
 
@@ -138,12 +140,7 @@ def _is_rank0() -> bool:
 
 
 @click.command("eval")
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="checkpoint folder, or a run folder (its latest epoch)",
-)
+@checkpoint_option
 @click.option(
     "--data",
     required=True,
