@@ -29,13 +29,13 @@ test: lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile -q
 
 demo: install
-	$(PY) scripts/demo.py
+	$(PY) -m scripts.demo
 
 bench: install
-	$(PY) benchmarks/bench_core.py
-	$(PY) benchmarks/bench_interp.py
-	$(PY) benchmarks/bench_convert.py
-	$(PY) benchmarks/bench_model.py --quick
+	$(PY) -m benchmarks.bench_core
+	$(PY) -m benchmarks.bench_interp
+	$(PY) -m benchmarks.bench_convert
+	$(PY) -m benchmarks.bench_model --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

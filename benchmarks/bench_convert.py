@@ -1,7 +1,7 @@
 """Dataset conversion: speed per worker for each interpolation method, scaling from 1 to 2
 workers, peak memory against clip length, and the HDF5 pack with and without compression.
 
-    .venv/bin/python benchmarks/bench_convert.py [--factor 10] [--size 240x320] [--quick]
+    .venv/bin/python -m benchmarks.bench_convert [--factor 10] [--size 240x320] [--quick]
 
 Every measure runs in a fresh process (``--child ...``) limited to one thread, as a convert
 worker is, so that compile caches, page cache and allocator state do not carry over. Peak
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks._report import header, table
 
-from _report import header, table  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 CLIPS = HERE.parent.parent / "shared" / "data" / "clips"
 METHODS = ("flow", "linear", "none")
@@ -63,8 +63,8 @@ def write_test_clip(path: Path, frames: int, size=(240, 320), fps: float = 30.0)
 
 def child_clips(args: argparse.Namespace) -> dict:
     """Convert the given videos one after another in this process, one thread."""
+    from spikesim.checks import parse_size
     from spikesim.convert import ConvertSettings, _limit_threads, convert_clip
-    from spikesim.sizes import parse_size
 
     _limit_threads()
     settings = ConvertSettings(size=parse_size(args.size), factor=args.factor, interp=args.interp)
@@ -93,8 +93,8 @@ def child_clips(args: argparse.Namespace) -> dict:
 
 def child_dataset(args: argparse.Namespace) -> dict:
     """Convert a whole dataset folder with ``--workers`` processes."""
+    from spikesim.checks import parse_size
     from spikesim.convert import ConvertSettings, convert_dataset
-    from spikesim.sizes import parse_size
 
     settings = ConvertSettings(size=parse_size(args.size), factor=args.factor, interp=args.interp)
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def child_dataset(args: argparse.Namespace) -> dict:
 
 def child_read(args: argparse.Namespace) -> dict:
     """Read 256-frame windows of every clip of a folder or .h5, unpacked to bool."""
-    from spikesim.dataset import open_dataset
+    from spikesim.converted import open_dataset
 
     ds = open_dataset(args.videos[0])
     rng = np.random.default_rng(0)
@@ -239,7 +239,7 @@ def bench_memory(tmp: Path, args: argparse.Namespace) -> list[dict]:
 
 
 def bench_pack(converted: Path, tmp: Path) -> list[dict]:
-    from spikesim.h5 import pack_dataset
+    from spikesim.converted.h5 import pack_dataset
 
     rows = []
     folder_bytes = sum(p.stat().st_size for p in converted.rglob("*.dat"))

@@ -1,6 +1,6 @@
 """spikesim core speed: encoder, .dat reading, TFI, each against its reference in one run.
 
-    .venv/bin/python benchmarks/bench_core.py [--frames N]
+    .venv/bin/python -m benchmarks.bench_core [--frames N]
 
 Prints a Markdown table (paste it into docs/benchmarks.md with the date).
 """
@@ -8,15 +8,9 @@ Prints a Markdown table (paste it into docs/benchmarks.md with the date).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import core_dat
-import core_encode
-import core_tfi
-from _report import header, table
+from benchmarks import core_dat, core_encode, core_tfi
+from benchmarks._report import header, table
 
 # The issue's targets, on the rows that compare like with like (wall time, same output).
 TARGETS = {"encode": 8.0, "dat read": 10.0, "tfi": 5.0}

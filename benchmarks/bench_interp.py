@@ -13,8 +13,8 @@ workers run: parallelism comes from the workers) as CPU time and wall time, then
 with OpenCV's default threads. Methods are timed in interleaved rounds, best round kept, so
 load from other processes hits them alike.
 
-    .venv/bin/python benchmarks/bench_interp.py            # quality + speed
-    .venv/bin/python benchmarks/bench_interp.py --variants # also other flow settings
+    .venv/bin/python -m benchmarks.bench_interp            # quality + speed
+    .venv/bin/python -m benchmarks.bench_interp --variants # also other flow settings
 """
 
 from __future__ import annotations

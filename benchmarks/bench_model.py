@@ -1,6 +1,6 @@
 """SPKLIP model cost: parameters, FLOPs, forward and training-step time, peak memory.
 
-    .venv/bin/python benchmarks/bench_model.py [--quick] [--full] [--threads 1]
+    .venv/bin/python -m benchmarks.bench_model [--quick] [--full] [--threads 1]
 
 - FLOPs (``torch.utils.flop_counter.FlopCounterMode``) of one clip through the video encoder
   of spklip-tiny (300x48x64 spike frames, binned by 10) and spklip-paper (250x240x320,
@@ -32,17 +32,16 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks._report import header, table
+from spklip.factory import create_model, get_model_config
+from spklip.loss import contrastive_loss
+from spklip.model import SPKLIP
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import torch  # noqa: E402
-from _report import header, table  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from spklip.factory import create_model, get_model_config  # noqa: E402
-from spklip.loss import contrastive_loss  # noqa: E402
-from spklip.model import SPKLIP  # noqa: E402
 
 # (label, model name, overrides, batch): the inputs timed by run_model
 CASES = [

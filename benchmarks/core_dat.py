@@ -1,7 +1,7 @@
 """.dat speed: our memory-mapped reader and packer against per-frame loops in the style of the
 ecosystem's readers and writers, side by side in one run.
 
-    .venv/bin/python benchmarks/core_dat.py [--frames 2000] [--size 240x320] [--repeat 3]
+    .venv/bin/python -m benchmarks.core_dat [--frames 2000] [--size 240x320] [--repeat 3]
 
 Prints a Markdown table of frames per second and the ratios. Each measure is the best of
 ``repeat`` runs, taken in turns with its baseline, so that other processes on a shared
@@ -12,7 +12,6 @@ read right after it is written, so every reader gets it from the page cache alik
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,12 +20,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _report import header, table
-
+from benchmarks._report import header, table
+from spikesim.checks import parse_size
 from spikesim.dat import DatFile, read_dat, write_dat
-from spikesim.sizes import parse_size
 
 WINDOW = 256  # frames per DatFile slice, as a streaming consumer (iter_tfi, a loader) reads
 

@@ -1,6 +1,6 @@
 """Encoder speed against a plain NumPy loop and against this machine's memory bandwidth.
 
-    .venv/bin/python benchmarks/core_encode.py [--frames 300] [--size 240x320] [--repeats 7]
+    .venv/bin/python -m benchmarks.core_encode [--frames 300] [--size 240x320] [--repeats 7]
 
 All measures run interleaved in one process, `repeats` rounds, and each keeps its best round,
 so load from other processes hits them alike. On a loaded machine the wall-clock ratio
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -122,10 +120,8 @@ def run(frames: int = 300, height: int = 240, width: int = 320, repeats: int = 7
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _report import header, table
-
-    from spikesim.sizes import parse_size
+    from benchmarks._report import header, table
+    from spikesim.checks import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)

@@ -1,6 +1,6 @@
 """TFI / TFP speed: the Numba kernels against good vectorised NumPy, side by side in one run.
 
-    .venv/bin/python benchmarks/core_tfi.py [--frames 1000] [--size 240x320] [--repeat 3]
+    .venv/bin/python -m benchmarks.core_tfi [--frames 1000] [--size 240x320] [--repeat 3]
 
 Prints a Markdown table of frames per second (output frames) and the ratios. Each measure is
 the best of ``repeat`` runs, so that other processes on a shared machine disturb it less.
@@ -9,7 +9,6 @@ the best of ``repeat`` runs, so that other processes on a shared machine disturb
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,12 +17,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _report import header, table
-
+from benchmarks._report import header, table
+from spikesim.checks import parse_size
 from spikesim.reconstruct import iter_tfi, tfi, tfp
-from spikesim.sizes import parse_size
 
 WINDOW = 20
 

@@ -113,7 +113,7 @@ def energy_cmd(
     """
     _one_line_warnings()
     _threads(threads)
-    from spklip.energy import energy_report, energy_report_markdown
+    from spklip.evaluation.energy import energy_report, energy_report_markdown
 
     results = energy_report(
         _named_checkpoints(checkpoints),
@@ -180,7 +180,7 @@ def hsfe_cmd(
     OUT/hsfe_dynamics.json (see docs/analysis.md)."""
     _one_line_warnings()
     _threads(threads)
-    from spklip.analysis import hsfe_dynamics
+    from spklip.evaluation.dynamics import hsfe_dynamics
 
     result = hsfe_dynamics(
         checkpoint,
@@ -243,7 +243,7 @@ def domain_gap_cmd(
     """Sim-to-real statistics of two converted datasets (paper Fig. A1): per-pixel
     spike-count histograms, spikes per frame over time, spatial activity maps. Writes
     OUT/domain_gap.png and OUT/domain_gap.json."""
-    from spklip.analysis import domain_gap
+    from spklip.evaluation.domain_gap import domain_gap
 
     result = domain_gap(
         data_a,

@@ -14,7 +14,7 @@ from ._common import EXIT_FAILED, fail, size_option
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
     if value is None:
         return None
-    from spikesim.convert import parse_shard
+    from spikesim import parse_shard
 
     try:
         return parse_shard(value)
@@ -24,7 +24,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
 
 def _noise_presets() -> list[str]:
     try:
-        from spikesim.noise import NOISE_PRESETS
+        from spikesim import NOISE_PRESETS
     except ImportError:  # encoder not installed yet: accept the documented names
         return ["none", "gaussian", "sensor"]
     return sorted(NOISE_PRESETS)
@@ -125,7 +125,7 @@ def convert(
     On a cluster, run one job per shard (--shard I/N), then `--merge`.
     Exit 0 when every clip converted, 1 when some failed (see failures.jsonl).
     """
-    from spikesim.convert import ConvertSettings, convert_dataset, merge_shards
+    from spikesim import ConvertSettings, convert_dataset, merge_shards
 
     if merge:
         manifest, n = merge_shards(out)
@@ -182,7 +182,7 @@ def synth(
     overwrite: bool,
 ) -> None:
     """Write the synthetic action dataset (UCF101 layout, captions, splits) to OUT."""
-    from spikesim.synth import synthesize
+    from spikesim import synthesize
 
     path = synthesize(
         out,
@@ -220,7 +220,7 @@ def pack(
     converted: Path, out_h5: Path, compression: str, chunk_frames: int, overwrite: bool
 ) -> None:
     """Pack a converted folder into one HDF5 file, read by spklip like the folder."""
-    from spikesim.h5 import pack_dataset
+    from spikesim import pack_dataset
 
     if out_h5.exists() and not overwrite:
         fail(f"{out_h5} exists; pass --overwrite to replace it")

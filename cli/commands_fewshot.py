@@ -61,7 +61,7 @@ def fewshot_cmd(
     import json
 
     from cli.commands_spklip import _one_line_warnings
-    from spklip.fewshot import FEWSHOT_DEFAULTS, fewshot
+    from spklip.training.fewshot import FEWSHOT_DEFAULTS, fewshot
 
     _one_line_warnings()
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size}

@@ -104,7 +104,7 @@ def train_cmd(
     torchrun --nproc_per_node 4 $(which spklip) train --data ... (see docs/training.md).
     """
     _one_line_warnings()
-    from spklip.train import TrainConfig, train
+    from spklip.training.loop import TrainConfig, train
 
     config = TrainConfig(
         data=data,
@@ -172,7 +172,7 @@ def eval_cmd(
     Prints the results as JSON on stdout, or a summary when --out is given.
     """
     _one_line_warnings()
-    from spklip.evaluate import evaluate
+    from spklip.evaluation.zeroshot import evaluate
 
     result = evaluate(
         checkpoint,

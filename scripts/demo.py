@@ -10,7 +10,7 @@
 5. the energy table of both encoders, HSFE temporal dynamics, the domain-gap statistics;
 6. `runs/demo/report.json`, `runs/demo/report.md` and figures `runs/demo/*.png`.
 
-    .venv/bin/python scripts/demo.py [--out runs/demo] [--quick]
+    .venv/bin/python -m scripts.demo [--out runs/demo] [--quick]
 """
 
 from __future__ import annotations
@@ -26,25 +26,24 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+from scripts import demo_spklip
+from spikesim import SpikesimError, write_atomic
+from spklip.errors import SpklipError
+from spklip.evaluation.domain_gap import domain_gap
+from spklip.evaluation.dynamics import hsfe_dynamics
+from spklip.evaluation.energy import energy_report
+from spklip.training.fewshot import fewshot
+
+matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CLIPS = ROOT.parent / "shared" / "data" / "clips"
-sys.path.insert(0, str(ROOT / "scripts"))
 TFI_CONTEXT = 100  # frames on each side searched for the spikes around t
 
-import demo_spklip  # noqa: E402
-
-from spikesim.errors import SpikesimError  # noqa: E402
-from spikesim.files import write_atomic  # noqa: E402
-from spklip.analysis import domain_gap, hsfe_dynamics  # noqa: E402
-from spklip.energy import energy_report  # noqa: E402
-from spklip.errors import SpklipError  # noqa: E402
-from spklip.fewshot import fewshot  # noqa: E402
 
 # `spikesim synth` of the two domains: the default dataset (what SPKLIP and FSVE train on)
 # and the shifted one (`--style real`, converted with sensor noise) for few-shot adaptation.

@@ -4,7 +4,7 @@ the held-out split, write the figures, return the numbers for the report.
 ``scripts/demo.py`` calls :func:`run` after ``spikesim synth`` and ``spikesim convert``;
 run alone it takes the converted folder and an output folder::
 
-    .venv/bin/python scripts/demo_spklip.py runs/demo/converted runs/demo
+    .venv/bin/python -m scripts.demo_spklip runs/demo/converted runs/demo
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from spklip.evaluate import evaluate  # noqa: E402
-from spklip.figures import plot_training_curves  # noqa: E402
-from spklip.train import TrainConfig, read_results, train  # noqa: E402
+from spklip.evaluation.figures import plot_training_curves
+from spklip.evaluation.zeroshot import evaluate
+from spklip.training.loop import TrainConfig, read_results, train
 
 # What the demo trains, chosen by measurement on the 2-core CPU (docs/training.md, "What
 # the demo measures"): spklip-tiny as configured (300 raw spike frames binned by 10 inside
@@ -61,7 +57,7 @@ def run(
     ``data_dir``: the converted synthetic dataset (see :data:`DEMO_DATA`).
     ``model_overrides``: None for the demo's (:data:`DEMO_TRAIN`), else replaces them.
     ``frames`` (None: the model's) and ``bin`` (data-side binning, 1: the model bins) are
-    for experiments with other models; see ``spklip.train.TrainConfig``.
+    for experiments with other models; see ``spklip.training.loop.TrainConfig``.
     ``threads``: torch threads. One by default: on a shared 2-core machine two threads
     spin against other processes and an epoch can take 10x longer; alone, two threads are
     ~1.7x faster (7.6 s against 12.7 s per epoch). None: torch's default.
@@ -137,8 +133,8 @@ def run_fsve(
     FSVE's activations that are 0/1 spikes on ``clips`` test clips: ``binary_activation_fraction``
     between layers (the first layer reads the count frames) and ``..._with_input`` counting
     that input too."""
-    from spklip.analysis import load_checkpoint_clips
-    from spklip.energy import binary_activation_fraction
+    from spklip.data import load_checkpoint_clips
+    from spklip.evaluation.energy import binary_activation_fraction
 
     recipe = {**DEMO_FSVE, **settings}
     result = run(data_dir, out_dir, **recipe)

@@ -6,26 +6,30 @@ or uint8. See ``docs/conventions.md``.
 
 from __future__ import annotations
 
-from .convert import ConvertSettings, convert_dataset
-from .dat import DatFile, DatWriter, pack_frames, read_dat, sidecar_path, unpack_frames, write_dat
-from .dataset import ClipRecord, ConvertedDataset, open_dataset
-from .datasets import scan_source
+from ._version import __version__
+from .checks import check_size, format_size, parse_size
+from .convert import ConvertSettings, convert_dataset, merge_shards, parse_shard
+from .converted import ClipRecord, ConvertedDataset, open_dataset, pack_dataset
+from .dat import DatFile, DatWriter, pack_frames, read_dat, unpack_frames, write_dat
 from .encode import Encoder, encode
 from .errors import DatasetError, DatError, SpikesimError, VideoError
-from .h5 import pack_dataset
+from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
+from .pipeline import convert_clip
 from .reconstruct import SpikeSource, iter_tfi, iter_tfp, tfi, tfp
-from .sizes import check_size, format_size, parse_size
+from .sidecar import read_sidecar, sidecar_path
+from .sources import scan_source
+from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
-from .video import VideoInfo, iter_frames, probe_video
+from .video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_video
 from .writers import FrameWriter, NpyWriter, save_npy
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CLASS_SPECS",
     "NOISE_PRESETS",
+    "VIDEO_SUFFIXES",
+    "AtomicOutput",
     "ClipRecord",
     "ConvertSettings",
     "ConvertedDataset",
@@ -39,6 +43,7 @@ __all__ = [
     "NoiseModel",
     "NpyWriter",
     "SpikeSource",
+    "SpikeStatistics",
     "SpikesimError",
     "VideoError",
     "VideoInfo",
@@ -46,19 +51,28 @@ __all__ = [
     "available_methods",
     "check_size",
     "class_names",
+    "compare_statistics",
+    "convert_clip",
     "convert_dataset",
+    "dataset_statistics",
     "encode",
     "format_size",
     "interpolate",
     "iter_frames",
     "iter_tfi",
     "iter_tfp",
+    "merge_shards",
     "open_dataset",
     "pack_dataset",
     "pack_frames",
+    "parse_shard",
     "parse_size",
+    "pick_spread",
     "probe_video",
     "read_dat",
+    "read_sidecar",
+    "read_text",
+    "read_video",
     "register_method",
     "render_clip",
     "resolve_noise",
@@ -66,8 +80,11 @@ __all__ = [
     "scan_source",
     "sidecar_path",
     "synthesize",
+    "temp_name",
     "tfi",
     "tfp",
     "unpack_frames",
+    "write_atomic",
     "write_dat",
+    "write_json",
 ]

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from ._kernels import pack as _pack
-from .errors import DatError, SpikesimError
+from ._version import __version__
+from .checks import check_size, frame_range
+from .errors import DatError
 from .files import AtomicOutput, temp_file, write_atomic
-from .sizes import check_size
+from .sidecar import json_default, read_sidecar, sidecar_path
 
 __all__ = [
     "FORMAT",
@@ -47,14 +49,6 @@ _OWN_KEYS = ("height", "width", "frames", "flipud", "format", "spikesim_version"
 _PARALLEL_PIXELS = 1 << 25
 # Frames packed per write() call: bounds the temporary packed copy of a large array.
 _WRITE_CHUNK = 1024
-
-
-def _check_size(height: int, width: int) -> None:
-    """``check_size`` raising ``DatError``."""
-    try:
-        check_size(int(height), int(width))
-    except SpikesimError as err:
-        raise DatError(str(err)) from None
 
 
 def _row_layout(height: int, width: int, flipud: bool) -> tuple[int, int] | None:
@@ -80,7 +74,7 @@ def pack_frames(spikes: np.ndarray, *, flipud: bool = True) -> np.ndarray:
             f"spikes must be bool or uint8 0/1, got {spikes.dtype}; convert with .astype(bool)"
         )
     n_frames, height, width = spikes.shape
-    _check_size(height, width)
+    check_size(height, width, error=DatError)
     spikes = np.ascontiguousarray(spikes).view(np.uint8)
     out = np.empty((n_frames, height * width // 8), dtype=np.uint8)
     if n_frames == 0:
@@ -105,7 +99,7 @@ def unpack_frames(
     packed: uint8 (T, H*W//8) in file order. Returns bool (T, H, W) in image order (rows
     flipped back if ``flipud``).
     """
-    _check_size(height, width)
+    check_size(height, width, error=DatError)
     frame_bytes = height * width // 8
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != frame_bytes:
@@ -128,21 +122,6 @@ def unpack_frames(
         kernel = _pack._unpack_rows if parallel else _pack._unpack_rows_serial
         kernel(packed, layout[0], layout[1], bool(flipud), pixels)
     return out
-
-
-def sidecar_path(dat_path: str | os.PathLike[str]) -> Path:
-    """The JSON sidecar beside a ``.dat``: ``clip.dat`` -> ``clip.json``."""
-    return Path(dat_path).with_suffix(".json")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
 class DatWriter(AtomicOutput):
@@ -169,7 +148,7 @@ class DatWriter(AtomicOutput):
         self.path = Path(path)
         if self.path.suffix == ".json":
             raise DatError(f"{self.path}: a .dat path cannot end in .json (that is the sidecar)")
-        _check_size(height, width)
+        check_size(height, width, error=DatError)
         self.height = int(height)
         self.width = int(width)
         self.flipud = bool(flipud)
@@ -191,7 +170,7 @@ class DatWriter(AtomicOutput):
                 )
         meta = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
         try:
-            json.dumps(meta, default=_json_default)
+            json.dumps(meta, default=json_default)
         except (TypeError, ValueError) as err:
             raise DatError(f"{self.path}: meta cannot be saved as JSON ({err})") from None
         return meta
@@ -230,8 +209,6 @@ class DatWriter(AtomicOutput):
 
     def sidecar(self) -> dict[str, Any]:
         """The sidecar as it will be written now."""
-        from . import __version__  # late: spikesim/__init__ imports this module
-
         return {
             "height": self.height,
             "width": self.width,
@@ -248,7 +225,7 @@ class DatWriter(AtomicOutput):
         self._closed = True
         try:
             self._fh.close()
-            text = json.dumps(self.sidecar(), indent=2, default=_json_default) + "\n"
+            text = json.dumps(self.sidecar(), indent=2, default=json_default) + "\n"
             write_atomic(sidecar_path(self.path), text)
             os.replace(self._tmp, self.path)
         except BaseException:
@@ -281,25 +258,6 @@ def write_dat(
     return Path(path)
 
 
-def _load_sidecar(path: Path) -> dict[str, Any]:
-    side = sidecar_path(path)
-    if not side.is_file():
-        return {}
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatError(
-            f"{side}: sidecar is not readable JSON ({err}); fix or delete it "
-            "and pass height and width"
-        ) from None
-    if not isinstance(meta, dict):
-        raise DatError(f"{side}: sidecar is not a JSON object; fix or delete it")
-    for key in ("height", "width"):
-        if not isinstance(meta.get(key), int):
-            raise DatError(f"{side}: sidecar has no integer {key!r}; fix or delete it")
-    return meta
-
-
 class DatFile:
     """A ``.dat`` opened for reading, memory-mapped: reading frames [a, b) touches only them.
 
@@ -321,7 +279,7 @@ class DatFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise DatError(f"{self.path}: no such .dat file; check the path")
-        meta = _load_sidecar(self.path)
+        meta = read_sidecar(self.path)
         side = sidecar_path(self.path)
         if meta:
             for key, given in (("height", height), ("width", width)):
@@ -336,7 +294,7 @@ class DatFile:
                 f"{self.path}: no sidecar {side.name}, so the frame size is unknown; "
                 "pass height and width (e.g. 250x400 for the camera)"
             )
-        _check_size(height, width)
+        check_size(height, width, error=DatError)
         self.height = int(height)
         self.width = int(width)
         if flipud is None:
@@ -402,26 +360,15 @@ class DatFile:
         )
         return flat.reshape(n, self.frame_bytes)
 
-    def _check_range(self, start: int, stop: int) -> None:
-        if not 0 <= start <= stop <= self._frames:
-            raise DatError(
-                f"{self.path}: frames [{start}, {stop}) are out of range: the file has "
-                f"{self._frames} frames; ask for frames within [0, {self._frames}]"
-            )
-
-    def read_packed(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames [start, stop) as uint8 (n, H*W//8) in file order (a copy of those bytes only)."""
-        stop = self._frames if stop is None else int(stop)
-        self._check_range(int(start), stop)
-        return self._window(int(start), stop).copy()
+    def read_packed(self, start: int = 0, count: int | None = None) -> np.ndarray:
+        """``count`` frames from ``start`` (all the rest if None) as uint8 (n, H*W//8) in file
+        order (a copy of those bytes only)."""
+        start, stop = frame_range(start, count, self._frames, str(self.path), error=DatError)
+        return self._window(start, stop).copy()
 
     def read(self, start: int = 0, count: int | None = None) -> np.ndarray:
         """``count`` frames from ``start`` (all the rest if None) as bool (n, H, W)."""
-        start = int(start)
-        stop = self._frames if count is None else start + int(count)
-        if count is not None and int(count) < 0:
-            raise DatError(f"{self.path}: count {count} is negative; pass a count >= 0")
-        self._check_range(start, stop)
+        start, stop = frame_range(start, count, self._frames, str(self.path), error=DatError)
         window = self._window(start, stop)
         spikes = unpack_frames(window, self.height, self.width, flipud=self.flipud)
         del window  # release the map's buffer export so close() can unmap

@@ -33,9 +33,9 @@ import numba
 import numpy as np
 
 from ._kernels import encode as _k
+from .checks import check_size
 from .errors import SpikesimError
 from .noise import NoiseModel, resolve_noise
-from .sizes import check_size
 
 INITS = ("random", "zero")
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -55,13 +55,33 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON (UTF-8, a final newline) to ``path``, atomically; makes the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file of ours (manifest, classes, split list, sidecar); ``DatasetError``
+    naming the file when it is not UTF-8 (a file damaged or written by another tool)."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {err.start}); the file is damaged or not ours"
+        ) from None
+
+
 def read_jsonl(
     path: str | os.PathLike, *, fix: str = "the file is damaged"
 ) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; ``DatasetError`` naming the bad line (``fix`` says what to do)."""
     path = Path(path)
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

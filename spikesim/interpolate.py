@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ._kernels.warp import _fb_confidence, _occlusion_blend, _time_maps, _trust_blend
+from .checks import whole_number
 from .errors import SpikesimError
 
 PairFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -164,13 +165,15 @@ def warp_frames(
     flow10 = np.ascontiguousarray(flow10, dtype=np.float32)
     ts = np.asarray(ts, dtype=np.float64).reshape(-1)
     if f0.ndim != 2 or f0.shape != f1.shape:
-        raise ValueError(f"frames must be two (H, W) arrays of one shape: {f0.shape}, {f1.shape}")
+        raise SpikesimError(
+            f"frames must be two (H, W) arrays of one shape: {f0.shape}, {f1.shape}"
+        )
     if flow01.shape != (*f0.shape, 2) or flow10.shape != flow01.shape:
-        raise ValueError(f"flows must be {(*f0.shape, 2)}, got {flow01.shape} {flow10.shape}")
+        raise SpikesimError(f"flows must be {(*f0.shape, 2)}, got {flow01.shape} {flow10.shape}")
     if not (np.all(np.isfinite(flow01)) and np.all(np.isfinite(flow10))):
-        raise ValueError("flows must be finite")
+        raise SpikesimError("flows must be finite")
     if ts.size and not (ts.min() > 0 and ts.max() < 1):
-        raise ValueError("times must lie strictly between 0 and 1")
+        raise SpikesimError("times must lie strictly between 0 and 1")
     h, w = f0.shape
     out = np.empty((ts.size, h, w), np.float32)
     if ts.size == 0:
@@ -268,27 +271,21 @@ def _factory(method: str) -> MethodFactory:
     return factory
 
 
-def _check_factor(factor: int) -> int:
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise SpikesimError(f"factor {factor!r} must be a whole number >= 1 (1 = no new frames)")
-    return int(factor)
-
-
 def _as_frame(frame: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
     """One frame as C-contiguous ``(H, W)`` float32 in [0, 1] (uint8 is divided by 255)."""
     a = np.asarray(frame)
     if a.ndim != 2:
-        raise ValueError(f"a frame must be (H, W), got shape {a.shape}")
+        raise SpikesimError(f"a frame must be (H, W), got shape {a.shape}")
     if shape is not None and a.shape != shape:
-        raise ValueError(f"frame shape {a.shape} differs from the first frame's {shape}")
+        raise SpikesimError(f"frame shape {a.shape} differs from the first frame's {shape}")
     if a.dtype == np.uint8:
         return a.astype(np.float32) / np.float32(255)
     if not np.issubdtype(a.dtype, np.floating):
-        raise ValueError(f"frames must be float in [0, 1] or uint8, got {a.dtype}")
+        raise SpikesimError(f"frames must be float in [0, 1] or uint8, got {a.dtype}")
     a = np.array(a, dtype=np.float32, order="C")  # a copy: the caller may reuse its buffer
     lo, hi = float(a.min()), float(a.max())
     if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-        raise ValueError(f"float frames must lie in [0, 1], got values in [{lo}, {hi}]")
+        raise SpikesimError(f"float frames must lie in [0, 1], got values in [{lo}, {hi}]")
     return a
 
 
@@ -302,7 +299,7 @@ class Interpolator:
     """
 
     def __init__(self, factor: int, method: str = "flow") -> None:
-        self.factor = _check_factor(factor)
+        self.factor = whole_number(factor, "factor", minimum=1)
         self.method = method
         factory = _factory(method)
         self._trusted = _BUILT_IN.get(method) is factory  # plug-in output gets checked
@@ -364,10 +361,10 @@ def interpolate(frames: np.ndarray, *, factor: int, method: str = "flow") -> np.
     ``factor=1`` returns the frames unchanged (as float32). Same values as pushing the frames
     one by one into an :class:`Interpolator`.
     """
-    factor = _check_factor(factor)
+    factor = whole_number(factor, "factor", minimum=1)
     stack = np.asarray(frames)
     if stack.ndim != 3 or stack.shape[0] < 1:
-        raise ValueError(f"frames must be (T, H, W) with T >= 1, got shape {stack.shape}")
+        raise SpikesimError(f"frames must be (T, H, W) with T >= 1, got shape {stack.shape}")
     interp = Interpolator(factor, method)
     t, h, w = stack.shape
     out = np.empty(((t - 1) * factor + 1, h, w), np.float32)

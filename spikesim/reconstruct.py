@@ -17,13 +17,13 @@ whole-array result.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
 
 from ._kernels.reconstruct import FAR, _first_spike, _last_spike, _tfi_chunk, _tfp
+from .checks import check_window, whole_number
 from .errors import SpikesimError
 
 __all__ = ["SpikeSource", "iter_tfi", "iter_tfp", "tfi", "tfp"]
@@ -56,7 +56,7 @@ def tfi(spikes: np.ndarray, window: int = 20) -> np.ndarray:
     """
     frames = _as_spikes(spikes, "spikes")
     total, height, width = frames.shape
-    w = _check_window(window, total, "window", "TFI")
+    w = check_window(window, total, "window", "TFI")
     out = np.empty((total - 2 * w, height, width), np.uint8)
     no_spike = np.full((height, width), FAR, np.int64)
     _tfi_chunk(frames, 0, -no_spike, no_spike, _tfi_lut(), out, w)
@@ -72,7 +72,7 @@ def tfp(spikes: np.ndarray, half_window: int = 20) -> np.ndarray:
     """
     frames = _as_spikes(spikes, "spikes")
     total, height, width = frames.shape
-    h = _check_window(half_window, total, "half_window", "TFP")
+    h = check_window(half_window, total, "half_window", "TFP")
     out = np.empty((total - 2 * h, height, width), np.uint8)
     _tfp(frames, 2 * h + 1, _tfp_lut(h), out)
     return out
@@ -91,8 +91,8 @@ def iter_tfi(dat: SpikeSource, window: int = 20, *, chunk: int = 256) -> Iterato
     Arguments are checked here, before the first chunk is asked for.
     """
     total, height, width = _source_shape(dat)
-    w = _check_window(window, total, "window", "TFI")
-    step = _check_chunk(chunk)
+    w = check_window(window, total, "window", "TFI")
+    step = whole_number(chunk, "chunk", minimum=1)
     return _iter_tfi(dat, total, height, width, w, step)
 
 
@@ -105,8 +105,8 @@ def iter_tfp(dat: SpikeSource, half_window: int = 20, *, chunk: int = 256) -> It
     Arguments are checked here, before the first chunk is asked for.
     """
     total, height, width = _source_shape(dat)
-    h = _check_window(half_window, total, "half_window", "TFP")
-    step = _check_chunk(chunk)
+    h = check_window(half_window, total, "half_window", "TFP")
+    step = whole_number(chunk, "chunk", minimum=1)
     return _iter_tfp(dat, total, height, width, h, step)
 
 
@@ -215,38 +215,6 @@ def _as_spikes(spikes: Any, what: str) -> np.ndarray:
             f"{what} must be bool or uint8 0/1, got {arr.dtype}; convert with .astype(bool)"
         )
     return np.ascontiguousarray(arr)
-
-
-def _check_window(value: Any, total: int, name: str, method: str) -> int:
-    """A non-negative int that leaves at least one output frame (T > 2 * value)."""
-    if isinstance(value, bool):
-        raise SpikesimError(f"{method} {name} must be an integer >= 0, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise SpikesimError(f"{method} {name} must be an integer >= 0, got {value!r}") from None
-    if n < 0:
-        raise SpikesimError(f"{method} {name} must be >= 0, got {n}")
-    if total == 0:
-        raise SpikesimError(f"{method}: the spike stream has no frames")
-    if total <= 2 * n:
-        raise SpikesimError(
-            f"{method} with {name}={n} needs more than {2 * n} frames, got {total}; "
-            f"use a {name} of at most {(total - 1) // 2}"
-        )
-    return n
-
-
-def _check_chunk(value: Any) -> int:
-    if isinstance(value, bool):
-        raise SpikesimError(f"chunk must be an integer >= 1, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise SpikesimError(f"chunk must be an integer >= 1, got {value!r}") from None
-    if n < 1:
-        raise SpikesimError(f"chunk must be >= 1 frame, got {n}")
-    return n
 
 
 def _source_shape(dat: Any) -> tuple[int, int, int]:

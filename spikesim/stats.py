@@ -14,7 +14,7 @@ each clip:
   clips: where in the frame the activity is (centred objects, textured backgrounds).
 
 ``compare_statistics(a, b)`` adds numbers for the gap between two datasets. Plain NumPy:
-spikesim never imports torch; the figure is drawn by ``spklip.analysis.domain_gap``.
+spikesim never imports torch; the figure is drawn by ``spklip.evaluation.domain_gap``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import open_dataset
+from .converted import open_dataset
 from .errors import DatasetError
 
 __all__ = ["SpikeStatistics", "compare_statistics", "dataset_statistics", "pick_spread"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .checks import check_shape
 from .errors import VideoError
 
 # FFmpeg would otherwise print its decoder complaints ("ac-tex damaged", "moov atom not found")
@@ -29,7 +30,7 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".gif", ".mov", ".webm", ".mpg")
-"""File suffixes (lower case) that dataset discovery treats as videos."""
+"""File suffixes (lower case) read as videos: by source scanning, the decoder and the CLI."""
 
 # Decoding may stop this many frames short of what the header reports before we call the file
 # truncated: HMDB51's AVIs report one extra frame, and some encoders count a trailing
@@ -125,29 +126,21 @@ def resize_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image[top : top + out_h, left : left + out_w], dtype=np.float32)
 
 
-def _check_size(size: tuple[int, int] | None) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
-        raise VideoError(f"size {size!r} must be (height, width) in positive whole pixels")
-    return int(size[0]), int(size[1])
-
-
 def iter_frames(
     path: str | os.PathLike[str],
     *,
-    size: tuple[int, int] | None = (240, 320),
+    size: tuple[int, int] | None = None,
     strict: bool = True,
 ) -> Iterator[np.ndarray]:
     """Decode a video one frame at a time; memory does not grow with its length.
 
-    Yields ``(H, W)`` float32 luma in [0, 1]; ``size=(H, W)`` resizes so the frame covers that
-    size and centre-crops to it, ``size=None`` keeps the decoded size. Raises
+    Yields ``(H, W)`` float32 luma in [0, 1] at the decoded size (``size=None``, the default),
+    or, with ``size=(H, W)``, resized so the frame covers that size and centre-cropped to it. Raises
     :class:`VideoError` (one line) when the file is missing or cannot be opened, when no frame
     decodes, and, with ``strict``, after the last frame when decoding stopped well short of the
     count in the header (a truncated or damaged file).
     """
-    target = _check_size(size)
+    target = None if size is None else check_shape(size, error=VideoError)
     p, cap = _open(path)
     try:
         reported = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -172,9 +165,7 @@ def iter_frames(
         )
 
 
-def read_video(
-    path: str | os.PathLike[str], *, size: tuple[int, int] | None = (240, 320)
-) -> np.ndarray:
+def read_video(path: str | os.PathLike[str], *, size: tuple[int, int] | None = None) -> np.ndarray:
     """Whole clip as ``(T, H, W)`` float32 in [0, 1] (for short clips, tests and benchmarks;
     the conversion pipeline streams with :func:`iter_frames`)."""
     return np.stack(list(iter_frames(path, size=size)))

@@ -1,6 +1,6 @@
 """Spike clips for training and evaluation: a torch Dataset over a converted dataset.
 
-Reads a converted folder or a packed ``.h5`` through ``spikesim.dataset.open_dataset``,
+Reads a converted folder or a packed ``.h5`` through ``spikesim.converted.open_dataset``,
 takes ``frames * bin`` consecutive spike frames per clip (a random temporal crop in
 training, the centred window in evaluation), unpacks the bits to uint8 0/1 (the model turns
 them into floats on its device, so batches stay 8x smaller than float32 until then),
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +30,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from spikesim.dataset import open_dataset
+from spikesim import open_dataset, pick_spread, unpack_frames
 
+from .checkpoint import Checkpoint, load_model
+from .device import pick_device
 from .errors import SpklipError
+from .model import SPKLIP
 from .prompts import TEMPLATES, class_prompt, random_prompt
 
 CaptionMode = Literal["caption", "prompt", "mixed"]
@@ -43,20 +47,10 @@ class ShortClipWarning(UserWarning):
 
 
 def unpack_spikes(packed: np.ndarray, height: int, width: int, flipud: bool) -> np.ndarray:
-    """Unpack ``.dat`` frames to image order.
-
-    ``packed`` uint8 (n, H*W//8) in file order -> uint8 0/1 (n, H, W), C-contiguous.
-    With whole-byte rows (W % 8 == 0) the packed rows are flipped before unpacking, so
-    the bits are touched once.
-    """
-    n = packed.shape[0]
-    if width % 8 == 0:
-        rows = packed.reshape(n, height, width // 8)
-        if flipud:
-            rows = rows[:, ::-1]
-        return np.unpackbits(rows, axis=2, bitorder="little")
-    bits = np.unpackbits(packed, axis=1, bitorder="little").reshape(n, height, width)
-    return np.ascontiguousarray(bits[:, ::-1]) if flipud else bits
+    """Unpack ``.dat`` frames to image order through the one bit layout
+    (``spikesim.unpack_frames``): ``packed`` uint8 (n, H*W//8) in file order -> uint8 0/1
+    (n, H, W), C-contiguous (a view of the bool array, no copy)."""
+    return unpack_frames(packed, height, width, flipud=flipud).view(np.uint8)
 
 
 def bin_frames(spikes: np.ndarray, k: int) -> np.ndarray:
@@ -321,3 +315,85 @@ def make_loader(
         **kwargs,
     )
     return loader, sampler
+
+
+# ---------------------------------------------------------------------------- a checkpoint's data
+
+
+def data_bin(checkpoint_config: dict[str, Any]) -> int:
+    """The data-side binning a checkpoint was trained with (``SpikeClips(bin=...)``): key
+    ``data_bin``; checkpoints written before the model had its own ``temporal_bin`` called
+    it ``temporal_bin``. 1 when absent. The model's own binning is in its model_config."""
+    return int(checkpoint_config.get("data_bin", checkpoint_config.get("temporal_bin", 1)))
+
+
+def checkpoint_dataset(
+    model: SPKLIP, checkpoint: Checkpoint, data: str | os.PathLike, **options: Any
+) -> SpikeClips:
+    """The clips of ``data`` read the way ``checkpoint`` was trained: the model's input
+    frames (raw spike frames; the model bins them again by its own ``temporal_bin``) and
+    the run's data-side bin (:func:`data_bin`). ``options`` go to :class:`SpikeClips`."""
+    return SpikeClips(data, frames=model.config.frames, bin=data_bin(checkpoint.config), **options)
+
+
+def check_compatible(model: SPKLIP, dataset: SpikeClips) -> None:
+    """One-line SpklipError when the data's frame size differs from the model's."""
+    h, w = model.config.image_size
+    if (dataset.height, dataset.width) != (h, w):
+        raise SpklipError(
+            f"{dataset.path}: clips are {dataset.height}x{dataset.width} but the model was "
+            f"trained on {h}x{w}; evaluate on data converted with --size {h}x{w}"
+        )
+
+
+@dataclass
+class CheckpointClips:
+    """A checkpoint's model with clips of a dataset read the way it was trained.
+
+    ``spikes``: uint8 (N, frames, H, W), the centred window of each chosen clip, binned
+    by ``dataset.bin`` (0/1 spikes when 1, counts otherwise); ``indices``: the clips'
+    positions in ``dataset``.
+    """
+
+    model: SPKLIP
+    checkpoint: Checkpoint
+    dataset: SpikeClips
+    indices: list[int]
+    spikes: torch.Tensor
+
+    def describe(self) -> dict[str, Any]:
+        """Which model and clips, JSON-able."""
+        cfg = self.checkpoint.config
+        return {
+            "checkpoint": str(self.checkpoint.path),
+            "model_name": cfg.get("model_name"),
+            "visual": self.model.config.visual,
+            "epoch": self.checkpoint.epoch,
+            "data": str(self.dataset.path),
+            "data_bin": self.dataset.bin,
+            "temporal_bin": getattr(self.model.config, "temporal_bin", 1),
+            "input_shape": list(self.spikes.shape[1:]),
+            "clip_paths": [self.dataset.records[i].path for i in self.indices],
+        }
+
+
+def load_checkpoint_clips(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    split: str | None = "test",
+    clips: int = 8,
+    device: str | torch.device | None = "cpu",
+) -> CheckpointClips:
+    """Load ``checkpoint`` and read ``clips`` clips of ``split`` of ``data`` (spread evenly
+    over the class-sorted clips, centred windows) exactly as the model was trained on them:
+    the model's input frames (raw spike frames; the model bins them by its own
+    ``temporal_bin``) and the training run's data-side bin (:func:`data_bin`)."""
+    if clips < 1:
+        raise SpklipError(f"clips = {clips}; need at least 1 clip")
+    model, ckpt = load_model(checkpoint, device=pick_device(device))
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, train=False, captions="prompt")
+    check_compatible(model, dataset)
+    indices = pick_spread(len(dataset), clips)
+    spikes = torch.stack([torch.from_numpy(dataset.read_clip(i)) for i in indices])
+    return CheckpointClips(model, ckpt, dataset, indices, spikes)

@@ -6,7 +6,7 @@ the CLI prints it on stderr and exits non-zero.
 
 from __future__ import annotations
 
-from spikesim.errors import SpikesimError
+from spikesim import SpikesimError
 
 __all__ = ["SpklipError"]
 

@@ -33,7 +33,7 @@ Readout. By default (``readout: "spikes"``) a LIF layer feeds the final projecti
 step and the projections are averaged over the steps: every layer reads 0/1 spikes. With
 ``readout: "membrane"`` the projection reads the time-averaged membrane-level tokens, one
 real-valued linear layer per clip, the only layer whose input is not 0/1
-(``spklip.energy.binary_activation_fraction`` lists it).
+(``spklip.evaluation.energy.binary_activation_fraction`` lists it).
 """
 
 from __future__ import annotations

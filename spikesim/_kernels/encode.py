@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ._jit import JIT, PARALLEL, njit, prange
+from .pack import _pack_word
 
 _G = np.uint64(0x9E3779B97F4A7C15)
 _M = np.uint64(0xD1B54A32D192ED03)
@@ -41,8 +42,6 @@ _S11 = np.uint64(11)
 _S32 = np.uint64(32)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
-_S56 = np.uint64(56)
-_PACK_MUL = np.uint64(0x0102040810204080)
 
 # Streams: each random quantity has its own, so switching one noise on never moves another.
 STREAM_INIT = 0
@@ -264,15 +263,15 @@ def _pack(words: np.ndarray, out: np.ndarray, w0: np.ndarray, j0: np.ndarray, nw
     """Pack pieces: out[j0[k] + j] = bits of words[w0[k] + j], j < nw[k], for each piece k.
 
     words is a uint8 0/1 buffer viewed as uint64 (little-endian), so byte m of a word holds
-    pixel 8j+m; multiplying by 0x0102040810204080 moves bit 8m to bit 56+m with no carries
-    between them, giving the byte with pixel 8j+m at bit m. Indices are unsigned so that
-    Numba drops its negative-index checks and the loop vectorises (about 10x faster).
+    pixel 8j+m; ``pack._pack_word`` (the ``.dat`` bit layout, one place) makes the byte.
+    Indices are unsigned so that Numba drops its negative-index checks and the loop
+    vectorises (about 10x faster).
     """
     for k in range(w0.shape[0]):
         a = np.uint64(w0[k])
         c = np.uint64(j0[k])
         for j in range(np.uint64(nw[k])):
-            out[c + j] = np.uint8((words[a + j] * _PACK_MUL) >> _S56)
+            out[c + j] = _pack_word(words[a + j])
 
 
 @njit(**JIT)

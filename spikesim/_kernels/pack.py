@@ -26,6 +26,13 @@ _GATHER = np.uint64(0x0102040810204080)
 
 
 @njit(**JIT)
+def _pack_word(word):
+    # The byte of bits of 8 pixels that are each 0 or 1 (byte m of the little-endian word is
+    # pixel 8j+m): multiplying moves bit 8m to bit 56+m with no carries between them.
+    return np.uint8((word * _GATHER) >> np.uint64(56))
+
+
+@njit(**JIT)
 def _fold_byte(word):
     # Or-fold each byte onto its own bit 0 (so any nonzero uint8 counts as a spike): bits 0..3
     # of a byte only ever receive bits of the same byte, whatever the shifts bring in above.
@@ -33,7 +40,7 @@ def _fold_byte(word):
     word = word | (word >> np.uint64(2))
     word = word | (word >> np.uint64(1))
     word = word & _LOW_BITS
-    return np.uint8((word * _GATHER) >> np.uint64(56))
+    return _pack_word(word)
 
 
 # Each kernel handles one unit of work (a row, or a frame) and has a parallel driver

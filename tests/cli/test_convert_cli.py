@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cli.spikesim_cli import main
-from spikesim.dataset import open_dataset
+from spikesim.converted import open_dataset
 
 SMALL = ["--size", "48x64", "--factor", "2", "--interp", "linear", "--no-progress"]
 

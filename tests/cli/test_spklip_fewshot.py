@@ -9,8 +9,8 @@ import pytest
 
 from cli.spklip_cli import main
 from tests.spklip.test_data import make_converted
-from tests.spklip.test_fewshot import CLASSES, SIZE, write_checkpoint
-from tests.spklip.test_train import one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_fewshot import CLASSES, SIZE, write_checkpoint
+from tests.spklip.training.test_loop import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

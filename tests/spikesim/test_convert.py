@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 import spikesim.convert as convert_module
+import spikesim.pipeline as pipeline_module
+import spikesim.pool as pool_module
 from spikesim.convert import (
     ConvertSettings,
     convert_dataset,
@@ -25,10 +27,10 @@ from spikesim.convert import (
     parse_shard,
     select_clips,
 )
+from spikesim.converted import open_dataset
 from spikesim.dat import DatFile, read_dat
-from spikesim.dataset import open_dataset
-from spikesim.datasets import clip_seed, scan_source
 from spikesim.errors import DatasetError, SpikesimError
+from spikesim.sources import clip_seed, scan_source
 
 ROOT = Path(__file__).resolve().parents[2]
 # frames that decode from each real clip (shared/data/clips/SOURCES.md)
@@ -228,7 +230,7 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_clip(
 
 def _crash_on_marked_clips() -> None:
     """Worker initializer for the test below: the worker dies on clips named CRASH_*."""
-    convert_module._init_worker()
+    pool_module._init_worker()
     real = convert_module.convert_clip
 
     def convert_clip(video, *args, **kw):
@@ -246,7 +248,7 @@ def test_a_clip_that_kills_its_worker_is_isolated_and_the_rest_convert(
         hmdb_copy / "wave" / "RATRACE_wave_f_nm_np1_fr_goo_37.avi",
         hmdb_copy / "wave" / "CRASH_wave_f_nm_np1_fr_goo_9.avi",
     )
-    monkeypatch.setattr(convert_module, "_init_worker", _crash_on_marked_clips)
+    monkeypatch.setattr(pool_module, "_init_worker", _crash_on_marked_clips)
     out = tmp_path / "out"
     summary = convert(hmdb_copy, out, workers=2)
     assert (summary.converted, summary.failed) == (3, 1)
@@ -262,7 +264,7 @@ def test_a_clip_that_kills_its_worker_is_isolated_and_the_rest_convert(
 def test_ctrl_c_mid_clip_leaves_no_half_file_and_the_rerun_matches(
     reference: Path, clips_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    real_iter_frames = convert_module.iter_frames
+    real_iter_frames = pipeline_module.iter_frames
     clips_started = []
 
     def interrupted_in_second_clip(path, **kw):
@@ -272,7 +274,7 @@ def test_ctrl_c_mid_clip_leaves_no_half_file_and_the_rerun_matches(
                 raise KeyboardInterrupt
             yield frame
 
-    monkeypatch.setattr(convert_module, "iter_frames", interrupted_in_second_clip)
+    monkeypatch.setattr(pipeline_module, "iter_frames", interrupted_in_second_clip)
     with pytest.raises(KeyboardInterrupt):
         convert(clips_dir / "hmdb51-mini", tmp_path)
     monkeypatch.undo()
@@ -292,7 +294,7 @@ def test_an_interrupted_shard_is_not_merged_until_it_finishes(
 ) -> None:
     src = clips_dir / "hmdb51-mini"
     convert(src, tmp_path, shard=(1, 2))
-    real_iter_frames = convert_module.iter_frames
+    real_iter_frames = pipeline_module.iter_frames
     started = []
 
     def interrupted_in_second_clip(path, **kw):
@@ -301,7 +303,7 @@ def test_an_interrupted_shard_is_not_merged_until_it_finishes(
             raise KeyboardInterrupt
         yield from real_iter_frames(path, **kw)
 
-    monkeypatch.setattr(convert_module, "iter_frames", interrupted_in_second_clip)
+    monkeypatch.setattr(pipeline_module, "iter_frames", interrupted_in_second_clip)
     with pytest.raises(KeyboardInterrupt):
         convert(src, tmp_path, shard=(0, 2))
     monkeypatch.undo()

@@ -239,11 +239,11 @@ def test_warp_frames_matches_the_slow_reference():
 def test_warp_frames_rejects_bad_inputs():
     f = np.zeros((8, 8), np.float32)
     flow = np.zeros((8, 8, 2), np.float32)
-    with pytest.raises(ValueError, match="flows must be"):
+    with pytest.raises(SpikesimError, match="flows must be"):
         warp_frames(f, f, flow[:4], flow, [0.5])
-    with pytest.raises(ValueError, match="strictly between"):
+    with pytest.raises(SpikesimError, match="strictly between"):
         warp_frames(f, f, flow, flow, [1.0])
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(SpikesimError, match="finite"):
         warp_frames(f, f, np.full_like(flow, np.nan), flow, [0.5])
 
 
@@ -262,15 +262,15 @@ def test_an_unknown_method_lists_the_known_ones():
 
 
 def test_bad_frames_are_refused():
-    with pytest.raises(ValueError, match=r"\(T, H, W\)"):
+    with pytest.raises(SpikesimError, match=r"\(T, H, W\)"):
         interpolate(np.zeros((8, 8), np.float32), factor=2)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(SpikesimError, match=r"\[0, 1\]"):
         interpolate(np.full((2, 8, 8), 2.0, np.float32), factor=2)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(SpikesimError, match=r"\[0, 1\]"):
         interpolate(np.full((2, 8, 8), np.nan, np.float32), factor=2)
     stream = Interpolator(2, "linear")
     stream.push(np.zeros((8, 8), np.float32))
-    with pytest.raises(ValueError, match="differs"):
+    with pytest.raises(SpikesimError, match="differs"):
         stream.push(np.zeros((8, 9), np.float32))
 
 

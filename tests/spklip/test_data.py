@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from spikesim.converted import ClipRecord
 from spikesim.dat import read_dat, unpack_frames, write_dat
-from spikesim.dataset import ClipRecord
 from spklip.data import ShortClipWarning, SpikeClips, make_loader, unpack_spikes
 from spklip.errors import SpklipError
 from spklip.prompts import TEMPLATES, class_prompt, class_to_words, ensemble_prompts
@@ -224,7 +224,7 @@ def test_loader_batches_are_the_same_with_or_without_workers(tmp_path):
 
 
 def test_a_packed_h5_reads_like_the_folder(tmp_path):
-    h5 = pytest.importorskip("spikesim.h5")
+    h5 = pytest.importorskip("spikesim.converted.h5")
     root = make_converted(tmp_path / "conv", per_class=2, frames=12, size=(6, 12))
     packed = h5.pack_dataset(root, tmp_path / "data.h5")
     a = SpikeClips(root, frames=6, split=None)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from spklip import fsve
-from spklip.energy import binary_activation_fraction, estimate_energy
 from spklip.errors import SpklipError
+from spklip.evaluation.energy import binary_activation_fraction, estimate_energy
 from spklip.factory import create_model, get_model_config, list_models
 from spklip.fsve import FSVEConfig, is_spiking_neuron, lif_layer
 from spklip.model import SPKLIP

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,21 +31,22 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .checkpoint import (
+from ..checkpoint import (
     CHECKPOINTS,
     epoch_dir_name,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from .data import CAPTION_MODES, SpikeClips, make_loader
-from .errors import SpklipError
-from .evaluate import check_compatible, data_bin, zero_shot_top1
-from .factory import create_model_from_config, get_model_config
-from .loss import contrastive_loss
-from .model import SPKLIP
-from .prompts import all_prompt_texts
-from .tokenizer import SpikeTokenizer
+from ..data import CAPTION_MODES, SpikeClips, check_compatible, data_bin, make_loader
+from ..errors import SpklipError
+from ..evaluation.zeroshot import zero_shot_top1
+from ..factory import create_model_from_config, get_model_config
+from ..loss import contrastive_loss
+from ..model import SPKLIP
+from ..prompts import all_prompt_texts
+from ..tokenizer import SpikeTokenizer
+from .optim import lr_factor, param_groups
 
 RESULTS = "results.jsonl"
 
@@ -147,31 +147,6 @@ def _setup_distributed(device: str | None) -> _Dist:
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         started = True
     return _Dist(rank, world, local, dev, started)
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
-    """Multiplier of the peak lr at ``step`` (0-based): linear warm-up over ``warmup``
-    steps from 1/warmup, then a cosine from 1 down to ``min_ratio`` at ``total``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        # Matrices and kernels decay; biases, norms, embeddings, masks and the scale do not.
-        if p.ndim < 2 or "embed" in name or "logit_scale" in name:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 def _gather(t: torch.Tensor, d: _Dist) -> torch.Tensor:
@@ -322,7 +297,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         )
     total = steps_per_epoch * cfg.epochs
     warmup = round(cfg.warmup * total)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio)
     )

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
+from spikesim.converted import FolderDataset, open_dataset
+from spikesim.converted.h5 import FORMAT, H5Dataset, pack_dataset
 from spikesim.dat import pack_frames, write_dat
-from spikesim.dataset import FolderDataset, open_dataset
 from spikesim.errors import DatasetError
-from spikesim.h5 import FORMAT, H5Dataset, pack_dataset
 
 H, W = 16, 24
 CLIPS = [  # (class, stem, label, split, caption, frames): frame counts around the chunk size

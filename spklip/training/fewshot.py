@@ -26,7 +26,7 @@ The whole of the model else stays frozen: HSFE, the ResNet, the text encoder and
 temperature. Fine-tuning runs the model in eval mode, so no BatchNorm updates its running
 statistics (a few dozen clips would only add noise to them) and dropout is off; the
 trainable layers still get their gradients. The data are read exactly as the checkpoint was
-trained (its frames and temporal bin), as ``spklip.evaluate`` does.
+trained (its frames and temporal bin), as ``spklip.evaluation.zeroshot`` does.
 
 Clips are picked per class with a seeded permutation of that class's training clips and
 the first K of it are used, so the sets are nested: the 4-shot clips include the 2-shot ones.
@@ -46,23 +46,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from spikesim.files import write_atomic
+from spikesim import write_atomic
 
-from . import metrics
-from .checkpoint import load_model
-from .data import SpikeClips
-from .errors import SpklipError
-from .evaluate import (
-    check_compatible,
-    checkpoint_dataset,
-    class_features,
-    encode_clips,
-    pick_device,
-)
-from .loss import contrastive_loss
-from .model import SPKLIP
-from .prompts import TEMPLATES
-from .train import _param_groups, lr_factor
+from .. import metrics
+from ..checkpoint import load_model
+from ..data import SpikeClips, check_compatible, checkpoint_dataset
+from ..device import pick_device
+from ..errors import SpklipError
+from ..evaluation import figures
+from ..evaluation.zeroshot import class_features, encode_clips
+from ..loss import contrastive_loss
+from ..model import SPKLIP
+from ..prompts import TEMPLATES
+from .optim import lr_factor, param_groups
 
 __all__ = [
     "FEWSHOT_DEFAULTS",
@@ -73,7 +69,6 @@ __all__ = [
     "finetune",
     "freeze_for_fewshot",
     "parse_shots",
-    "plot_fewshot",
     "select_shots",
 ]
 
@@ -142,7 +137,7 @@ def freeze_for_fewshot(model: SPKLIP, layers: Sequence[str] | None = None) -> li
     if unknown:
         raise SpklipError(
             f"few-shot layer {unknown[0]!r} is not a module of this model; "
-            "see spklip.fewshot.fewshot_layers"
+            "see spklip.training.fewshot.fewshot_layers"
         )
     keep = {f"{name}.{p}" for name in layers for p, _ in modules[name].named_parameters()}
     for name, param in model.named_parameters():
@@ -203,7 +198,7 @@ def finetune(
     """Fine-tune ``model`` in place on the clips ``indices`` of ``dataset`` (a training
     :class:`SpikeClips`: random crops, class prompts), training only ``layers`` (default
     :func:`fewshot_layers`). AdamW with a cosine decay from ``lr``, label-aware symmetric
-    InfoNCE as in ``spklip.train``. Returns the mean loss of each epoch.
+    InfoNCE as in ``spklip.training.loop``. Returns the mean loss of each epoch.
 
     The model stays in eval mode throughout (see the module docstring), so every BatchNorm
     keeps its running statistics. With ``adapt_batchnorm`` the BatchNorm layers run in
@@ -225,7 +220,7 @@ def finetune(
                 module.train()
     device = model.device
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr)
+    optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     steps_per_epoch = math.ceil(len(indices) / batch_size)
     total = steps_per_epoch * epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, 0))
@@ -414,7 +409,7 @@ def fewshot(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        figure = plot_fewshot(report, out / FIGURE)
+        figure = figures.plot_fewshot(report, out / FIGURE)
         report["files"] = {"result": str(out / RESULT), "figure": str(figure)}
         write_atomic(out / RESULT, _dumps(report))
     return report
@@ -424,32 +419,3 @@ def _dumps(report: dict[str, Any]) -> str:
     import json
 
     return json.dumps(report, indent=2) + "\n"
-
-
-def plot_fewshot(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Test Top-1 against shots per class, with the unadapted checkpoint (K = 0) as a
-    dashed baseline; from the dict :func:`fewshot` returns."""
-    from .figures import _save, plt
-
-    acc = report["accuracy"]
-    ks = [0, *report["shots"]]
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    ax.plot(ks, [acc[str(k)] for k in ks], marker="o", label="after fine-tuning")
-    ax.axhline(acc["0"], color="grey", linestyle="--", label=f"no adaptation ({acc['0']:.2f})")
-    if "chance" in report:
-        ax.axhline(report["chance"], color="grey", linestyle=":", label="chance")
-    for k in ks[1:]:
-        ax.annotate(
-            f"{acc[str(k)]:.2f}", (k, acc[str(k)]), textcoords="offset points", xytext=(0, 6),
-            ha="center", fontsize=8,
-        )  # fmt: skip
-    ax.set_xticks(ks)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("training clips per class (K)")
-    ax.set_ylabel("zero-shot top-1 on the test split")
-    fraction = report["trainable_fraction"]
-    ax.set_title(f"Few-shot adaptation ({fraction:.1%} of parameters trained)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -16,11 +15,12 @@ import torch
 
 from spklip.checkpoint import latest_checkpoint, load_checkpoint
 from spklip.errors import SpklipError
-from spklip.evaluate import evaluate
-from spklip.train import TrainConfig, lr_factor, read_results, train
+from spklip.evaluation.zeroshot import evaluate
+from spklip.training.loop import TrainConfig, read_results, train
+from spklip.training.optim import lr_factor
 from tests.spklip.test_data import make_converted
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # spklip-tiny shrunk until a step takes milliseconds: the loop is under test, not the model.
 MINI = {
@@ -101,7 +101,7 @@ def test_none_means_the_models_recipe():
 
 
 def test_checkpoints_record_the_data_side_binning_under_its_old_name_too():
-    from spklip.evaluate import data_bin
+    from spklip.data import data_bin
 
     assert data_bin({"data_bin": 2}) == 2
     assert data_bin({"temporal_bin": 10}) == 10  # written before the model had temporal_bin
@@ -176,8 +176,8 @@ def test_torchrun_with_two_cpu_processes_writes_one_line_per_epoch(data, tmp_pat
             f"""
             import json, sys
             sys.path.insert(0, {str(ROOT)!r})
-            from spklip.train import TrainConfig, train
-            from tests.spklip.test_train import MINI
+            from spklip.training.loop import TrainConfig, train
+            from tests.spklip.training.test_loop import MINI
             r = train(TrainConfig(data={str(data)!r}, out={str(tmp_path / "ddp")!r},
                                   model="spklip-tiny", model_overrides=MINI, epochs=2,
                                   batch_size=2, lr=3e-3, workers=0, progress=False))
@@ -204,9 +204,8 @@ def test_torchrun_with_two_cpu_processes_writes_one_line_per_epoch(data, tmp_pat
 
 
 def test_the_demo_runner_returns_the_report_parts_and_writes_figures(data, tmp_path):
-    spec = importlib.util.spec_from_file_location("demo_spklip", ROOT / "scripts/demo_spklip.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    from scripts import demo_spklip as demo
+
     overrides = {k: v for k, v in MINI.items() if k != "frames"}
     report = demo.run(
         data, tmp_path, model_overrides=overrides, frames=6, bin=2, epochs=1, batch_size=2,

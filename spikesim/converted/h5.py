@@ -28,9 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import ClipRecord, ConvertedDataset, FolderDataset, open_dataset
-from .errors import DatasetError
-from .files import temp_file
+from .._version import __version__
+from ..errors import DatasetError
+from ..files import temp_file
+from ..sidecar import sidecar_path
+from .dataset import ConvertedDataset
+from .folder import FolderDataset
+from .layout import ClipRecord
 
 FORMAT = "spikesim-h5/1"
 COMPRESSIONS = (None, "lzf", "gzip")
@@ -56,14 +60,11 @@ def pack_dataset(
         raise DatasetError(f"compression {compression!r} must be one of none, lzf, gzip")
     if chunk_frames < 1:
         raise DatasetError(f"chunk_frames {chunk_frames} must be >= 1")
-    src = open_dataset(converted_dir)
-    if not isinstance(src, FolderDataset):
-        raise DatasetError(f"{converted_dir}: already packed; give the converted folder")
+    if Path(converted_dir).is_file():
+        raise DatasetError(f"{converted_dir}: a file (already packed?); give the converted folder")
+    src = FolderDataset(converted_dir)
     out_h5 = Path(out_h5)
     out_h5.parent.mkdir(parents=True, exist_ok=True)
-    from . import __version__
-    from .dat import sidecar_path
-
     frame_bytes = src.height * src.width // 8
     string = h5py.string_dtype("utf-8")
     fd, tmp = temp_file(out_h5)
@@ -156,7 +157,8 @@ class H5Dataset(ConvertedDataset):
             raise DatasetError(f"{self.root}: cannot read as HDF5 ({err}); pack it again") from None
         except KeyError as err:
             raise DatasetError(f"{self.root}: incomplete pack, no {err}; pack it again") from None
-        self._set_clips(rows, classes, str(self.root))
+        records = [ClipRecord.from_row(r, str(self.root)) for r in rows]
+        self._set_clips(records, classes, str(self.root))
         # _set_clips sorts by path; the pack stores them in that order already
         self._index = {c.path: i for i, c in enumerate(self.clips)}
 

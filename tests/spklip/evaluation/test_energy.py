@@ -14,7 +14,8 @@ from torch import nn
 
 from spikesim import open_dataset
 from spklip.checkpoint import load_model
-from spklip.energy import (
+from spklip.errors import SpklipError
+from spklip.evaluation.energy import (
     PJ_PER_MAC,
     PJ_PER_MEMORY_ACCESS,
     PJ_PER_NEURON_UPDATE,
@@ -24,13 +25,11 @@ from spklip.energy import (
     energy_table_markdown,
     estimate_energy,
 )
-from spklip.errors import SpklipError
 from spklip.factory import create_model
 from spklip.fsve import FSVEConfig, lif_layer
-from tests.spklip.test_analysis import FSVE_MINI, train_tiny
+from tests.spklip.evaluation.test_analysis import FSVE_MINI, train_tiny
+from tests.spklip.naive_snn import calibrate_batchnorm, event_driven_accumulates
 from tests.spklip.test_data import make_converted
-
-from .naive_snn import calibrate_batchnorm, event_driven_accumulates
 
 KEYS = {
     "spiking",
@@ -242,7 +241,7 @@ def test_energy_report_names_and_bad_input(checkpoints, tmp_path) -> None:
 
 
 def test_inter_layer_share_leaves_out_the_first_layers_input() -> None:
-    from spklip.energy import LayerCount, _fraction
+    from spklip.evaluation.energy import LayerCount, _fraction
 
     def layer(name: str, elements: int, binary: int) -> LayerCount:
         fields = {f: 0 for f in LayerCount.__dataclass_fields__}

@@ -12,18 +12,14 @@ import torch
 
 from spikesim import open_dataset, write_dat
 from spikesim.stats import compare_statistics, dataset_statistics, pick_spread
-from spklip.analysis import (
-    domain_gap,
-    hsfe_dynamics,
-    hsfe_point_features,
-    load_checkpoint_clips,
-    mean_removed_cosine,
-)
+from spklip.data import load_checkpoint_clips
 from spklip.errors import SpklipError
+from spklip.evaluation.domain_gap import domain_gap
+from spklip.evaluation.dynamics import hsfe_dynamics, hsfe_point_features, mean_removed_cosine
 from spklip.factory import create_model
-from spklip.train import train
+from spklip.training.loop import train
 from tests.spklip.test_data import make_converted
-from tests.spklip.test_train import MINI, config, one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_loop import MINI, config, one_thread  # noqa: F401  (autouse fixture)
 
 # MINI (2 blocks of 5 frames in 12) with 3 blocks: the paper's mode has >= 3 points.
 MINI3 = {**MINI, "hsfe": {**MINI["hsfe"], "n_blocks": 3}}

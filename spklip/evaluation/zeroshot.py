@@ -11,7 +11,6 @@ Ties count against the model throughout (see ``spklip.metrics``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -22,19 +21,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics
-from .checkpoint import Checkpoint, load_model
-from .data import SpikeClips, make_loader
-from .errors import SpklipError
-from .model import SPKLIP
-from .prompts import TEMPLATES, ensemble_prompts
+from spikesim import write_json
 
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from .. import metrics
+from ..checkpoint import load_model
+from ..data import SpikeClips, check_compatible, checkpoint_dataset, make_loader
+from ..device import pick_device
+from ..model import SPKLIP
+from ..prompts import TEMPLATES, ensemble_prompts
+from . import figures
 
 
 @torch.no_grad()
@@ -85,32 +80,6 @@ def class_features(
     flat = encode_texts(model, [p for g in groups for p in g])
     per = flat.reshape(len(classes), len(templates), -1).mean(axis=1)
     return per / np.maximum(np.linalg.norm(per, axis=1, keepdims=True), 1e-12)
-
-
-def data_bin(checkpoint_config: dict[str, Any]) -> int:
-    """The data-side binning a checkpoint was trained with (``SpikeClips(bin=...)``): key
-    ``data_bin``; checkpoints written before the model had its own ``temporal_bin`` called
-    it ``temporal_bin``. 1 when absent. The model's own binning is in its model_config."""
-    return int(checkpoint_config.get("data_bin", checkpoint_config.get("temporal_bin", 1)))
-
-
-def checkpoint_dataset(
-    model: SPKLIP, checkpoint: Checkpoint, data: str | os.PathLike, **options: Any
-) -> SpikeClips:
-    """The clips of ``data`` read the way ``checkpoint`` was trained: the model's input
-    frames (raw spike frames; the model bins them again by its own ``temporal_bin``) and
-    the run's data-side bin (:func:`data_bin`). ``options`` go to :class:`SpikeClips`."""
-    return SpikeClips(data, frames=model.config.frames, bin=data_bin(checkpoint.config), **options)
-
-
-def check_compatible(model: SPKLIP, dataset: SpikeClips) -> None:
-    """One-line SpklipError when the data's frame size differs from the model's."""
-    h, w = model.config.image_size
-    if (dataset.height, dataset.width) != (h, w):
-        raise SpklipError(
-            f"{dataset.path}: clips are {dataset.height}x{dataset.width} but the model was "
-            f"trained on {h}x{w}; evaluate on data converted with --size {h}x{w}"
-        )
 
 
 def zero_shot_top1(
@@ -208,9 +177,7 @@ def evaluate(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if figures_dir is not None:
-        from .figures import plot_confusion
-
-        fig = plot_confusion(
+        fig = figures.plot_confusion(
             np.array(result["zero_shot"]["confusion"]),
             dataset.classes,
             Path(figures_dir) / "confusion.png",
@@ -220,13 +187,3 @@ def evaluate(
     if out is not None:
         write_json(out, result)
     return result
-
-
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path

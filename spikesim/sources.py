@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError
+from .video import VIDEO_SUFFIXES
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".gif", ".webm")
 SPLITS = ("train", "test", "unused")
 LAYOUTS = ("ucf101", "hmdb51", "folders")
 DEFAULT_TEST_FRACTION = 0.3  # HMDB51 holds out 30 %, UCF101 7 groups of 25 (28 %)
@@ -110,7 +110,7 @@ def scan_source(
     if not found:
         raise DatasetError(
             f"{src}: no clips found; expected class folders of videos, "
-            f"SRC/<class>/<clip>{{{','.join(VIDEO_EXTENSIONS)}}} (the UCF101 / HMDB51 layout)"
+            f"SRC/<class>/<clip>{{{','.join(VIDEO_SUFFIXES)}}} (the UCF101 / HMDB51 layout)"
         )
     search = Path(splits_dir) if splits_dir is not None else src
     if not search.is_dir():
@@ -175,7 +175,7 @@ def clip_seed(seed: int, path: str) -> int:
 
 
 def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -218,7 +218,7 @@ def _walk_clips(root: Path, real_src: Path) -> list[tuple[str, str]]:
             names = sorted(
                 e.name
                 for e in entries
-                if e.name.lower().endswith(VIDEO_EXTENSIONS)
+                if e.name.lower().endswith(VIDEO_SUFFIXES)
                 and not e.name.startswith(".")
                 and e.is_file()  # follows links; a link's target is checked below
                 and (not e.is_symlink() or _link_inside(Path(e.path), real_src))

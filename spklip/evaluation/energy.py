@@ -35,8 +35,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import SpklipError
-from .fsve import SpikeMatmul, is_spiking_neuron
+from spikesim import write_json
+
+from ..data import load_checkpoint_clips
+from ..errors import SpklipError
+from ..fsve import SpikeMatmul, is_spiking_neuron
 
 __all__ = [
     "PJ_PER_MAC",
@@ -440,7 +443,7 @@ def energy_report(
     STAR-Net, ``"snn"`` for FSVE; ``"ann_2"`` ... when repeated). Each is measured by
     :func:`estimate_energy` on the same ``clips`` clips of ``split`` of ``data`` (spread over
     the classes, centred windows), read as its training run read them (the model's input
-    frames, the run's data-side bin; see ``spklip.analysis.load_checkpoint_clips``).
+    frames, the run's data-side bin; see ``spklip.data.load_checkpoint_clips``).
 
     Returns ``{name: result}``, each the per-clip dict of :func:`estimate_energy` (``macs``,
     ``sops``, ``neuron_updates``, ``memory``, ``compute_J``, ``memory_J``, ``total_J``, ...)
@@ -448,7 +451,6 @@ def energy_report(
     clips used. With ``out``, writes ``OUT/energy.json`` (that dict) and ``OUT/energy.md``
     (:func:`energy_table_markdown` with a header saying what was measured).
     """
-    from .analysis import load_checkpoint_clips
 
     if isinstance(checkpoints, Mapping):
         named = [(str(k), v) for k, v in checkpoints.items()]
@@ -478,9 +480,7 @@ def energy_report(
 def write_energy_report(results: Mapping[str, Mapping[str, Any]], out: str | os.PathLike) -> Path:
     """Write ``OUT/energy.json`` and ``OUT/energy.md`` (atomically) for the dict of
     :func:`energy_report`; returns the Markdown path."""
-    from spikesim.files import write_atomic
-
-    from .evaluate import write_json
+    from spikesim import write_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

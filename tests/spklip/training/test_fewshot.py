@@ -14,7 +14,9 @@ from spklip.checkpoint import save_checkpoint
 from spklip.data import SpikeClips
 from spklip.errors import SpklipError
 from spklip.factory import create_model, create_model_from_config, get_model_config
-from spklip.fewshot import (
+from spklip.prompts import all_prompt_texts
+from spklip.tokenizer import SpikeTokenizer
+from spklip.training.fewshot import (
     FIGURE,
     RESULT,
     fewshot,
@@ -24,10 +26,8 @@ from spklip.fewshot import (
     parse_shots,
     select_shots,
 )
-from spklip.prompts import all_prompt_texts
-from spklip.tokenizer import SpikeTokenizer
 from tests.spklip.test_data import make_converted
-from tests.spklip.test_train import MINI, one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_loop import MINI, one_thread  # noqa: F401  (autouse fixture)
 
 CLASSES = ("MoveLeft", "MoveRight", "Grow")
 SIZE = (8, 16)

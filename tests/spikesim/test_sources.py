@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spikesim.datasets import clip_seed, parse_hmdb51_split, read_class_index, scan_source
 from spikesim.errors import DatasetError
+from spikesim.sources import clip_seed, parse_hmdb51_split, read_class_index, scan_source
 
 
 def make_tree(root: Path, files: list[str]) -> Path:

@@ -228,7 +228,7 @@ def test_refuses_a_non_empty_out_and_overwrites_only_its_own(small: Path, tmp_pa
 
 
 def test_a_failure_leaves_no_output_and_no_temporary_folder(tmp_path: Path, monkeypatch):
-    import spikesim.synth as synth
+    import spikesim.synth.write as synth
 
     real_write, calls = synth._write_avi, []
 

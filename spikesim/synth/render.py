@@ -1,143 +1,29 @@
-"""The embedded default dataset: short RGB videos of textured objects doing labelled actions.
-
-``synthesize(out)`` writes, in UCF101 layout::
-
-    OUT/<Class>/v_<Class>_gXX_cYY.avi    MJPG, RGB, `frames` frames of `size` at `fps`
-    OUT/captions.jsonl                   {"path": "<Class>/<file>.avi", "caption": "..."}
-    OUT/ucfTrainTestlist/classInd.txt    "1 Grow"
-    OUT/ucfTrainTestlist/trainlist01.txt "Grow/v_Grow_g01_c01.avi 1"
-    OUT/ucfTrainTestlist/testlist01.txt  "Grow/v_Grow_g02_c01.avi"
-    OUT/README.txt
-
-Several classes differ only by the direction of time (a ``Shrink`` clip played backwards is a
-valid ``Grow`` clip: both come from one motion generator, one of them reversed) or only by
-speed, so a model that ignores temporal order cannot solve the dataset. Appearance carries
-no label: group ``gXX`` has the same object and background in every class, and groups, not
-clips, are split between train and test. See ``docs/synth.md``.
-"""
+"""Rendering one synthetic clip: appearance, motion, camera and caption."""
 
 from __future__ import annotations
 
 import functools
-import json
-import os
-import shutil
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import DatasetError, SpikesimError, VideoError
-from .sizes import check_size, format_size
+from ..checks import check_size, format_size, is_whole
+from ..errors import SpikesimError
+from .classes import (
+    CLASS_SPECS,
+    CLIPS_PER_GROUP,
+    MAX_GROUPS,
+    SPEC_INDEX,
+    STYLES,
+    ClassSpec,
+    SynthClip,
+)
 
-__all__ = [
-    "CLASS_SPECS",
-    "CLIPS_PER_GROUP",
-    "STYLES",
-    "ClassSpec",
-    "SynthClip",
-    "class_names",
-    "clip_name",
-    "is_test_group",
-    "render_clip",
-    "synthesize",
-]
-
-STYLES = ("sim", "real")
-CLIPS_PER_GROUP = 2  # clips cYY in each group gXX (one scene, different motions)
-SPLIT_DIR = "ucfTrainTestlist"
-_TEST_GROUPS_MOD10 = (2, 5, 8)  # groups 2, 5, 8, 12, 15, 18, ... are test: 30 % of groups
 _MIN_SIDE = 32  # smaller frames leave no room for an object to move
 _MIN_FRAMES = 8
-_MAX_GROUPS = 99  # gXX has two digits
 _REAL_BG_SPAN = 0.36  # real style: luma range (2nd..98th percentile) of the cluttered scene
 _REAL_MIN_OFFSET = 0.38  # real style: least luma between the object's mean and the scene's
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB weights, as the encoder uses
-
-
-@dataclass(frozen=True)
-class ClassSpec:
-    """One action class: a motion, how much of it, and how captions say it.
-
-    ``amount`` is the range the per-clip size of the motion is drawn from, in the unit of its
-    ``motion``: ``scale`` end/start size ratio; ``rotate`` degrees turned; ``translate``
-    fraction of the room the object has along ``direction`` (1 = wall to wall); ``blink`` on/off
-    cycles; ``bounce`` number of bounces; ``fade`` unused; ``orbit`` turns. ``real_amount`` is
-    the same for ``style="real"`` (smaller, local motions). ``reverse=True`` plays the forward
-    motion backwards, so the class is its partner reversed in time.
-    """
-
-    name: str
-    motion: str
-    amount: tuple[float, float]
-    real_amount: tuple[float, float]
-    phrases: tuple[str, ...]
-    tests: str
-    reverse: bool = False
-    direction: tuple[int, int] = (0, 0)
-
-
-def _spec(name, motion, amount, real_amount, phrases, tests, **kw) -> ClassSpec:
-    return ClassSpec(name, motion, amount, real_amount, tuple(phrases), tests, **kw)
-
-
-_RIGHT, _DOWN = (1, 0), (0, 1)
-# Ordered so that the first n classes hold whole pairs: n = 8 already has time-reversal and
-# speed classes. Translation ranges of the three MoveRight speeds are disjoint.
-CLASS_SPECS: tuple[ClassSpec, ...] = (
-    _spec("Grow", "scale", (1.8, 2.5), (1.25, 1.5),
-          ["grows larger", "expands", "gets bigger"], "time direction (reverse of Shrink)"),
-    _spec("Shrink", "scale", (1.8, 2.5), (1.25, 1.5),
-          ["shrinks", "gets smaller", "contracts"], "time direction (reverse of Grow)",
-          reverse=True),
-    _spec("RotateClockwise", "rotate", (120.0, 240.0), (45.0, 90.0),
-          ["rotates clockwise", "turns clockwise", "spins clockwise"],
-          "time direction (reverse of RotateAnticlockwise)"),
-    _spec("RotateAnticlockwise", "rotate", (120.0, 240.0), (45.0, 90.0),
-          ["rotates anticlockwise", "turns counterclockwise", "spins anticlockwise"],
-          "time direction (reverse of RotateClockwise)", reverse=True),
-    _spec("MoveLeft", "translate", (0.42, 0.58), (0.20, 0.28),
-          ["moves to the left", "slides left", "travels leftwards"],
-          "time direction (reverse of MoveRight)", reverse=True, direction=_RIGHT),
-    _spec("MoveRight", "translate", (0.42, 0.58), (0.20, 0.28),
-          ["moves to the right", "slides right", "travels rightwards"],
-          "time direction (reverse of MoveLeft); speed (vs MoveRightFast, MoveRightSlow)",
-          direction=_RIGHT),
-    _spec("MoveRightFast", "translate", (0.78, 1.0), (0.36, 0.48),
-          ["moves quickly to the right", "rushes to the right", "darts right"],
-          "speed only (vs MoveRight, MoveRightSlow)", direction=_RIGHT),
-    _spec("MoveRightSlow", "translate", (0.14, 0.26), (0.07, 0.13),
-          ["moves slowly to the right", "creeps to the right", "drifts slowly right"],
-          "speed only (vs MoveRight, MoveRightFast)", direction=_RIGHT),
-    _spec("MoveUp", "translate", (0.42, 0.58), (0.20, 0.28),
-          ["moves up", "rises", "slides upwards"], "time direction (reverse of MoveDown)",
-          reverse=True, direction=_DOWN),
-    _spec("MoveDown", "translate", (0.42, 0.58), (0.20, 0.28),
-          ["moves down", "sinks", "slides downwards"], "time direction (reverse of MoveUp)",
-          direction=_DOWN),
-    _spec("Blink", "blink", (3.0, 5.0), (3.0, 5.0),
-          ["blinks on and off", "flashes", "flickers in and out of view"],
-          "temporal change without motion (frame averages show a faint static object)"),
-    _spec("Bounce", "bounce", (2.0, 3.0), (2.0, 3.0),
-          ["bounces up and down", "hops", "keeps bouncing"],
-          "back-and-forth motion (vs the one-way MoveUp / MoveDown)"),
-    _spec("FadeIn", "fade", (0.0, 0.0), (0.0, 0.0),
-          ["fades in", "slowly appears", "emerges from the background"],
-          "time direction of contrast (reverse of FadeOut)"),
-    _spec("FadeOut", "fade", (0.0, 0.0), (0.0, 0.0),
-          ["fades out", "slowly disappears", "vanishes into the background"],
-          "time direction of contrast (reverse of FadeIn)", reverse=True),
-    _spec("OrbitClockwise", "orbit", (0.75, 1.25), (0.75, 1.25),
-          ["circles clockwise", "orbits clockwise", "travels round a clockwise circle"],
-          "time direction of a path (reverse of OrbitAnticlockwise; vs RotateClockwise)"),
-    _spec("OrbitAnticlockwise", "orbit", (0.75, 1.25), (0.75, 1.25),
-          ["circles anticlockwise", "orbits counterclockwise",
-           "travels round an anticlockwise circle"],
-          "time direction of a path (reverse of OrbitClockwise)", reverse=True),
-)  # fmt: skip
-_SPEC_INDEX = {s.name: i for i, s in enumerate(CLASS_SPECS)}
 
 # Appearance vocabulary. Colours are anchors; each is refitted to the luma the style asks for.
 _SHAPES = ("disc", "square", "triangle", "star", "hexagon", "cross")
@@ -175,39 +61,6 @@ _REAL_BACKDROPS = (
     "busy background",
     "natural-looking scene",
 )
-
-
-def class_names(n: int = 12) -> list[str]:
-    """The first ``n`` class names of ``CLASS_SPECS`` (CamelCase, UCF101 style), 1 <= n <= 16."""
-    if not _is_int(n) or not 1 <= n <= len(CLASS_SPECS):
-        raise SpikesimError(f"classes must be between 1 and {len(CLASS_SPECS)}, got {n!r}")
-    return [s.name for s in CLASS_SPECS[:n]]
-
-
-def clip_name(cls: str, index: int) -> str:
-    """File name of clip ``index`` (0-based) of class ``cls``: ``v_<cls>_gXX_cYY.avi``."""
-    group, clip = divmod(index, CLIPS_PER_GROUP)
-    return f"v_{cls}_g{group + 1:02d}_c{clip + 1:02d}.avi"
-
-
-def is_test_group(group: int) -> bool:
-    """True if group ``gXX`` (1-based) goes to ``testlist01``: groups 2, 5, 8 of every ten."""
-    return group % 10 in _TEST_GROUPS_MOD10
-
-
-@dataclass(frozen=True)
-class SynthClip:
-    """One rendered clip: ``frames`` uint8 (T, H, W, 3) RGB, its caption, group and clip
-    (1-based), and ``track``, the ground truth per frame as float64 (T,) arrays: ``cx``, ``cy``
-    object centre (pixels, y down), ``radius`` (pixels, circumscribed circle), ``angle``
-    (degrees, clockwise on screen), ``visible`` (0 = absent, 1 = full contrast)."""
-
-    cls: str
-    group: int
-    clip: int
-    frames: np.ndarray
-    caption: str
-    track: dict[str, np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +328,7 @@ def _trajectory(spec: ClassSpec, style: str, rng, h: int, w: int, radius: float,
 def _check_args(size, frames: int, style: str, seed: int) -> tuple[int, int]:
     if style not in STYLES:
         raise SpikesimError(f"style {style!r} is unknown; use one of {', '.join(STYLES)}")
-    if len(size) != 2 or not all(_is_int(v) for v in size):
+    if len(size) != 2 or not all(is_whole(v) for v in size):
         raise SpikesimError(f"size must be (height, width) in pixels, got {size!r}")
     h, w = (int(v) for v in size)
     check_size(h, w)
@@ -484,15 +337,11 @@ def _check_args(size, frames: int, style: str, seed: int) -> tuple[int, int]:
             f"size {format_size(h, w)} is too small for synth; use at least {_MIN_SIDE} pixels "
             "on each side, e.g. 120x160"
         )
-    if not _is_int(frames) or frames < _MIN_FRAMES:
+    if not is_whole(frames) or frames < _MIN_FRAMES:
         raise SpikesimError(f"frames must be an integer >= {_MIN_FRAMES}, got {frames!r}")
-    if not _is_int(seed) or seed < 0:
+    if not is_whole(seed) or seed < 0:
         raise SpikesimError(f"seed must be a non-negative integer, got {seed!r}")
     return h, w
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _rng(seed: int, style: str, *keys: int) -> np.random.Generator:
@@ -516,15 +365,15 @@ def render_clip(
     randomness comes from (seed, style, class, group, clip) only; its scene from (seed, style,
     group), shared by every class.
     """
-    if cls not in _SPEC_INDEX:
-        raise SpikesimError(f"class {cls!r} is unknown; known: {', '.join(_SPEC_INDEX)}")
-    if not _is_int(index) or not 0 <= index < _MAX_GROUPS * CLIPS_PER_GROUP:
-        raise SpikesimError(f"clip index must be in 0..{_MAX_GROUPS * CLIPS_PER_GROUP - 1}")
+    if cls not in SPEC_INDEX:
+        raise SpikesimError(f"class {cls!r} is unknown; known: {', '.join(SPEC_INDEX)}")
+    if not is_whole(index) or not 0 <= index < MAX_GROUPS * CLIPS_PER_GROUP:
+        raise SpikesimError(f"clip index must be in 0..{MAX_GROUPS * CLIPS_PER_GROUP - 1}")
     h, w = _check_args(size, frames, style, seed)
-    spec = CLASS_SPECS[_SPEC_INDEX[cls]]
+    spec = CLASS_SPECS[SPEC_INDEX[cls]]
     group, clip = divmod(index, CLIPS_PER_GROUP)
     look = _look(style, _rng(seed, style, 0, group))
-    rng = _rng(seed, style, 1, _SPEC_INDEX[cls], group, clip)
+    rng = _rng(seed, style, 1, SPEC_INDEX[cls], group, clip)
 
     short = min(h, w)
     r_lo, r_hi = (0.16, 0.22) if spec.motion == "scale" else (0.12, 0.18)
@@ -624,154 +473,3 @@ def _caption(spec: ClassSpec, look: dict, rng: np.random.Generator) -> str:
     if rng.random() < 0.5:
         text += f" {'on' if look['bg_kind'] != 'natural' else 'in front of'} a {look['backdrop']}"
     return text
-
-
-# ---------------------------------------------------------------------------------------------
-# The dataset on disk
-
-
-def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
-    """MJPG .avi of uint8 (T, H, W, 3) RGB frames (OpenCV writes BGR)."""
-    t, h, w, _ = frames.shape
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
-    if not writer.isOpened():
-        raise VideoError(f"{path}: OpenCV cannot write MJPG .avi here; check the OpenCV build")
-    try:
-        for i in range(t):
-            writer.write(cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-
-
-def _make_clip(folder: Path, cls: str, index: int, fps: float, **kw) -> str:
-    """Render clip ``index`` of ``cls``, write it under ``folder``; return its caption."""
-    clip = render_clip(cls, index, **kw)
-    (folder / cls).mkdir(exist_ok=True)
-    _write_avi(folder / cls / clip_name(cls, index), clip.frames, fps)
-    return clip.caption
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to replace anything but an empty folder or, with ``overwrite``, an earlier synth."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise DatasetError(f"{out} exists and is not a folder; choose another OUT")
-    if not any(out.iterdir()):
-        return
-    if not overwrite:
-        raise DatasetError(
-            f"{out} is not empty; choose another OUT or pass overwrite (--overwrite)"
-        )
-    if not ((out / "captions.jsonl").is_file() and (out / SPLIT_DIR / "classInd.txt").is_file()):
-        raise DatasetError(
-            f"{out} does not look like a synth dataset (no captions.jsonl / {SPLIT_DIR}); "
-            "refusing to delete it, choose another OUT"
-        )
-
-
-def synthesize(
-    out: str | os.PathLike,
-    *,
-    classes: int = 12,
-    clips_per_class: int = 20,
-    size: tuple[int, int] = (120, 160),
-    frames: int = 32,
-    fps: float = 25.0,
-    style: str = "sim",
-    seed: int = 0,
-    overwrite: bool = False,
-    workers: int | None = None,
-) -> Path:
-    """Write the synthetic action dataset to ``out`` in UCF101 layout; return ``out``.
-
-    ``classes``: the first N of ``CLASS_SPECS`` (1..16). ``clips_per_class``: clips per class,
-    ``CLIPS_PER_GROUP`` per group ``gXX`` (1..198). ``size``: (H, W) pixels. ``frames``: frames
-    per clip (>= 8), the motion spans all of them. ``fps``: frame rate stored in the .avi.
-    ``style``: ``"sim"`` (clean, high-contrast, large motions) or ``"real"`` (small motions, a
-    shaded object that stands out from a static cluttered background, lower contrast than sim,
-    camera noise and flicker). ``workers``: threads (default up to 4); the bytes do not
-    depend on it.
-
-    Same arguments give the same bytes; clip k of a class does not depend on
-    ``clips_per_class`` or ``classes``. The folder is built beside ``out`` and renamed at
-    the end. Raises ``DatasetError`` if ``out`` is a non-empty folder (with ``overwrite``, an
-    earlier synth output is replaced), ``SpikesimError`` for bad arguments.
-    """
-    names = class_names(classes)
-    max_clips = _MAX_GROUPS * CLIPS_PER_GROUP
-    if not _is_int(clips_per_class) or not 1 <= clips_per_class <= max_clips:
-        raise SpikesimError(f"clips_per_class must be between 1 and {max_clips}")
-    h, w = _check_args(size, frames, style, seed)
-    if not isinstance(fps, (int, float, np.number)) or not fps > 0:
-        raise SpikesimError(f"fps must be positive, got {fps!r}")
-    out = Path(out)
-    _prepare_out(out, overwrite)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.synth-partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        jobs = [(cls, k) for cls in names for k in range(clips_per_class)]
-        kw = {"size": (h, w), "frames": frames, "style": style, "seed": seed}
-        # Clips are independent, and OpenCV and NumPy release the GIL while they work.
-        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            texts = list(pool.map(lambda job: _make_clip(tmp, *job, fps, **kw), jobs))
-        captions, train, test = [], [], []
-        for (cls, k), text in zip(jobs, texts, strict=True):
-            rel = f"{cls}/{clip_name(cls, k)}"
-            captions.append(json.dumps({"path": rel, "caption": text}))
-            if is_test_group(k // CLIPS_PER_GROUP + 1):
-                test.append(rel)
-            else:
-                train.append(f"{rel} {names.index(cls) + 1}")
-        split = tmp / SPLIT_DIR
-        split.mkdir()
-        _write_lines(split / "classInd.txt", [f"{i} {n}" for i, n in enumerate(names, 1)])
-        _write_lines(split / "trainlist01.txt", train)
-        _write_lines(split / "testlist01.txt", test)
-        _write_lines(tmp / "captions.jsonl", captions)
-        _write_lines(
-            tmp / "README.txt", [_readme(names, clips_per_class, h, w, frames, fps, style, seed)]
-        )
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an earlier output is deleted only afterwards."""
-    old = None
-    if out.exists():
-        if any(out.iterdir()):
-            old = out.parent / f".{out.name}.synth-old-{os.getpid()}"
-            out.rename(old)
-        else:
-            out.rmdir()
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _readme(names, clips, h, w, frames, fps, style, seed) -> str:
-    return (
-        f"Synthetic action dataset written by `spikesim synth` (style={style}, seed={seed}): "
-        f"{len(names)} classes x {clips} clips, each an MJPG .avi of {frames} RGB frames of "
-        f"{format_size(h, w)} pixels at {fps:g} fps, in UCF101 layout "
-        f"(<Class>/v_<Class>_gXX_cYY.avi, split files in {SPLIT_DIR}/, groups gXX never "
-        "straddle train and test). Each clip shows one textured object (random shape, texture, "
-        "colour, size and position) doing the action its class names; several classes differ "
-        "only by the direction of time (Grow/Shrink, RotateClockwise/RotateAnticlockwise, "
-        "MoveLeft/MoveRight, ...) or only by speed (MoveRightSlow/MoveRight/MoveRightFast), and "
-        "group gXX shows the same scene in every class, so only the motion tells classes apart. "
-        "captions.jsonl holds one instance-level sentence per clip. Classes: "
-        + ", ".join(names)
-        + "."
-    )

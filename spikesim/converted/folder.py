@@ -1,0 +1,66 @@
+"""A converted folder (``spikesim convert``'s output) read clip by clip; layout in
+``spikesim.converted.layout``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from .dataset import ConvertedDataset
+from .layout import CLASSES, CONFIG, MANIFEST, ClipRecord, read_classes, read_config, read_manifest
+
+
+class FolderDataset(ConvertedDataset):
+    """A folder written by ``spikesim convert``: ``manifest.jsonl``, ``classes.txt``,
+    ``config.yaml`` and ``<class>/<stem>.dat``. Reads exactly the bytes asked for."""
+
+    def __init__(self, root: str | os.PathLike, *, check_files: bool = True) -> None:
+        self.root = Path(root)
+        manifest = self.root / MANIFEST
+        if not manifest.is_file():
+            shards = sorted(self.root.glob("manifest.shard-*-of-*.jsonl"))
+            hint = (
+                "merge the shards with `spikesim convert SRC --out DIR --merge`"
+                if shards
+                else "convert a dataset into it with `spikesim convert SRC --out DIR`"
+            )
+            raise DatasetError(f"{self.root}: no {MANIFEST}, not a converted dataset; {hint}")
+        self.config = read_config(self.root / CONFIG)
+        classes = read_classes(self.root / CLASSES)
+        self._set_clips(read_manifest(manifest), classes, str(manifest))
+        self.flipud = bool(self.config.get("flipud", True))
+        frame_bytes = self.height * self.width // 8
+        missing = [c.path for c in self.clips if check_files and not (self.root / c.path).is_file()]
+        if missing:
+            raise DatasetError(
+                f"{self.root}: {len(missing)} clips in {MANIFEST} have no .dat (first: "
+                f"{missing[0]}); run spikesim convert again to resume"
+            )
+        self._frame_bytes = frame_bytes
+
+    def _read_packed(self, i: int, clip: ClipRecord, start: int, stop: int) -> np.ndarray:
+        path = self.root / clip.path
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: missing; run spikesim convert again") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size != clip.frames * self._frame_bytes:
+                raise DatasetError(
+                    f"{path}: {size} bytes, but the manifest says {clip.frames} frames of "
+                    f"{self._frame_bytes} bytes; the file is damaged, convert it again"
+                )
+            out = np.empty((stop - start, self._frame_bytes), dtype=np.uint8)
+            buf, offset = memoryview(out.reshape(-1)), start * self._frame_bytes
+            while buf.nbytes:  # pread may return less than asked
+                got = os.preadv(fd, [buf], offset)
+                if got == 0:
+                    raise DatasetError(f"{path}: ended early; convert it again")
+                buf, offset = buf[got:], offset + got
+        finally:
+            os.close(fd)
+        return out

@@ -1,0 +1,82 @@
+"""The JSON sidecar beside a ``.dat`` (or an event ``.h5``): its name and its readers.
+
+``clip.dat`` -> ``clip.json``. Writers (``DatWriter``, the event writer) own the keys
+``height``, ``width``, ``frames``, ``flipud``, ``format`` and ``spikesim_version``; the rest says
+how the stream was made (encoder, noise, seed, source video, interpolation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DatError
+
+__all__ = ["json_default", "read_sidecar", "sidecar_path", "valid_sidecar"]
+
+
+def sidecar_path(data_path: str | os.PathLike[str]) -> Path:
+    """The JSON sidecar beside a data file: ``clip.dat`` -> ``clip.json``."""
+    return Path(data_path).with_suffix(".json")
+
+
+def read_sidecar(data_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar of ``data_path`` as a dict, ``{}`` when there is none (a bare camera file).
+
+    Raises ``DatError`` when it exists but is not a JSON object with integer height and width.
+    """
+    side = sidecar_path(data_path)
+    if not side.is_file():
+        return {}
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatError(
+            f"{side}: sidecar is not readable JSON ({err}); fix or delete it "
+            "and pass height and width"
+        ) from None
+    if not isinstance(meta, dict):
+        raise DatError(f"{side}: sidecar is not a JSON object; fix or delete it")
+    for key in ("height", "width"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DatError(f"{side}: sidecar has no integer {key!r}; fix or delete it")
+    if "flipud" in meta and not isinstance(meta["flipud"], bool):
+        raise DatError(f"{side}: sidecar flipud must be true or false, got {meta['flipud']!r}")
+    if "frames" in meta and (
+        isinstance(meta["frames"], bool) or not isinstance(meta["frames"], int)
+    ):
+        raise DatError(f"{side}: sidecar frames must be an integer, got {meta['frames']!r}")
+    return meta
+
+
+def valid_sidecar(dat: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar of a finished ``.dat``: readable and agreeing with the file size, else None
+    (used to decide whether a clip is done; anything doubtful is simply made again)."""
+    dat = Path(dat)
+    try:
+        meta = read_sidecar(dat)
+        frame_bytes = meta["height"] * meta["width"] // 8
+        frames = meta["frames"]
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            return None
+        if dat.stat().st_size != frames * frame_bytes:
+            return None
+    except (OSError, DatError, KeyError, TypeError):
+        return None
+    return meta
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for NumPy scalars and arrays and paths in sidecars."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-able")
