@@ -74,9 +74,128 @@ def size_option(default: str | None = "240x320", help: str = "frame size HxW") -
     )
 
 
-CHECKPOINT_HELP = "checkpoint folder, or a run folder (its latest epoch)"
+# ---------------------------------------------------------------------------- shared options
+# Every option that several commands take is defined here once, with one name, one meaning
+# and one default (docs/conventions.md, "Command line").
+
+CHECKPOINT_HELP = (
+    "a run folder (its latest epoch), a checkpoint folder, or a checkpoints/latest pointer"
+)
 
 # `--checkpoint CKPT` of the commands that read one trained model.
 checkpoint_option = click.option(
     "--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP
 )
+
+# `--data`: what spklip reads.
+data_option = click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="converted folder or packed .h5 (spikesim convert / pack)  [required]",
+)
+
+
+def split_option(default: str = "test", what: str = "read") -> Callable:
+    """``--split``: train / val / test, or 'all'. Evaluation reads ``test`` by default."""
+    return click.option(
+        "--split",
+        default=default,
+        show_default=True,
+        help=f"split to {what}: train, val, test, or all (every clip)",
+    )
+
+
+def out_dir_option(default: Path | None = None, what: str = "the outputs") -> Callable:
+    """``--out DIR`` of a command that writes several files (created if missing)."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=default,
+        show_default=default is not None,
+        help=f"folder for {what} (created if missing)",
+    )
+
+
+# `--device`: one rule everywhere (spklip.device.pick_device).
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
+)
+# `--threads`: torch's CPU threads in this process.
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), help="torch CPU threads  [default: torch's]"
+)
+# `--loader-workers`: DataLoader processes (never the conversion processes of `--workers`).
+loader_workers_option = click.option(
+    "--loader-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="DataLoader worker processes (0: read in this process)",
+)
+
+
+def limit_option(default: int | None = None, what: str = "clips") -> Callable:
+    """``--limit N``: use at most N clips (spread over the classes where it says so)."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        metavar="N",
+        help=f"use at most N {what}" + ("" if default is not None else "  [default: all]"),
+    )
+
+
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="seed of every random draw"
+)
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="replace outputs that exist (never an input)"
+)
+# `--half-window H`: SpikeCV's name for both TFI's crop and TFP's averaging half window.
+half_window_option = click.option(
+    "--half-window",
+    "half_window",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="half window in spike frames (TFI: frames cropped at each end; TFP: averaged on "
+    "each side)",
+)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def split_value(split: str) -> str | None:
+    """``--split`` as the library takes it: None for 'all'."""
+    return None if split == "all" else split
+
+
+def refuse_existing(*paths: Path, overwrite: bool) -> None:
+    """One line and exit 2 when an output exists and ``--overwrite`` was not given."""
+    if overwrite:
+        return
+    for path in paths:
+        if path.exists():
+            fail(f"{path} exists; pass --overwrite to replace it")
+
+
+def check_not_input(out: Path, *inputs: Path) -> None:
+    """One line and exit 2 when ``out`` is one of the command's inputs or lies inside an input
+    folder (a dataset it reads): no command writes over what it reads, even with --overwrite."""
+    target = Path(out).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source:
+            fail(f"{out} is an input of this command ({given}); write the output elsewhere")
+        if source.is_dir() and source in target.parents:
+            fail(f"{out} is inside {given}, which this command reads; write the output elsewhere")

@@ -8,18 +8,22 @@ from pathlib import Path
 
 import click
 
-from ._common import CHECKPOINT_HELP, checkpoint_option
+from ._common import (
+    CHECKPOINT_HELP,
+    checkpoint_option,
+    data_option,
+    device_option,
+    limit_option,
+    out_dir_option,
+    set_threads,
+    split_option,
+    split_value,
+    threads_option,
+)
 from .commands_spklip import _one_line_warnings
 
 _NAME = re.compile(r"^[A-Za-z][\w-]*$")
 _DEFAULT_OUT = Path("runs") / "analysis"
-
-
-def _threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _named_checkpoints(values: tuple[str, ...]) -> dict[str, Path] | list[Path]:
@@ -43,26 +47,7 @@ def _named_checkpoints(values: tuple[str, ...]) -> dict[str, Path] | list[Path]:
     return named or plain
 
 
-_data_option = click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="converted folder or packed .h5 (same frame size as the model)",
-)
-_split_option = click.option(
-    "--split", default="test", show_default=True, help="split to read clips from ('all': any)"
-)
-_out_option = click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=_DEFAULT_OUT,
-    show_default=True,
-    help="folder for the JSON, Markdown and PNG outputs",
-)
-_device_option = click.option("--device", default="cpu", show_default=True, help="cpu, cuda ...")
-_threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), help="torch CPU threads [default: torch's]"
-)
+_out_option = out_dir_option(_DEFAULT_OUT, "the JSON, Markdown and PNG outputs")
 
 
 @click.command("energy", short_help="Energy table of video encoders on real clips (paper Table 6).")
@@ -74,15 +59,9 @@ _threads_option = click.option(
     metavar="[NAME=]CKPT",
     help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= given)",
 )
-@_data_option
-@_split_option
-@click.option(
-    "--clips",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="clips measured (spread over the classes); results are per clip",
-)
+@data_option
+@split_option()
+@limit_option(8, "clips, spread over the classes (results are per clip)")
 @_out_option
 @click.option(
     "--spike-bits",
@@ -92,13 +71,13 @@ _threads_option = click.option(
     help="bits per stored 0/1 spike in the memory model (32: spikes stored as words)",
 )
 @click.option("--layers", is_flag=True, help="also write per-layer counts into energy.json")
-@_device_option
-@_threads_option
+@device_option
+@threads_option
 def energy_cmd(
     checkpoints: tuple[str, ...],
     data: Path,
     split: str,
-    clips: int,
+    limit: int,
     out: Path,
     spike_bits: int,
     layers: bool,
@@ -112,14 +91,14 @@ def energy_cmd(
     32-bit memory access. Writes OUT/energy.json and OUT/energy.md and prints the table.
     """
     _one_line_warnings()
-    _threads(threads)
+    set_threads(threads)
     from spklip.evaluation.energy import energy_report, energy_report_markdown
 
     results = energy_report(
         _named_checkpoints(checkpoints),
         data,
-        split=None if split == "all" else split,
-        clips=clips,
+        split=split_value(split),
+        clips=limit,
         out=out,
         device=device,
         include_layers=layers,
@@ -138,15 +117,9 @@ def analyze_group() -> None:
     "hsfe", short_help="HSFE temporal-dynamics heatmaps of a checkpoint (paper Fig 5)."
 )
 @checkpoint_option
-@_data_option
-@_split_option
-@click.option(
-    "--clips",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="clips drawn, spread over the classes (one heatmap each, plus their mean)",
-)
+@data_option
+@split_option()
+@limit_option(4, "clips, spread over the classes (one heatmap each, plus their mean)")
 @click.option(
     "--mode",
     type=click.Choice(["auto", "blocks", "windows"]),
@@ -162,13 +135,13 @@ def analyze_group() -> None:
     help="sub-windows per block in windows mode",
 )
 @_out_option
-@_device_option
-@_threads_option
+@device_option
+@threads_option
 def hsfe_cmd(
     checkpoint: Path,
     data: Path,
     split: str,
-    clips: int,
+    limit: int,
     mode: str,
     windows: int,
     out: Path,
@@ -179,15 +152,15 @@ def hsfe_cmd(
     features of successive temporal points of each clip. Writes OUT/hsfe_dynamics.png and
     OUT/hsfe_dynamics.json (see docs/analysis.md)."""
     _one_line_warnings()
-    _threads(threads)
+    set_threads(threads)
     from spklip.evaluation.dynamics import hsfe_dynamics
 
     result = hsfe_dynamics(
         checkpoint,
         data,
         out / "hsfe_dynamics.png",
-        split=None if split == "all" else split,
-        clips=clips,
+        split=split_value(split),
+        clips=limit,
         mode=mode,
         windows=windows,
         out_json=out / "hsfe_dynamics.json",
@@ -217,14 +190,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str,
 @click.option(
     "--names", default="sim,real", show_default=True, callback=_names, help="labels of A,B"
 )
-@click.option(
-    "--split", default="all", show_default=True, help="split to measure ('all': every clip)"
-)
-@click.option(
-    "--max-clips",
-    type=click.IntRange(min=1),
-    help="measure at most this many clips per dataset, spread over the classes [default: all]",
-)
+@split_option(what="measure")
+@limit_option(what="clips per dataset, spread over the classes")
 @click.option(
     "--frames",
     type=click.IntRange(min=1),
@@ -236,7 +203,7 @@ def domain_gap_cmd(
     data_b: Path,
     names: tuple[str, str],
     split: str,
-    max_clips: int | None,
+    limit: int | None,
     frames: int | None,
     out: Path,
 ) -> None:
@@ -250,8 +217,8 @@ def domain_gap_cmd(
         data_b,
         out / "domain_gap.png",
         names=names,
-        split=None if split == "all" else split,
-        max_clips=max_clips,
+        split=split_value(split),
+        max_clips=limit,
         frames=frames,
         out_json=out / "domain_gap.json",
     )

@@ -8,7 +8,16 @@ import click
 
 from spikesim import SpikesimError
 
-from ._common import EXIT_FAILED, fail, size_option
+from ._common import (
+    EXIT_FAILED,
+    check_not_input,
+    fail,
+    limit_option,
+    overwrite_option,
+    refuse_existing,
+    seed_option,
+    size_option,
+)
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -65,13 +74,7 @@ def _log(message: str) -> None:
     show_default=True,
     help="sensor noise preset",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="run seed (per-clip seeds derive from it)",
-)
+@seed_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -80,7 +83,7 @@ def _log(message: str) -> None:
     help="clips converted in parallel (processes)",
 )
 @click.option("--shard", callback=_shard, metavar="I/N", help="convert only shard I of N (0-based)")
-@click.option("--limit", type=click.IntRange(min=0), metavar="K", help="only the first K clips")
+@limit_option(what="clips (the first N of the sorted list, after --shard)")
 @click.option("--overwrite", is_flag=True, help="convert again clips made with other settings")
 @click.option(
     "--splits",
@@ -133,6 +136,7 @@ def convert(
         return
     if factor is None:
         raise click.UsageError("--factor is required (e.g. --factor 10)")
+    check_not_input(out, src)
     settings = ConvertSettings(
         size=size,
         factor=factor,
@@ -161,21 +165,36 @@ def convert(
 
 
 @click.command()
-@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="folder for the dataset (UCF101 layout)  [required]",
+)
 @click.option("--classes", type=int, default=12, show_default=True, help="number of classes")
-@click.option("--clips-per-class", type=int, default=20, show_default=True)
-@size_option(default="120x160", help="frame size HxW")
-@click.option("--frames", type=int, default=32, show_default=True, help="frames per clip")
-@click.option("--fps", type=float, default=25.0, show_default=True)
-@click.option("--style", type=click.Choice(["sim", "real"]), default="sim", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="replace an earlier synth output in OUT")
+@click.option(
+    "--clips-per-class", type=int, default=20, show_default=True, help="clips of each class"
+)
+@size_option(default="120x160", help="video frame size HxW")
+@click.option(
+    "--video-frames", type=int, default=32, show_default=True, help="video frames per clip"
+)
+@click.option("--fps", type=float, default=25.0, show_default=True, help="video frame rate")
+@click.option(
+    "--style",
+    type=click.Choice(["sim", "real"]),
+    default="sim",
+    show_default=True,
+    help="sim: plain textured objects; real: cluttered scenes, small motion, sensor noise",
+)
+@seed_option
+@click.option("--overwrite", is_flag=True, help="replace an earlier synth output in --out")
 def synth(
     out: Path,
     classes: int,
     clips_per_class: int,
     size: tuple[int, int],
-    frames: int,
+    video_frames: int,
     fps: float,
     style: str,
     seed: int,
@@ -189,7 +208,7 @@ def synth(
         classes=classes,
         clips_per_class=clips_per_class,
         size=size,
-        frames=frames,
+        frames=video_frames,
         fps=fps,
         style=style,
         seed=seed,
@@ -200,7 +219,13 @@ def synth(
 
 @click.command()
 @click.argument("converted", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.argument("out_h5", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_h5",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="the HDF5 file to write (.h5)  [required]",
+)
 @click.option(
     "--compression",
     type=click.Choice(["none", "lzf", "gzip"]),
@@ -215,15 +240,15 @@ def synth(
     show_default=True,
     help="frames per HDF5 chunk",
 )
-@click.option("--overwrite", is_flag=True, help="replace OUT_H5 if it exists")
+@overwrite_option
 def pack(
     converted: Path, out_h5: Path, compression: str, chunk_frames: int, overwrite: bool
 ) -> None:
     """Pack a converted folder into one HDF5 file, read by spklip like the folder."""
     from spikesim import pack_dataset
 
-    if out_h5.exists() and not overwrite:
-        fail(f"{out_h5} exists; pass --overwrite to replace it")
+    check_not_input(out_h5, converted)
+    refuse_existing(out_h5, overwrite=overwrite)
     path = pack_dataset(
         converted,
         out_h5,

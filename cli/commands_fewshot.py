@@ -6,39 +6,37 @@ from pathlib import Path
 
 import click
 
-from ._common import checkpoint_option
+from ._common import (
+    checkpoint_option,
+    data_option,
+    device_option,
+    out_dir_option,
+    seed_option,
+    threads_option,
+)
 
 
 @click.command("fewshot")
 @checkpoint_option
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="converted folder or packed .h5 of the new domain, with train and test splits",
-)
+@data_option
 @click.option(
     "--shots",
     default="2,4,6,8",
     show_default=True,
     help="K values: training clips per class, comma-separated (K=0 is always reported)",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="folder for fewshot.json and fewshot.png  [default: print the JSON only]",
-)
+@out_dir_option(what="fewshot.json and fewshot.png  [default: print the JSON only]")
 @click.option("--epochs", type=click.IntRange(min=1), help="fine-tuning epochs per K")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="peak learning rate")
 @click.option("--batch-size", type=click.IntRange(min=1), help="clips per step")
-@click.option("--seed", type=int, default=0, show_default=True, help="picks the clips and crops")
+@seed_option
 @click.option(
     "--adapt-bn",
     is_flag=True,
     help="let BatchNorm statistics follow the new domain while fine-tuning (AdaBN-style)",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads")
-@click.option("--device", help="cpu, cuda ... [default: cuda if available]")
+@threads_option
+@device_option
 def fewshot_cmd(
     checkpoint: Path,
     data: Path,
@@ -50,7 +48,7 @@ def fewshot_cmd(
     seed: int,
     adapt_bn: bool,
     threads: int | None,
-    device: str | None,
+    device: str,
 ) -> None:
     """Few-shot adaptation: for each K, fine-tune the final two layers of STAR-Net on K
     training clips per class, then measure zero-shot Top-1 on the test split.
@@ -60,8 +58,9 @@ def fewshot_cmd(
     """
     import json
 
-    from cli.commands_spklip import _one_line_warnings
     from spklip.training.fewshot import FEWSHOT_DEFAULTS, fewshot
+
+    from .commands_spklip import _one_line_warnings
 
     _one_line_warnings()
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size}

@@ -8,7 +8,22 @@ from pathlib import Path
 
 import click
 
-from ._common import checkpoint_option
+from ._common import (
+    check_not_input,
+    checkpoint_option,
+    data_option,
+    device_option,
+    loader_workers_option,
+    out_dir_option,
+    overwrite_option,
+    refuse_existing,
+    seed_option,
+    split_option,
+    split_value,
+    threads_option,
+)
+
+EVAL_JSON = "eval.json"
 
 _CAPTION_MODES = ("mixed", "prompt", "caption")
 
@@ -33,12 +48,7 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="converted folder or packed .h5 (spikesim convert / pack)",
-)
+@data_option
 @click.option("--model", default="spklip-paper", show_default=True, help="model config name")
 @click.option(
     "--out",
@@ -60,10 +70,8 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     help="spike frames summed into each input frame (reads T x bin spike frames)",
 )
 @click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--workers", type=click.IntRange(min=0), default=2, show_default=True, help="loader workers"
-)
+@seed_option
+@loader_workers_option
 @click.option(
     "--captions",
     type=click.Choice(_CAPTION_MODES),
@@ -79,8 +87,8 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     metavar="KEY=VALUE",
     help="model config override, repeatable (e.g. --set hsfe.n_blocks=3)",
 )
-@click.option("--device", help="cpu, cuda, cuda:1 ... [default: cuda if available]")
-@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads per process")
+@device_option
+@threads_option
 def train_cmd(
     data: Path,
     model: str,
@@ -92,10 +100,10 @@ def train_cmd(
     bin_: int,
     resume: bool,
     seed: int,
-    workers: int,
+    loader_workers: int,
     captions: str | None,
     overrides: dict,
-    device: str | None,
+    device: str,
     threads: int | None,
 ) -> None:
     """Train SPKLIP contrastively on a converted spike dataset.
@@ -118,9 +126,9 @@ def train_cmd(
         bin=bin_,
         resume=resume,
         seed=seed,
-        workers=workers,
+        workers=loader_workers,
         captions=captions,
-        device=device,
+        device=None if device == "auto" else device,
         threads=threads,
     )
     result = train(config)
@@ -141,31 +149,24 @@ def _is_rank0() -> bool:
 
 @click.command("eval")
 @checkpoint_option
+@data_option
+@split_option(what="evaluate")
+@out_dir_option(what=f"{EVAL_JSON} and confusion.png  [default: print the JSON only]")
 @click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="converted folder or packed .h5",
+    "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="clips per step"
 )
-@click.option(
-    "--split", default="test", show_default=True, help="split to evaluate ('all': every clip)"
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="write the results JSON here (and confusion.png beside it)",
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", help="cpu, cuda ... [default: cuda if available]")
+@loader_workers_option
+@device_option
+@overwrite_option
 def eval_cmd(
     checkpoint: Path,
     data: Path,
     split: str,
     out: Path | None,
     batch_size: int,
-    workers: int,
-    device: str | None,
+    loader_workers: int,
+    device: str,
+    overwrite: bool,
 ) -> None:
     """Zero-shot Top-1/Top-5 and text-video retrieval of a checkpoint on a dataset split.
 
@@ -174,15 +175,18 @@ def eval_cmd(
     _one_line_warnings()
     from spklip.evaluation.zeroshot import evaluate
 
+    if out is not None:
+        check_not_input(out, data, checkpoint)
+        refuse_existing(out / EVAL_JSON, overwrite=overwrite)
     result = evaluate(
         checkpoint,
         data,
-        None if split == "all" else split,
+        split_value(split),
         batch_size=batch_size,
-        workers=workers,
+        workers=loader_workers,
         device=device,
-        out=out,
-        figures_dir=out.parent if out is not None else None,
+        out=None if out is None else out / EVAL_JSON,
+        figures_dir=out,
     )
     if out is None:
         click.echo(json.dumps(result, indent=2))
@@ -191,7 +195,7 @@ def eval_cmd(
     click.echo(
         f"{result['clips']} clips ({split}): zero-shot top-1 {zs['top1']:.3f}, "
         f"top-5 {zs['top5']:.3f}; t2v R@1 {rt['t2v_R@1']:.3f}, v2t R@1 {rt['v2t_R@1']:.3f}\n"
-        f"results: {out}"
+        f"results: {out / EVAL_JSON}"
     )
 
 

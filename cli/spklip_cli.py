@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spikesim import __version__
+from spklip import __version__
 
 from . import commands_analysis, commands_fewshot, commands_spklip
 from ._common import run_group

@@ -29,12 +29,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+import spikesim
 from scripts import demo_spklip
 from spikesim import SpikesimError, write_atomic
 from spklip.errors import SpklipError
 from spklip.evaluation.domain_gap import domain_gap
 from spklip.evaluation.dynamics import hsfe_dynamics
 from spklip.evaluation.energy import energy_report
+from spklip.evaluation.figures import save_figure
 from spklip.training.fewshot import fewshot
 
 matplotlib.use("Agg")
@@ -70,14 +72,11 @@ def sh(*args: str) -> float:
 
 
 def read_manifest(folder: Path) -> list[dict]:
-    with open(folder / "manifest.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [c.to_row() for c in spikesim.open_dataset(folder).clips]
 
 
 def tfi_strip(converted: Path, rows: list[dict], out_png: Path, window: int = 20) -> list[dict]:
     """One row per clip: TFP and TFI images at three times; returns per-clip statistics."""
-    import spikesim
-
     stats = []
     fig, axes = plt.subplots(len(rows), 6, figsize=(15, 2.2 * len(rows)), squeeze=False)
     for ax_row, row in zip(axes, rows, strict=True):
@@ -89,12 +88,15 @@ def tfi_strip(converted: Path, rows: list[dict], out_png: Path, window: int = 20
                 # TFI looks as far as the neighbouring spikes, so give it a wide context:
                 # a dark pixel fires only every few dozen frames.
                 w = min(TFI_CONTEXT, t, n - 1 - t)
-                img_tfi = spikesim.tfi(f[t - w : t + w + 1], window=w)[0]
+                img_tfi = spikesim.tfi(f[t - w : t + w + 1], half_window=w)[0]
                 h = min(window, t, n - 1 - t)
                 img_tfp = spikesim.tfp(f[t - h : t + h + 1], half_window=h)[0]
-                # autoscaled: with threshold 5, TFI never exceeds 255 / 5 = 51
-                ax_row[2 * j].imshow(img_tfp, cmap="gray")
-                ax_row[2 * j + 1].imshow(img_tfi, cmap="gray")
+                # stretched as `spikesim tfi --normalize` does: with threshold 5, raw TFI
+                # never exceeds 255 / 5 = 51 and would be nearly black
+                img_tfp = spikesim.stretch(img_tfp, spikesim.stretch_top(img_tfp))
+                img_tfi = spikesim.stretch(img_tfi, spikesim.stretch_top(img_tfi))
+                ax_row[2 * j].imshow(img_tfp, cmap="gray", vmin=0, vmax=255)
+                ax_row[2 * j + 1].imshow(img_tfi, cmap="gray", vmin=0, vmax=255)
                 ax_row[2 * j].set_title(f"TFP t={t}", fontsize=8)
                 ax_row[2 * j + 1].set_title(f"TFI t={t}", fontsize=8)
         for ax in ax_row:
@@ -111,8 +113,7 @@ def tfi_strip(converted: Path, rows: list[dict], out_png: Path, window: int = 20
         )
         stats.append({"clip": row["path"], "frames": n, "firing_rate": rate})
     fig.tight_layout()
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return stats
 
 
@@ -140,7 +141,8 @@ def convert_real(out: Path) -> dict:
         rows = read_manifest(dest)
         stats = tfi_strip(dest, rows, out / f"tfi_{name}.png")
         first = dest / rows[0]["path"]
-        sh("spikesim", "tfi", str(first), "--out", str(out / f"tfi_{name}.mp4"))
+        video = out / f"tfi_{name}.mp4"
+        sh("spikesim", "tfi", str(first), "--out", str(video), "--normalize", "--overwrite")
         report[name] = {
             "factor": factor,
             "clips": len(rows),
@@ -283,6 +285,7 @@ def synth_and_convert(
     synth_s = sh(
         "spikesim",
         "synth",
+        "--out",
         str(out / f"synth_{name}"),
         "--classes",
         str(classes),

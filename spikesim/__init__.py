@@ -17,7 +17,7 @@ from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
 from .pipeline import convert_clip
-from .reconstruct import SpikeSource, iter_tfi, iter_tfp, tfi, tfp
+from .reconstruct import SpikeSource, iter_tfi, iter_tfp, stretch, stretch_top, tfi, tfp
 from .sidecar import read_sidecar, sidecar_path
 from .sources import scan_source
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
@@ -79,6 +79,8 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "stretch",
+    "stretch_top",
     "synthesize",
     "temp_name",
     "tfi",

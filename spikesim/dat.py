@@ -144,10 +144,17 @@ class DatWriter(AtomicOutput):
         *,
         flipud: bool = True,
         meta: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix == ".json":
             raise DatError(f"{self.path}: a .dat path cannot end in .json (that is the sidecar)")
+        if not overwrite:
+            for existing in (self.path, sidecar_path(self.path)):
+                if existing.exists():
+                    raise DatError(
+                        f"{existing} exists; pass overwrite=True (--overwrite) to replace it"
+                    )
         check_size(height, width, error=DatError)
         self.height = int(height)
         self.width = int(width)
@@ -248,12 +255,15 @@ def write_dat(
     *,
     flipud: bool = True,
     meta: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write spikes (T, H, W) bool to ``path`` and its sidecar, atomically. Returns ``path``."""
+    """Write spikes (T, H, W) bool to ``path`` and its sidecar, atomically. Returns ``path``.
+    An existing ``path`` or sidecar is replaced only with ``overwrite``."""
     spikes = np.asarray(spikes)
     if spikes.ndim != 3:
         raise DatError(f"spikes must be (T, H, W), got shape {spikes.shape}; add a time axis")
-    with DatWriter(path, spikes.shape[1], spikes.shape[2], flipud=flipud, meta=meta) as writer:
+    shape = (spikes.shape[1], spikes.shape[2])
+    with DatWriter(path, *shape, flipud=flipud, meta=meta, overwrite=overwrite) as writer:
         writer.write(spikes)
     return Path(path)
 

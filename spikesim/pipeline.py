@@ -115,7 +115,7 @@ def convert_clip(
     # Remove an old result first: an interruption must not leave an old .dat beside a new sidecar.
     dat.unlink(missing_ok=True)
     n_source = 0
-    with DatWriter(dat, height, width, flipud=settings.flipud, meta=meta) as writer:
+    with DatWriter(dat, height, width, flipud=settings.flipud, meta=meta, overwrite=True) as writer:
         for frame in iter_frames(video, size=settings.size):
             chunk = interpolator.push(frame)
             writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._kernels.reconstruct import FAR, _first_spike, _last_spike, _tfi_chunk, _tfp
-from .checks import check_window, whole_number
+from .checks import check_window, positive_number, whole_number
 from .errors import SpikesimError
 
 __all__ = ["SpikeSource", "iter_tfi", "iter_tfp", "tfi", "tfp"]
@@ -47,16 +47,17 @@ class SpikeSource(Protocol):
     def __getitem__(self, index: slice) -> np.ndarray: ...
 
 
-def tfi(spikes: np.ndarray, window: int = 20) -> np.ndarray:
+def tfi(spikes: np.ndarray, half_window: int = 20) -> np.ndarray:
     """TFI reconstruction of a whole spike array.
 
-    spikes: (T, H, W) bool, or uint8 where nonzero is a spike. window: w >= 0 frames cropped
-    at each end (it does not limit how far the search for spikes goes).
+    spikes: (T, H, W) bool, or uint8 where nonzero is a spike. half_window: w >= 0 frames
+    cropped at each end (SpikeCV's half window; it does not limit how far the search for
+    spikes goes).
     Returns uint8 (T - 2w, H, W); output[k] is time k + w. Raises SpikesimError if T <= 2w.
     """
     frames = _as_spikes(spikes, "spikes")
     total, height, width = frames.shape
-    w = check_window(window, total, "window", "TFI")
+    w = check_window(half_window, total, "half_window", "TFI")
     out = np.empty((total - 2 * w, height, width), np.uint8)
     no_spike = np.full((height, width), FAR, np.int64)
     _tfi_chunk(frames, 0, -no_spike, no_spike, _tfi_lut(), out, w)
@@ -78,12 +79,28 @@ def tfp(spikes: np.ndarray, half_window: int = 20) -> np.ndarray:
     return out
 
 
-def iter_tfi(dat: SpikeSource, window: int = 20, *, chunk: int = 256) -> Iterator[np.ndarray]:
+def stretch_top(images: np.ndarray, percentile: float = 99.5) -> float:
+    """The grey level that :func:`stretch` maps to white: the ``percentile`` of the nonzero
+    values of ``images`` (uint8 (n, H, W)), at least 1. TFI at threshold 5 rarely exceeds
+    255 / 5 = 51, so unstretched images are nearly black."""
+    values = np.asarray(images)
+    nonzero = values[values > 0]
+    return max(1.0, float(np.percentile(nonzero, percentile))) if nonzero.size else 1.0
+
+
+def stretch(images: np.ndarray, top: float) -> np.ndarray:
+    """Contrast stretch for viewing: uint8 (n, H, W) scaled so that ``top`` becomes 255
+    (values above it clip at 255). Apply one ``top`` to a whole video so it does not flicker."""
+    scale = 255.0 / positive_number(top, "top")
+    return np.clip(np.asarray(images, np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def iter_tfi(dat: SpikeSource, half_window: int = 20, *, chunk: int = 256) -> Iterator[np.ndarray]:
     """TFI over a long file in bounded memory: yields uint8 (n, H, W) chunks of ``chunk`` frames
-    (the last may be shorter) that concatenate to exactly ``tfi(dat[:], window)``.
+    (the last may be shorter) that concatenate to exactly ``tfi(dat[:], half_window)``.
 
     Per pixel, the last spike before the chunk is carried over, and the first spike after it
-    is found by reading ahead. Memory holds at most ``window + 3 * chunk`` frames and a few
+    is found by reading ahead. Memory holds at most ``half_window + 3 * chunk`` frames and a few
     (H, W) arrays. Reading costs one pass over the file while every pixel that spikes does so
     at least once per chunk; in any case at most two passes, plus a re-read of the gap for a
     pixel that is silent for more than ``chunk`` frames between two spikes. (A pixel that
@@ -91,7 +108,7 @@ def iter_tfi(dat: SpikeSource, window: int = 20, *, chunk: int = 256) -> Iterato
     Arguments are checked here, before the first chunk is asked for.
     """
     total, height, width = _source_shape(dat)
-    w = check_window(window, total, "window", "TFI")
+    w = check_window(half_window, total, "half_window", "TFI")
     step = whole_number(chunk, "chunk", minimum=1)
     return _iter_tfi(dat, total, height, width, w, step)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import SpklipError
 from .factory import create_model, get_model_config, list_models
 from .loss import contrastive_loss
@@ -13,6 +14,7 @@ __all__ = [
     "SPKLIPConfig",
     "SpikeTokenizer",
     "SpklipError",
+    "__version__",
     "contrastive_loss",
     "create_model",
     "get_model_config",

@@ -124,17 +124,21 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     ckdir = run_dir if run_dir.name == CHECKPOINTS else run_dir / CHECKPOINTS
     pointer = ckdir / LATEST
     if pointer.is_file():
-        candidate = ckdir / pointer.read_text(encoding="utf-8").strip()
-        if (candidate / CONFIG).is_file():
-            return candidate
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        candidate = ckdir / name
+        # The pointer names a folder beside it; anything else (a path leaving the run) is ignored.
+        if name and "/" not in name and "\\" not in name and name not in (".", ".."):
+            if (candidate / CONFIG).is_file() and candidate.resolve().parent == ckdir.resolve():
+                return candidate
     # No pointer (or a stale one): the highest-numbered complete folder.
     found = sorted(p for p in ckdir.glob("epoch_*") if (p / CONFIG).is_file())
     return found[-1] if found else None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """Accept a checkpoint folder, a file inside one, a run folder or its
-    ``checkpoints/`` (-> the latest); return the checkpoint folder or raise SpklipError."""
+    """Accept a checkpoint folder, a file inside one, a run folder, its ``checkpoints/`` or
+    the ``checkpoints/latest`` pointer (-> the latest); return the checkpoint folder or raise
+    SpklipError."""
     p = Path(path)
     if not p.exists():
         raise SpklipError(
@@ -143,6 +147,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if p.is_file():
         if p.name in (WEIGHTS, CONFIG, TOKENIZER, STATE) and (p.parent / WEIGHTS).exists():
             return p.parent
+        if p.name == LATEST:  # the pointer file OUT/checkpoints/latest
+            latest = latest_checkpoint(p.parent)
+            if latest is not None:
+                return latest
         raise SpklipError(
             f"{p}: not a spklip checkpoint; give the checkpoint folder (with {WEIGHTS} and "
             f"{CONFIG}) or the run folder"

@@ -79,8 +79,8 @@ class SpikeClips(Dataset):
     ``path``: a converted folder or packed ``.h5``. ``split``: keep only clips of this
     split (``"train"``, ``"test"``, ...), or None for all. ``frames``: T frames per item.
     ``bin``: raw spike frames summed into each item frame (1: raw 0/1 spikes; at most 255).
-    ``train``: random temporal crop and random prompt template (else the centred window
-    and the first template). ``captions``: ``"caption"`` uses each clip's own caption
+    ``augment``: random temporal crop and random prompt template (else the centred window
+    and the first template); it never selects a split (``split`` does). ``captions``: ``"caption"`` uses each clip's own caption
     (its class prompt when it has none), ``"prompt"`` always a class prompt, ``"mixed"``
     either with equal odds in training (the caption in evaluation). ``seed``: base seed.
 
@@ -99,7 +99,7 @@ class SpikeClips(Dataset):
         *,
         frames: int,
         split: str | None = None,
-        train: bool = False,
+        augment: bool = False,
         captions: CaptionMode = "mixed",
         seed: int = 0,
         templates: Sequence[str] = TEMPLATES,
@@ -139,7 +139,7 @@ class SpikeClips(Dataset):
         self.frames = int(frames)
         self.bin = int(bin)
         self.raw_frames = self.frames * self.bin  # spike frames read per item
-        self.train = bool(train)
+        self.augment = bool(augment)
         self.captions: CaptionMode = captions
         self.seed = int(seed)
         self.templates = tuple(templates)
@@ -215,7 +215,7 @@ class SpikeClips(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
         i = int(i)
-        rng = self.rng(epoch, i) if self.train else None
+        rng = self.rng(epoch, i) if self.augment else None
         spikes = self.read_clip(i, rng)
         return {
             "spikes": torch.from_numpy(spikes),
@@ -392,7 +392,7 @@ def load_checkpoint_clips(
     if clips < 1:
         raise SpklipError(f"clips = {clips}; need at least 1 clip")
     model, ckpt = load_model(checkpoint, device=pick_device(device))
-    dataset = checkpoint_dataset(model, ckpt, data, split=split, train=False, captions="prompt")
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, augment=False, captions="prompt")
     check_compatible(model, dataset)
     indices = pick_spread(len(dataset), clips)
     spikes = torch.stack([torch.from_numpy(dataset.read_clip(i)) for i in indices])

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import SpklipError
+
 
 def _as_scores(scores: np.ndarray, name: str = "scores") -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (queries, items), got shape {s.shape}")
+        raise SpklipError(f"{name} must be 2-D (queries, items), got shape {s.shape}")
     return s
 
 
@@ -29,9 +31,9 @@ def true_class_ranks(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     s = _as_scores(logits, "logits")
     y = np.asarray(labels, dtype=np.int64)
     if y.shape != (s.shape[0],):
-        raise ValueError(f"labels must have shape ({s.shape[0]},), got {y.shape}")
+        raise SpklipError(f"labels must have shape ({s.shape[0]},), got {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= s.shape[1]):
-        raise ValueError(f"labels must be in [0, {s.shape[1]})")
+        raise SpklipError(f"labels must be in [0, {s.shape[1]})")
     true = s[np.arange(len(y)), y][:, None]
     # Counting >= includes the true class itself once; take it off.
     return (s >= true).sum(axis=1) - 1
@@ -97,9 +99,9 @@ def first_positive_ranks(scores: np.ndarray, positives: np.ndarray) -> np.ndarra
     s = _as_scores(scores)
     p = np.asarray(positives, dtype=bool)
     if p.shape != s.shape:
-        raise ValueError(f"positives shape {p.shape} differs from scores shape {s.shape}")
+        raise SpklipError(f"positives shape {p.shape} differs from scores shape {s.shape}")
     if not p.any(axis=1).all():
-        raise ValueError("every query needs at least one right item")
+        raise SpklipError("every query needs at least one right item")
     best_pos = np.where(p, s, -np.inf).max(axis=1, keepdims=True)
     return ((s >= best_pos) & ~p).sum(axis=1)
 
@@ -111,7 +113,7 @@ def rank_metrics(
     ``{prefix_R@1, ..., prefix_median_rank, prefix_mean_rank}``."""
     r = np.asarray(rank0, dtype=np.int64)
     if r.size == 0:
-        raise ValueError("no queries to rank")
+        raise SpklipError("no queries to rank")
     out = {f"{prefix}_R@{k}": float((r < k).mean()) for k in ks}
     out[f"{prefix}_median_rank"] = float(np.median(r + 1))
     out[f"{prefix}_mean_rank"] = float((r + 1).mean())
@@ -137,9 +139,9 @@ def retrieval_metrics(
     t = np.asarray(text_features, dtype=np.float64)
     idx = np.asarray(video_to_text, dtype=np.int64)
     if v.ndim != 2 or t.ndim != 2 or v.shape[1] != t.shape[1]:
-        raise ValueError(f"feature shapes {v.shape} and {t.shape} do not match")
+        raise SpklipError(f"feature shapes {v.shape} and {t.shape} do not match")
     if idx.shape != (v.shape[0],):
-        raise ValueError(f"video_to_text must have shape ({v.shape[0]},), got {idx.shape}")
+        raise SpklipError(f"video_to_text must have shape ({v.shape[0]},), got {idx.shape}")
     sim = v @ t.T  # (N videos, M texts)
     pos = np.zeros(sim.shape, dtype=bool)
     pos[np.arange(len(idx)), idx] = True

@@ -43,7 +43,7 @@ def encode_clips(
     desc: str = "encoding clips",
 ) -> np.ndarray:
     """float32 (N, D) L2-normalised video features of every clip of ``dataset``, in order
-    (centred windows when ``dataset.train`` is False)."""
+    (centred windows when ``dataset.augment`` is False)."""
     loader, _ = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)
     was_training = model.training
     model.eval()
@@ -159,7 +159,7 @@ def evaluate(
     """
     t0 = time.perf_counter()
     model, ckpt = load_model(checkpoint, device=pick_device(device))
-    dataset = checkpoint_dataset(model, ckpt, data, split=split, train=False, captions="caption")
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, augment=False, captions="caption")
     result = evaluate_model(
         model,
         dataset,

@@ -312,13 +312,13 @@ def fewshot(
         ckpt,
         data,
         split=train_split,
-        train=True,
+        augment=True,
         captions="prompt",
         seed=seed,
         templates=templates,
     )
     test_set = checkpoint_dataset(
-        model, ckpt, data, split=test_split, train=False, templates=templates
+        model, ckpt, data, split=test_split, augment=False, templates=templates
     )
     check_compatible(model, train_set)
     if list(train_set.classes) != list(test_set.classes):  # one dataset: never, but be sure

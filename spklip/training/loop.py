@@ -31,6 +31,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from spikesim import write_atomic
+
 from ..checkpoint import (
     CHECKPOINTS,
     epoch_dir_name,
@@ -166,9 +168,7 @@ def _amp_dtype(device: torch.device) -> torch.dtype:
 
 
 def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -251,14 +251,16 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         cfg.data,
         frames=frames,
         split=cfg.train_split,
-        train=True,
+        augment=True,
         captions=cfg.captions,
         seed=cfg.seed,
         bin=cfg.bin,
     )
     val_set = None
     if cfg.val_split and cfg.val_split in train_set.splits:
-        val_set = SpikeClips(cfg.data, frames=frames, split=cfg.val_split, train=False, bin=cfg.bin)
+        val_set = SpikeClips(
+            cfg.data, frames=frames, split=cfg.val_split, augment=False, bin=cfg.bin
+        )
 
     model = _build_model(cfg, train_set, ckpt)
     check_compatible(model, train_set)

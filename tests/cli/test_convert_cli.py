@@ -27,8 +27,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_synth_convert_pack_round_trip(capsys, tmp_path: Path) -> None:
     src, out, h5 = tmp_path / "synth", tmp_path / "converted", tmp_path / "ds.h5"
     code, stdout, _ = run(
-        capsys, "synth", src, "--classes", "2", "--clips-per-class", "4", "--size", "48x64",
-        "--frames", "8",
+        capsys, "synth", "--out", src, "--classes", "2", "--clips-per-class", "4", "--size", "48x64",
+        "--video-frames", "8",
     )  # fmt: skip
     assert code == 0 and "wrote" in stdout
     code, stdout, stderr = run(capsys, "convert", src, "--out", out, *SMALL)
@@ -41,13 +41,13 @@ def test_synth_convert_pack_round_trip(capsys, tmp_path: Path) -> None:
     assert {c.split for c in ds.clips} == {"train", "test"}
     classind = (src / "ucfTrainTestlist" / "classInd.txt").read_text().split()[1::2]
     assert ds.classes == classind
-    code, stdout, _ = run(capsys, "pack", out, h5)
+    code, stdout, _ = run(capsys, "pack", out, "--out", h5)
     assert code == 0 and "packed" in stdout
     packed = open_dataset(h5)
     assert packed.clips == ds.clips
     for i in range(len(ds)):
         np.testing.assert_array_equal(packed.read_packed(i), ds.read_packed(i))
-    code, _, stderr = run(capsys, "pack", out, h5)
+    code, _, stderr = run(capsys, "pack", out, "--out", h5)
     assert code == 2 and "--overwrite" in stderr
     # running convert again resumes: nothing to do
     code, stdout, _ = run(capsys, "convert", src, "--out", out, *SMALL)

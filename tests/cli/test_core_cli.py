@@ -42,7 +42,8 @@ def test_encode_writes_one_spike_frame_per_video_frame_and_a_sidecar(basketball:
         meta = f.meta
         spikes = f[:]
     assert meta["threshold"] == 5.0 and meta["factor"] == 1 and meta["interp"] == "none"
-    assert meta["noise"]["threshold_mismatch"] == pytest.approx(0.045)
+    assert meta["noise"] == "sensor"
+    assert meta["encoder"]["noise"]["threshold_mismatch"] == pytest.approx(0.045)
     assert meta["source"].endswith("v_Basketball_g01_c01.avi")
     assert meta["source_fps"] == pytest.approx(29.97, abs=0.01)
     # a bright indoor clip: every pixel fires at most once per frame, on average ~I/5
@@ -67,16 +68,16 @@ def test_info_reports_frames_size_rate_and_sidecar(basketball: Path) -> None:
     assert info["spikes"] == int(spikes.sum())
     assert info["firing_rate"] == pytest.approx(spikes.mean())
     assert info["source_seconds"] == pytest.approx(141 / 29.97, rel=1e-3)
-    assert info["sidecar"]["encoder"] == "integrate-and-fire"
+    assert info["sidecar"]["encoder"]["encoder"] == "integrate-and-fire"
     code, text, _ = run("info", str(basketball))
-    assert code == 0 and "48x64" in text and "firing rate" in text
+    assert code == 0 and "height           48" in text and "firing rate" in text
 
 
 def test_info_on_a_bare_file_needs_its_size(basketball: Path, tmp_path: Path) -> None:
     bare = tmp_path / "camera.dat"
     bare.write_bytes(basketball.read_bytes())
     done = subprocess.run([str(SPIKESIM), "info", str(bare)], capture_output=True, text=True)
-    assert done.returncode == 2 and "height and width" in done.stderr
+    assert done.returncode == 2 and "--size HxW" in done.stderr
     code, stdout, _ = run("info", str(bare), "--size", "48x64", "--json")
     assert code == 0 and json.loads(stdout)["frames"] == 141
 
@@ -86,9 +87,9 @@ def test_tfi_writes_a_video_and_the_exact_npy(
     basketball: Path, tmp_path: Path, suffix: str
 ) -> None:
     out = tmp_path / f"tfi{suffix}"
-    code, _, stderr = run("tfi", str(basketball), "--window", "10", "--out", str(out), "--npy")
+    code, _, stderr = run("tfi", str(basketball), "--half-window", "10", "--out", str(out), "--npy")
     assert code == 0, stderr
-    expected = spikesim.tfi(spikesim.read_dat(basketball), window=10)
+    expected = spikesim.tfi(spikesim.read_dat(basketball), half_window=10)
     np.testing.assert_array_equal(np.load(out.with_suffix(".npy")), expected)
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 141 - 20
@@ -106,8 +107,10 @@ def test_tfp_writes_a_folder_of_pngs(basketball: Path, tmp_path: Path) -> None:
 
 
 def test_a_window_longer_than_the_file_is_a_usage_error(basketball: Path, tmp_path: Path) -> None:
-    code, _, stderr = run("tfi", str(basketball), "--window", "100", "--out", str(tmp_path / "x"))
-    assert code == 2 and "smaller window" in stderr
+    code, _, stderr = run(
+        "tfi", str(basketball), "--half-window", "100", "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and "smaller --half-window" in stderr
     assert not (tmp_path / "x").exists()
 
 

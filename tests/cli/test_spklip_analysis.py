@@ -36,7 +36,7 @@ def test_energy_writes_json_and_markdown_and_prints_the_table(setup, tmp_path):
     result = CliRunner().invoke(
         app,
         ["energy", "--checkpoint", f"tiny={setup['run']}", "--data", str(setup["data"]),
-         "--clips", "2", "--out", str(out), "--threads", "1"],
+         "--limit", "2", "--out", str(out), "--threads", "1"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((out / "energy.json").read_text())
@@ -51,7 +51,7 @@ def test_analyze_hsfe_and_domain_gap_write_figures_and_numbers(setup, tmp_path):
     hsfe = runner.invoke(
         app,
         ["analyze", "hsfe", "--checkpoint", str(setup["run"]), "--data", str(setup["data"]),
-         "--clips", "2", "--windows", "3", "--out", str(tmp_path)],
+         "--limit", "2", "--windows", "3", "--out", str(tmp_path)],
     )  # fmt: skip
     assert hsfe.exit_code == 0, hsfe.output
     assert "6 temporal points (windows)" in hsfe.output  # 2 blocks x 3 windows
@@ -61,7 +61,7 @@ def test_analyze_hsfe_and_domain_gap_write_figures_and_numbers(setup, tmp_path):
     gap = runner.invoke(
         app,
         ["analyze", "domain-gap", str(setup["data"]), str(setup["other"]),
-         "--names", "a,b", "--out", str(tmp_path)],
+         "--names", "a,b", "--split", "all", "--out", str(tmp_path)],
     )  # fmt: skip
     assert gap.exit_code == 0, gap.output
     assert gap.output.startswith("a: 6 clips x 16 frames") and "\nb: 4 clips" in gap.output

@@ -32,7 +32,7 @@ def test_train_then_eval_from_the_command_line(data, tmp_path):
     trained = CliRunner().invoke(
         app,
         ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(run),
-         "--epochs", "1", "--batch-size", "2", "--lr", "0.003", "--workers", "0",
+         "--epochs", "1", "--batch-size", "2", "--lr", "0.003", "--loader-workers", "0",
          "--seed", "1", "--captions", "prompt", "--threads", "1", *sets],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
@@ -40,16 +40,16 @@ def test_train_then_eval_from_the_command_line(data, tmp_path):
     assert (run / "checkpoints" / "epoch_001" / "model.safetensors").is_file()
     assert len((run / "results.jsonl").read_text().splitlines()) == 1
 
-    out = tmp_path / "eval" / "test.json"
+    out = tmp_path / "evaldir"
     evaluated = CliRunner().invoke(
         app, ["eval", "--checkpoint", str(run), "--data", str(data), "--out", str(out)]
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "zero-shot top-1" in evaluated.output
-    result = json.loads(out.read_text())
+    result = json.loads((out / "eval.json").read_text())
     assert result["split"] == "test" and result["clips"] == 2
     assert {"top1", "top5", "per_class"} <= result["zero_shot"].keys()
-    assert (out.parent / "confusion.png").is_file()
+    assert (out / "confusion.png").is_file()  # in --out, never in the working directory
     printed = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--data", str(data)])
     assert json.loads(printed.output)["retrieval"]["texts"] == 2
 
@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(data, tmp_path, capsys, argv
         (ckpt / "config.json").unlink()
         code, _, err = run_main(
             ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(ckpt / "r"),
-             "--epochs", "1", "--batch-size", "2", "--workers", "0", "--threads", "1",
+             "--epochs", "1", "--batch-size", "2", "--loader-workers", "0", "--threads", "1",
              *[f"--set={k}={json.dumps(v)}" for k, v in MINI.items()]],
             capsys,
         )  # fmt: skip

@@ -322,7 +322,7 @@ def test_an_exception_leaves_no_dat_no_sidecar_no_temporary(tmp_path):
 def test_a_failed_rewrite_keeps_the_old_file(tmp_path, clip):
     path, spikes = clip
     before = path.read_bytes()
-    with pytest.raises(RuntimeError), DatWriter(path, 6, 16) as writer:
+    with pytest.raises(RuntimeError), DatWriter(path, 6, 16, overwrite=True) as writer:
         writer.write(spikes[:3])
         raise RuntimeError("encoder crashed")
     assert path.read_bytes() == before

@@ -52,7 +52,7 @@ class ArraySource:
 
 
 def test_tfi_spec_vector_t12_spikes_2_5_9_window_1():
-    out = tfi(one_pixel(12, [2, 5, 9]), window=1)
+    out = tfi(one_pixel(12, [2, 5, 9]), half_window=1)
     assert out.dtype == np.uint8
     assert out.shape == (10, 1, 1)
     assert out[:, 0, 0].tolist() == [0, 0, 85, 85, 85, 63, 63, 63, 63, 0]
@@ -60,22 +60,22 @@ def test_tfi_spec_vector_t12_spikes_2_5_9_window_1():
 
 def test_tfi_spike_at_t_counts_as_the_next_spike():
     # At t = 4 the spike at 4 is "at or after t" and the spike at 0 is "strictly before".
-    out = tfi(one_pixel(8, [0, 4]), window=0)
+    out = tfi(one_pixel(8, [0, 4]), half_window=0)
     assert out[:, 0, 0].tolist() == [0, 63, 63, 63, 63, 0, 0, 0]
 
 
 def test_tfi_window_only_crops():
     spikes = random_spikes((30, 3, 5), 0.2, seed=1)
-    full = tfi(spikes, window=0)
+    full = tfi(spikes, half_window=0)
     assert full.shape == (30, 3, 5)
     for w in (1, 4, 14):
-        np.testing.assert_array_equal(tfi(spikes, window=w), full[w : 30 - w])
+        np.testing.assert_array_equal(tfi(spikes, half_window=w), full[w : 30 - w])
 
 
 def test_tfi_silent_pixel_is_zero_and_always_on_pixel_is_255():
     spikes = np.zeros((10, 1, 2), bool)
     spikes[:, 0, 1] = True
-    out = tfi(spikes, window=0)
+    out = tfi(spikes, half_window=0)
     assert out[:, 0, 0].tolist() == [0] * 10
     assert out[:, 0, 1].tolist() == [0] + [255] * 9  # t = 0 has no spike before it
 
@@ -83,7 +83,7 @@ def test_tfi_silent_pixel_is_zero_and_always_on_pixel_is_255():
 @pytest.mark.parametrize("total, window", [(2, 1), (10, 5), (10, 7), (1, 1)])
 def test_tfi_too_few_frames_is_a_clear_error(total, window):
     with pytest.raises(SpikesimError, match=f"more than {2 * window} frames, got {total}"):
-        tfi(np.zeros((total, 2, 4), bool), window=window)
+        tfi(np.zeros((total, 2, 4), bool), half_window=window)
 
 
 @pytest.mark.parametrize("func", [tfi, tfp])
@@ -93,7 +93,7 @@ def test_no_frames_is_a_clear_error(func):
 
 
 def test_tfi_one_frame_left():
-    assert tfi(one_pixel(3, [0, 2]), window=1)[:, 0, 0].tolist() == [127]
+    assert tfi(one_pixel(3, [0, 2]), half_window=1)[:, 0, 0].tolist() == [127]
 
 
 @pytest.mark.parametrize("density", [0.0, 0.03, 0.2, 0.6, 1.0])

@@ -88,7 +88,7 @@ def test_the_centred_window_is_the_clip_read_by_read_dat(tmp_path, size, flipud)
 
 def test_random_crops_are_windows_of_the_clip_seeded_by_epoch_and_index(tmp_path):
     root = make_converted(tmp_path, frames=40)
-    ds = SpikeClips(root, frames=8, split="train", train=True, seed=5)
+    ds = SpikeClips(root, frames=8, split="train", augment=True, seed=5)
     full = read_dat(root / ds.records[0].path).astype(np.uint8)
     windows = {i: full[i : i + 8] for i in range(33)}
     starts = set()
@@ -100,7 +100,7 @@ def test_random_crops_are_windows_of_the_clip_seeded_by_epoch_and_index(tmp_path
         again = ds[(epoch, 0)]["spikes"].numpy()
         np.testing.assert_array_equal(got, again)
     assert len(starts) > 3  # the crop moves between epochs
-    other_seed = SpikeClips(root, frames=8, split="train", train=True, seed=6)
+    other_seed = SpikeClips(root, frames=8, split="train", augment=True, seed=6)
     assert any(
         not np.array_equal(ds[(e, 0)]["spikes"].numpy(), other_seed[(e, 0)]["spikes"].numpy())
         for e in range(5)
@@ -111,7 +111,7 @@ def test_short_clips_are_padded_with_empty_frames_and_said_once(tmp_path):
     root = make_converted(tmp_path, per_class=2, frames=[5, 12, 4, 12])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = SpikeClips(root, frames=8, split=None, train=True)
+        ds = SpikeClips(root, frames=8, split=None, augment=True)
         items = [ds[(e, i)] for e in range(3) for i in range(len(ds))]
     said = [w for w in caught if issubclass(w.category, ShortClipWarning)]
     assert len(said) == 1
@@ -179,7 +179,7 @@ def test_split_filter_and_one_line_errors(tmp_path):
 
 def test_texts_follow_the_caption_mode(tmp_path):
     root = make_converted(tmp_path, per_class=3, frames=6)
-    kw = {"frames": 4, "split": "train", "train": True}
+    kw = {"frames": 4, "split": "train", "augment": True}
     prompt = SpikeClips(root, captions="prompt", **kw)
     caption = SpikeClips(root, captions="caption", **kw)
     mixed = SpikeClips(root, captions="mixed", **kw)
@@ -192,7 +192,7 @@ def test_texts_follow_the_caption_mode(tmp_path):
     # Evaluation is deterministic: the caption, else the class prompt.
     assert SpikeClips(root, frames=4, split="train").eval_text(0) == own
     bare = make_converted(tmp_path / "bare", per_class=3, frames=6, captions=False)
-    plain = SpikeClips(bare, frames=4, split="train", captions="caption", train=True)
+    plain = SpikeClips(bare, frames=4, split="train", captions="caption", augment=True)
     assert plain.eval_text(0) == class_prompt("MoveLeft")
     assert not plain.has_captions
     assert plain[(0, 0)]["text"].endswith("move left.")
@@ -200,7 +200,7 @@ def test_texts_follow_the_caption_mode(tmp_path):
 
 def test_loader_batches_are_the_same_with_or_without_workers(tmp_path):
     root = make_converted(tmp_path, per_class=4, frames=30)
-    ds = SpikeClips(root, frames=8, split=None, train=True, seed=3)
+    ds = SpikeClips(root, frames=8, split=None, augment=True, seed=3)
     runs = []
     for workers in (0, 2):
         loader, sampler = make_loader(ds, batch_size=3, shuffle=True, workers=workers, seed=3)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from spklip import metrics
+from spklip.errors import SpklipError
 
 
 def slow_rank(scores_row, right: set[int]) -> int:
@@ -127,9 +128,9 @@ def test_perfect_and_constant_retrieval():
 
 
 def test_bad_shapes_are_refused():
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(SpklipError, match="labels"):
         metrics.zero_shot_accuracy(np.zeros((3, 2)), np.array([0, 1]))
-    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+    with pytest.raises(SpklipError, match=r"\[0, 2\)"):
         metrics.zero_shot_accuracy(np.zeros((2, 2)), np.array([0, 2]))
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(SpklipError, match="do not match"):
         metrics.retrieval_metrics(np.zeros((3, 2)), np.zeros((3, 4)), np.arange(3))

@@ -160,7 +160,7 @@ def patterned(root: Path, period_of_x, frames: int = 24) -> Path:
     fires = (np.arange(frames)[:, None, None] % periods[None, None, :]) == 0
     spikes = np.broadcast_to(fires, (frames, 8, 16))
     for rec in open_dataset(root).clips:
-        write_dat(root / rec.path, spikes)
+        write_dat(root / rec.path, spikes, overwrite=True)
     return root
 
 

@@ -87,7 +87,7 @@ def test_only_the_final_two_layers_change_and_batchnorm_statistics_stay(data, te
     assert trainable == {f"{m}.{p}" for m in layers for p in ("weight", "bias")}
     before = snapshot(model)
     model.train()  # finetune must put (and keep) it in eval mode regardless
-    ds = SpikeClips(data, frames=12, split="train", train=True, captions="prompt")
+    ds = SpikeClips(data, frames=12, split="train", augment=True, captions="prompt")
     losses = finetune(model, ds, select_shots(ds.labels, 2), epochs=2, lr=1e-2, batch_size=4)
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert not model.training
@@ -102,7 +102,7 @@ def test_only_the_final_two_layers_change_and_batchnorm_statistics_stay(data, te
 def test_adapting_batchnorm_moves_its_statistics_but_trains_the_same_parameters(data):
     model = tiny_model(0)
     before = snapshot(model)
-    ds = SpikeClips(data, frames=12, split="train", train=True, captions="prompt")
+    ds = SpikeClips(data, frames=12, split="train", augment=True, captions="prompt")
     finetune(model, ds, select_shots(ds.labels, 1), epochs=1, lr=1e-2, adapt_batchnorm=True)
     assert not model.training
     after = model.state_dict()
