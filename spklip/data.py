@@ -80,9 +80,10 @@ class SpikeClips(Dataset):
     split (``"train"``, ``"test"``, ...), or None for all. ``frames``: T frames per item.
     ``bin``: raw spike frames summed into each item frame (1: raw 0/1 spikes; at most 255).
     ``augment``: random temporal crop and random prompt template (else the centred window
-    and the first template); it never selects a split (``split`` does). ``captions``: ``"caption"`` uses each clip's own caption
-    (its class prompt when it has none), ``"prompt"`` always a class prompt, ``"mixed"``
-    either with equal odds in training (the caption in evaluation). ``seed``: base seed.
+    and the first template); it never selects a split (``split`` does).
+    ``captions``: ``"caption"`` uses each clip's own caption (its class prompt when it has
+    none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
+    (the caption in evaluation). ``seed``: base seed.
 
     An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,
     ``text`` str,

@@ -27,8 +27,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_synth_convert_pack_round_trip(capsys, tmp_path: Path) -> None:
     src, out, h5 = tmp_path / "synth", tmp_path / "converted", tmp_path / "ds.h5"
     code, stdout, _ = run(
-        capsys, "synth", "--out", src, "--classes", "2", "--clips-per-class", "4", "--size", "48x64",
-        "--video-frames", "8",
+        capsys, "synth", "--out", src, "--classes", "2", "--clips-per-class", "4",
+        "--size", "48x64", "--video-frames", "8",
     )  # fmt: skip
     assert code == 0 and "wrote" in stdout
     code, stdout, stderr = run(capsys, "convert", src, "--out", out, *SMALL)
