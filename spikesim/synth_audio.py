@@ -5,9 +5,10 @@
 events follow the motion frame by frame. Each motion has its own sound:
 
 - scale (Grow): a harmonic tone, pitch proportional to the object's size (a rising glide);
-- rotate (RotateClockwise): a click every 15 degrees turned (sharp attack, upward chirp);
+- rotate (RotateClockwise): a click every 15 degrees turned (sharp attack, upward chirp),
+  each a semitone above the last;
 - translate right (MoveRight and its speeds): a harmonic pip every 3 % of the frame width
-  travelled, pitch rising with x, so the tempo follows the speed;
+  travelled, pitch rising with x (3 octaves per frame width), so the tempo follows the speed;
 - translate down (MoveDown): an inharmonic 1-4 kHz cluster whose centre falls with the object;
 - blink: a two-partial tone gated on and off with the object;
 - bounce: a low thump at every floor contact;
@@ -216,19 +217,23 @@ class _Sound:
         # monotone: the hand-held jitter of the angle must not click back and forth
         angle = np.maximum.accumulate(_smooth(self.track["angle"]))
         steps = np.floor((angle - angle[0]) / _CLICK_DEGREES)
-        times = self.at_frames(_crossings(steps))
-        dur = 0.04
+        clicks = _crossings(steps)
+        dur = 0.08
         k = np.arange(round(dur * self.rate)) / self.rate
-        f = self.f0 * (2.0 + 4.0 * k / dur)  # upward chirp inside the click
-        grain = np.sin(2 * np.pi * np.cumsum(f) / self.rate) * np.exp(-k / 0.008)
-        return self.grains(times, grain)
+        env = np.exp(-k / 0.025)  # sharp attack, slow decay: reversed, a swell cut short
+        out = np.zeros(self.n)
+        for i, t0 in enumerate(self.at_frames(clicks)):
+            # each click a semitone above the last and chirping upward: ascends with the turn
+            f = self.f0 * 2.0 ** (i / 12) * (1.5 + 1.5 * k / dur)
+            out += self.grains([t0], env * np.sin(2 * np.pi * np.cumsum(f) / self.rate))
+        return out
 
     def _translate_x(self) -> np.ndarray:
         x = np.maximum.accumulate(_smooth(self.track["cx"])) / self.w
         steps = np.floor((x - x[0]) / _PIP_STEP)
         pips = _crossings(steps)
         pips = np.concatenate([[0.0], pips])  # a pip at the start tells "moving" from silence
-        pitch = self.f0 * 2.0 ** (2.0 * np.interp(pips, np.arange(len(x)), x))
+        pitch = self.f0 * 2.0 ** (3.0 * np.interp(pips, np.arange(len(x)), x))
         dur = 0.03
         k = np.arange(round(dur * self.rate)) / self.rate
         env = np.sin(np.pi * k / dur) ** 2
