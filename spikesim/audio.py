@@ -70,8 +70,10 @@ class AudioError(VideoError):
 class AudioInfo:
     """What the container says about a file's first sound track.
 
-    ``sample_rate`` (Hz), ``channels`` and ``duration`` (seconds, 0.0 when the container does not
-    say) are 0 when ``has_audio`` is False. ``codec`` is FFmpeg's decoder name ("" when none).
+    ``sample_rate`` (Hz), ``channels`` and ``duration`` (seconds) are 0 when ``has_audio`` is
+    False. ``duration`` is the track's own when the container records it (MP4, WAV), else the
+    container's (Matroska: that of its longest stream), 0.0 when neither is known; decode
+    with `read_audio` for the exact length. ``codec`` is FFmpeg's decoder name ("" when none).
     """
 
     path: Path
