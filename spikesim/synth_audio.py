@@ -35,6 +35,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,18 @@ import numpy as np
 
 from .audio import read_audio, write_wav
 from .errors import SpikesimError
-from .synth import CLASS_SPECS, SynthClip
+from .synth import CLASS_SPECS, SynthClip, render_clip
 
 __all__ = [
     "CORRUPTIONS",
     "TRACK_KEYS",
+    "AVClip",
     "assign_corruption",
     "clip_sound",
     "degrade_sound",
     "degrade_video_frames",
     "has_espeak",
+    "render_av_clip",
     "render_sound",
     "snr_noise",
     "sound_path",
@@ -99,7 +102,8 @@ def render_sound(
     sample_rate: int = 16000,
     seed: int = 0,
 ) -> np.ndarray:
-    """The sound of one clip: float32 (round(n_frames * sample_rate / fps),), peak <= 0.6.
+    """The sound of one clip: float32 (round(n_frames * sample_rate / fps),), in [-0.61, 0.61]
+    (peak 0.35..0.6, drawn from the seed, over a -50 dB noise floor).
 
     ``cls``: a `spikesim.synth.CLASS_SPECS` name. ``track``: per-frame float arrays (n_frames,)
     ``cx``, ``cy`` (pixels, y down), ``radius`` (pixels), ``angle`` (degrees, clockwise),
@@ -114,8 +118,8 @@ def render_sound(
     h, w = _check_size(size)
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps <= 1000:
         raise SpikesimError(f"fps must be a positive frame rate, got {fps!r}")
-    if not _is_int(sample_rate) or not 1000 <= sample_rate <= 192_000:
-        raise SpikesimError(f"sample_rate must be an integer in 1000..192000, got {sample_rate!r}")
+    if not _is_int(sample_rate) or not 8000 <= sample_rate <= 192_000:
+        raise SpikesimError(f"sample_rate must be an integer in 8000..192000, got {sample_rate!r}")
     rng = _rng(_check_seed(seed))
     n_frames = len(tr["cx"])
     if spec.reverse:  # render the partner's forward motion, reverse the sound at the end
@@ -252,7 +256,8 @@ class _Sound:
         out = np.zeros(self.n)
         for r in ratios:
             phase0 = self.rng.uniform(0, 2 * np.pi)
-            out += np.sin(2 * np.pi * np.cumsum(centre * r) / self.rate + phase0)
+            ok = centre * r < 0.45 * self.rate  # at 8 kHz the top of the band would alias
+            out += np.where(ok, np.sin(2 * np.pi * np.cumsum(centre * r) / self.rate + phase0), 0)
         return out
 
     def _blink(self) -> np.ndarray:
@@ -331,6 +336,49 @@ def clip_sound(
     return render_sound(
         clip.cls, clip.track, size=(h, w), fps=fps, sample_rate=sample_rate, seed=key
     )
+
+
+@dataclass(frozen=True)
+class AVClip:
+    """A synthetic clip with its sound, after its corruption: ``frames`` uint8 (T, H, W, 3) RGB
+    (degraded when ``corruption == "video"``), ``sound`` float32 (N,) at ``sample_rate`` Hz
+    (degraded when ``"audio"``), and ``clip``, the clean `SynthClip` (caption, track)."""
+
+    clip: SynthClip
+    frames: np.ndarray
+    sound: np.ndarray
+    sample_rate: int
+    corruption: str
+
+
+def render_av_clip(
+    cls: str,
+    index: int,
+    *,
+    corruption: str = "none",
+    size: tuple[int, int] = (120, 160),
+    frames: int = 32,
+    fps: float = 25.0,
+    style: str = "sim",
+    seed: int = 0,
+    sample_rate: int = 16000,
+) -> AVClip:
+    """Clip ``index`` of ``cls`` as `spikesim.synth.render_clip` draws it, its sound
+    (`clip_sound`), and the ``corruption`` ("none", "video" or "audio", see
+    `assign_corruption`) applied with a generator seeded by (seed, class, group, clip)."""
+    if corruption not in CORRUPTIONS:
+        raise SpikesimError(
+            f"corruption must be one of {', '.join(CORRUPTIONS)}, got {corruption!r}"
+        )
+    clip = render_clip(cls, index, size=size, frames=frames, style=style, seed=seed)
+    sound = clip_sound(clip, fps=fps, sample_rate=sample_rate, seed=seed)
+    rng = _rng(seed, 4, list(_SPECS).index(cls), clip.group, clip.clip)
+    picture = clip.frames
+    if corruption == "video":
+        picture = degrade_video_frames(picture, rng)
+    elif corruption == "audio":
+        sound = degrade_sound(sound, rng, sample_rate=sample_rate)
+    return AVClip(clip, picture, sound, int(sample_rate), corruption)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from spikesim.synth_audio import (
     degrade_sound,
     degrade_video_frames,
     has_espeak,
+    render_av_clip,
     render_sound,
     snr_noise,
     sound_path,
@@ -238,6 +239,26 @@ def test_snr_noise_hits_the_snr():
     assert not np.array_equal(snr_noise(wave, 5.0, 2), snr_noise(wave, 5.0, 3))
 
 
+def test_render_av_clip_applies_its_corruption():
+    kw = {"size": SIZE, "frames": 16, "seed": 3}
+    clean = render_av_clip("MoveUp", 5, **kw)
+    assert clean.corruption == "none" and clean.sample_rate == RATE
+    np.testing.assert_array_equal(clean.frames, render_clip("MoveUp", 5, **kw).frames)
+    np.testing.assert_array_equal(clean.sound, clip_sound(clean.clip, fps=FPS, seed=3))
+    video = render_av_clip("MoveUp", 5, corruption="video", **kw)
+    assert video.frames.shape == clean.frames.shape and not np.array_equal(
+        video.frames, clean.frames
+    )
+    np.testing.assert_array_equal(video.sound, clean.sound)
+    audio = render_av_clip("MoveUp", 5, corruption="audio", **kw)
+    np.testing.assert_array_equal(audio.frames, clean.frames)
+    assert audio.sound.shape == clean.sound.shape and not np.array_equal(audio.sound, clean.sound)
+    again = render_av_clip("MoveUp", 5, corruption="audio", **kw)
+    np.testing.assert_array_equal(again.sound, audio.sound)
+    with pytest.raises(SpikesimError, match="corruption"):
+        render_av_clip("MoveUp", 5, corruption="both", **kw)
+
+
 def test_write_clip_sound_beside_the_video(tmp_path):
     video = tmp_path / "Grow" / "v_Grow_g01_c01.avi"
     video.parent.mkdir()
@@ -258,7 +279,7 @@ def test_write_clip_sound_beside_the_video(tmp_path):
         (lambda t: render_sound("Grow", {"cx": t["cx"]}, size=SIZE, fps=FPS), "track"),
         (lambda t: render_sound("Grow", t, size=(48,), fps=FPS), "size"),
         (lambda t: render_sound("Grow", t, size=SIZE, fps=0), "fps"),
-        (lambda t: render_sound("Grow", t, size=SIZE, fps=FPS, sample_rate=10), "sample_rate"),
+        (lambda t: render_sound("Grow", t, size=SIZE, fps=FPS, sample_rate=4000), "sample_rate"),
         (lambda t: render_sound("Grow", t, size=SIZE, fps=FPS, seed=-1), "seed"),
         (lambda t: assign_corruption(-1, 0), "n_clips"),
         (lambda t: degrade_sound(np.zeros(10), 3), "Generator"),
