@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikesim.audio import mel_spectrogram, read_audio
+from spikesim.audio import audio_spikes, mel_spectrogram, read_audio
 from spikesim.errors import SpikesimError
 from spikesim.synth import CLASS_SPECS, is_test_group, render_clip
 from spikesim.synth_audio import (
@@ -145,31 +145,44 @@ def _nearest_neighbour_accuracy(x: np.ndarray, y: np.ndarray, test: np.ndarray) 
 
 @pytest.fixture(scope="module")
 def sound_set():
-    """Sounds of 16 classes x 16 clips (groups 1-8; 2, 5, 8 are test) and their labels."""
-    clean, degraded, labels, test = [], [], [], []
+    """Features of 16 classes x 16 clips (groups 1-8; 2, 5, 8 are test): pooled log-mel of the
+    clean and the degraded sound, pooled IF spike rates and ON/OFF counts of the clean one."""
+    feats: dict[str, list] = {"clean": [], "degraded": [], "if": [], "onoff": []}
+    labels, test = [], []
     rng = np.random.default_rng(0)
     for ci, cls in enumerate(NAMES):
         for k in range(16):
             clip = render_clip(cls, k, size=SIZE, frames=32)
             wave = clip_sound(clip, fps=FPS, seed=0)
-            clean.append(_features(wave))
-            degraded.append(_features(degrade_sound(wave, rng)))
+            feats["clean"].append(_features(wave))
+            feats["degraded"].append(_features(degrade_sound(wave, rng)))
+            mel = mel_spectrogram(wave, RATE, n_mels=32)[:128]
+            spikes = audio_spikes(mel, mode="if", threshold=2.0, seed=k)
+            feats["if"].append(spikes.reshape(16, 8, 32).mean(axis=1).ravel())
+            events = audio_spikes(mel, mode="onoff", theta=3.0).astype(np.float64)
+            feats["onoff"].append(events.reshape(16, 8, 2, 32).sum(axis=1).ravel())
             labels.append(ci)
             test.append(is_test_group(clip.group))
-    return np.array(clean), np.array(degraded), np.array(labels), np.array(test)
+    return {k: np.array(v) for k, v in feats.items()}, np.array(labels), np.array(test)
 
 
 def test_classes_separable_from_clean_sound(sound_set):
-    clean, _, y, test = sound_set
-    acc = _nearest_neighbour_accuracy(clean, y, test)
+    feats, y, test = sound_set
+    acc = _nearest_neighbour_accuracy(feats["clean"], y, test)
     assert acc >= 0.8, acc  # measured 0.875 (chance 1/16)
     shuffled = np.random.default_rng(1).permutation(y)
-    assert _nearest_neighbour_accuracy(clean, shuffled, test) < 0.3
+    assert _nearest_neighbour_accuracy(feats["clean"], shuffled, test) < 0.3
+
+
+def test_audio_spikes_keep_the_class(sound_set):
+    feats, y, test = sound_set
+    assert _nearest_neighbour_accuracy(feats["if"], y, test) >= 0.7  # measured 0.85
+    assert _nearest_neighbour_accuracy(feats["onoff"], y, test) >= 0.4  # measured 0.57
 
 
 def test_degraded_sound_does_not_tell_the_class(sound_set):
-    _, degraded, y, test = sound_set
-    assert _nearest_neighbour_accuracy(degraded, y, test) < 0.2  # measured 0.11
+    feats, y, test = sound_set
+    assert _nearest_neighbour_accuracy(feats["degraded"], y, test) < 0.2  # measured 0.11
 
 
 def test_degrade_sound_is_blind_to_time_direction():
