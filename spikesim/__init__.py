@@ -7,12 +7,23 @@ or uint8. See ``docs/conventions.md``.
 from __future__ import annotations
 
 from ._version import __version__
+from .audio import (
+    AudioInfo,
+    audio_spikes,
+    mel_filterbank,
+    mel_spectrogram,
+    onoff_events,
+    probe_audio,
+    read_audio,
+    stft_spectrogram,
+    write_wav,
+)
 from .checks import check_size, format_size, parse_size
 from .convert import ConvertSettings, convert_dataset, merge_shards, parse_shard
 from .converted import ClipRecord, ConvertedDataset, open_dataset, pack_dataset
 from .dat import DatFile, DatWriter, pack_frames, read_dat, unpack_frames, write_dat
 from .encode import Encoder, encode
-from .errors import DatasetError, DatError, SpikesimError, VideoError
+from .errors import AudioError, DatasetError, DatError, SpikesimError, VideoError
 from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
@@ -30,6 +41,8 @@ __all__ = [
     "NOISE_PRESETS",
     "VIDEO_SUFFIXES",
     "AtomicOutput",
+    "AudioError",
+    "AudioInfo",
     "ClipRecord",
     "ConvertSettings",
     "ConvertedDataset",
@@ -48,6 +61,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "__version__",
+    "audio_spikes",
     "available_methods",
     "check_size",
     "class_names",
@@ -61,14 +75,19 @@ __all__ = [
     "iter_frames",
     "iter_tfi",
     "iter_tfp",
+    "mel_filterbank",
+    "mel_spectrogram",
     "merge_shards",
+    "onoff_events",
     "open_dataset",
     "pack_dataset",
     "pack_frames",
     "parse_shard",
     "parse_size",
     "pick_spread",
+    "probe_audio",
     "probe_video",
+    "read_audio",
     "read_dat",
     "read_sidecar",
     "read_text",
@@ -79,6 +98,7 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "stft_spectrogram",
     "stretch",
     "stretch_top",
     "synthesize",
@@ -89,4 +109,5 @@ __all__ = [
     "write_atomic",
     "write_dat",
     "write_json",
+    "write_wav",
 ]

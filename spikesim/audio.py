@@ -26,8 +26,6 @@ Audio to spikes (`audio_spikes`), on a dB spectrogram (T frames, C channels):
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import wave
 from dataclasses import dataclass
@@ -36,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from .checks import positive_number, real_number, whole_number
 from .encode import Encoder
-from .errors import SpikesimError, VideoError
+from .errors import AudioError, SpikesimError
 from .files import temp_file
 
 __all__ = [
@@ -60,10 +59,6 @@ __all__ = [
 WINDOWS = ("hann", "hamming", "rect")
 AUDIO_MODES = ("if", "onoff")
 _EPS = 1e-10  # power floor for the dB scale: -100 dB, far below 16-bit quantisation noise
-
-
-class AudioError(VideoError):
-    """A file has no sound track, or its sound cannot be decoded or written."""
 
 
 @dataclass(frozen=True)
@@ -134,30 +129,6 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
             duration = 0.0
         channels = len(ctx.layout.channels) if ctx.layout is not None else 0
         return AudioInfo(p, True, int(ctx.sample_rate or 0), channels, duration, ctx.name)
-
-
-def _check_seconds(name: str, value: float | None, *, positive: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise SpikesimError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise SpikesimError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
-    return float(value)
-
-
-def _check_rate(sample_rate: Any, *, allow_none: bool = False) -> int | None:
-    if sample_rate is None and allow_none:
-        return None
-    if (
-        isinstance(sample_rate, bool)
-        or not isinstance(sample_rate, numbers.Integral)
-        or not 1000 <= sample_rate <= 384_000
-    ):
-        raise SpikesimError(
-            f"sample_rate must be an integer in 1000..384000 Hz, got {sample_rate!r}"
-        )
-    return int(sample_rate)
 
 
 def read_audio(
@@ -309,12 +280,6 @@ def _check_wave(x: Any, name: str, *, allow_channels: bool = False) -> np.ndarra
 # Spectrograms
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SpikesimError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def n_spectrogram_frames(n_samples: int, hop_length: int) -> int:
     """Frames of a spectrogram of ``n_samples`` samples: ``1 + n_samples // hop_length``."""
     return 1 + int(n_samples) // int(hop_length)
@@ -335,10 +300,10 @@ def _window(name: str, n: int) -> np.ndarray:
 def _power(x: Any, n_fft: Any, hop_length: Any, window: str) -> np.ndarray:
     """Power spectrogram (T, n_fft // 2 + 1) float64 of a validated mono signal."""
     sig = _check_wave(x, "x")
-    n_fft = _check_int("n_fft", n_fft, 16)
+    n_fft = whole_number(n_fft, "n_fft", minimum=16)
     if n_fft % 2:
         raise SpikesimError(f"n_fft must be even, got {n_fft}")
-    hop = _check_int("hop_length", hop_length, 1)
+    hop = whole_number(hop_length, "hop_length", minimum=1)
     win = _window(window, n_fft)
     half = n_fft // 2
     padded = np.concatenate([np.zeros(half), sig, np.zeros(half)])
@@ -348,8 +313,7 @@ def _power(x: Any, n_fft: Any, hop_length: Any, window: str) -> np.ndarray:
 
 
 def _to_db(power: np.ndarray, log: bool, eps: float) -> np.ndarray:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise SpikesimError(f"eps must be a positive number, got {eps!r}")
+    positive_number(eps, "eps")
     if log:
         power = 10.0 * np.log10(power + eps)
     return power.astype(np.float32)
@@ -401,12 +365,10 @@ def mel_filterbank(
     holds no FFT bin (use fewer mels or a larger n_fft).
     """
     rate = _check_rate(sample_rate)
-    n_fft = _check_int("n_fft", n_fft, 16)
-    n_mels = _check_int("n_mels", n_mels, 1)
+    n_fft = whole_number(n_fft, "n_fft", minimum=16)
+    n_mels = whole_number(n_mels, "n_mels", minimum=1)
     fmax = rate / 2 if fmax is None else fmax
-    for name, v in (("fmin", fmin), ("fmax", fmax)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise SpikesimError(f"{name} must be a frequency in Hz, got {v!r}")
+    fmin, fmax = real_number(fmin, "fmin"), real_number(fmax, "fmax")
     if not 0 <= fmin < fmax <= rate / 2:
         raise SpikesimError(
             f"need 0 <= fmin < fmax <= sample_rate / 2 = {rate / 2:g} Hz, got {fmin:g}, {fmax:g}"
@@ -463,21 +425,11 @@ def _check_spec(spec: Any) -> np.ndarray:
     return spec.astype(np.float64)
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise SpikesimError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def spectrogram_intensity(spec: np.ndarray, *, top_db: float = 80.0) -> np.ndarray:
     """dB spectrogram (T, C) -> float32 intensities in [0, 1]: the clip's loudest value is 1,
     ``top_db`` below it and anything quieter is 0, linear in dB in between."""
     s = _check_spec(spec)
-    top = _check_positive("top_db", top_db)
+    top = positive_number(top_db, "top_db")
     ref = s.max()
     return np.clip((s - (ref - top)) / top, 0.0, 1.0).astype(np.float32)
 
@@ -491,8 +443,8 @@ def onoff_events(spec: np.ndarray, *, theta: float = 3.0, top_db: float = 80.0) 
     L[t] - B, then B += sign * k * theta. Frame 0 emits nothing. Counts above 255 saturate.
     """
     s = _check_spec(spec)
-    theta = _check_positive("theta", theta)
-    top = _check_positive("top_db", top_db)
+    theta = positive_number(theta, "theta")
+    top = positive_number(top_db, "top_db")
     level = np.maximum(s, s.max() - top)
     t, c = level.shape
     out = np.zeros((t, 2, c), np.uint8)
@@ -531,9 +483,21 @@ def audio_spikes(
         return onoff_events(spec, theta=theta, top_db=top_db)
     if mode != "if":
         raise SpikesimError(f"mode must be one of {', '.join(AUDIO_MODES)}, got {mode!r}")
-    steps = _check_int("steps_per_frame", steps_per_frame, 1)
+    steps = whole_number(steps_per_frame, "steps_per_frame", minimum=1)
     intensity = spectrogram_intensity(spec, top_db=top_db)
     if steps > 1:
         intensity = np.repeat(intensity, steps, axis=0)
     encoder = Encoder(1, intensity.shape[1], threshold=threshold, init=init, seed=seed)
     return encoder.push(intensity[:, None, :])[:, 0, :]
+
+
+def _check_seconds(name: str, value: Any, *, positive: bool) -> float | None:
+    """A time in seconds (None passes): >= 0, or > 0 with ``positive``."""
+    return None if value is None else real_number(value, name, minimum=0, above=positive)
+
+
+def _check_rate(sample_rate: Any, *, allow_none: bool = False) -> int | None:
+    """A sample rate in Hz (None passes with ``allow_none``)."""
+    if sample_rate is None and allow_none:
+        return None
+    return whole_number(sample_rate, "sample_rate", minimum=1000, maximum=384_000)

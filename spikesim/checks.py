@@ -82,11 +82,32 @@ def whole_number(
 
 def positive_number(value: Any, name: str, *, error: ErrorType = SpikesimError) -> float:
     """``value`` as a float; raise unless it is a finite number > 0 (not a bool)."""
+    return real_number(value, name, minimum=0, above=True, error=error)
+
+
+def real_number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: bool = False,
+    error: ErrorType = SpikesimError,
+) -> float:
+    """``value`` as a float; raise unless it is a finite number (not a bool) within
+    ``[minimum, maximum]`` (``above``: strictly greater than ``minimum``)."""
+    low = "" if minimum is None else f" {'>' if above else '>='} {minimum:g}"
+    high = "" if maximum is None else f" <= {maximum:g}"
+    what = f"{name} must be a finite number{low}{' and' if low and high else ''}{high}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise error(f"{name} must be a number > 0, got {value!r}")
+        raise error(f"{what}, got {value!r}")
     value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise error(f"{name} must be a finite number > 0, got {value}")
+    if not math.isfinite(value):
+        raise error(f"{what}, got {value}")
+    if minimum is not None and (value <= minimum if above else value < minimum):
+        raise error(f"{what}, got {value:g}")
+    if maximum is not None and value > maximum:
+        raise error(f"{what}, got {value:g}")
     return value
 
 

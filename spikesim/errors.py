@@ -20,3 +20,7 @@ class VideoError(SpikesimError):
 
 class DatasetError(SpikesimError):
     """A dataset folder has no clips, a bad layout, or a path escaping its root."""
+
+
+class AudioError(VideoError):
+    """A file has no sound track, or its sound cannot be decoded or written."""

@@ -42,9 +42,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .audio import read_audio, write_wav
-from .errors import SpikesimError
-from .synth import CLASS_SPECS, SynthClip, render_clip
+from ..audio import read_audio, write_wav
+from ..checks import check_shape, is_whole, whole_number
+from ..errors import SpikesimError
+from .classes import CLASS_SPECS, SynthClip
+from .render import render_clip
 
 __all__ = [
     "CORRUPTIONS",
@@ -72,16 +74,6 @@ _DEGRADE_SMOOTH_HZ = 4000.0  # degrade_sound keeps only the spectrum's coarse ti
 _DEGRADE_SNR_DB = -20.0  # ... 20 dB under white noise
 _DEGRADED_RMS = 0.1  # degrade_sound output level, about -20 dB re full scale
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_seed(seed: Any) -> int:
-    if not _is_int(seed) or seed < 0:
-        raise SpikesimError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -115,12 +107,12 @@ def render_sound(
         raise SpikesimError(f"class {cls!r} is unknown; known: {', '.join(_SPECS)}")
     spec = _SPECS[cls]
     tr = _check_track(track)
-    h, w = _check_size(size)
+    h, w = check_shape(size)
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps <= 1000:
         raise SpikesimError(f"fps must be a positive frame rate, got {fps!r}")
-    if not _is_int(sample_rate) or not 8000 <= sample_rate <= 192_000:
+    if not is_whole(sample_rate) or not 8000 <= sample_rate <= 192_000:
         raise SpikesimError(f"sample_rate must be an integer in 8000..192000, got {sample_rate!r}")
-    rng = _rng(_check_seed(seed))
+    rng = _rng(whole_number(seed, "seed", minimum=0))
     n_frames = len(tr["cx"])
     if spec.reverse:  # render the partner's forward motion, reverse the sound at the end
         tr = {k: v[::-1] for k, v in tr.items()}
@@ -141,16 +133,6 @@ def _check_track(track: Any) -> dict[str, np.ndarray]:
     if not all(np.isfinite(v).all() for v in out.values()):
         raise SpikesimError("track holds NaN or infinite values")
     return out
-
-
-def _check_size(size: Any) -> tuple[int, int]:
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(_is_int(v) and v > 0 for v in size)
-    ):
-        raise SpikesimError(f"size must be (height, width) in pixels, got {size!r}")
-    return int(size[0]), int(size[1])
 
 
 class _Sound:
@@ -331,7 +313,9 @@ def clip_sound(
     h, w = clip.frames.shape[1:3]
     idx = list(_SPECS).index(clip.cls)
     key = int(
-        np.random.SeedSequence([_check_seed(seed), idx, clip.group, clip.clip]).generate_state(1)[0]
+        np.random.SeedSequence(
+            [whole_number(seed, "seed", minimum=0), idx, clip.group, clip.clip]
+        ).generate_state(1)[0]
     )
     return render_sound(
         clip.cls, clip.track, size=(h, w), fps=fps, sample_rate=sample_rate, seed=key
@@ -410,9 +394,9 @@ def assign_corruption(n_clips: int, seed: int) -> np.ndarray:
     """Which modality each of ``n_clips`` clips loses: str array of "none", "video", "audio",
     each a third of the clips (counts differ by at most one), in an order drawn from ``seed``.
     Call it per class and split (different seeds) to balance the shares within each."""
-    if not _is_int(n_clips) or n_clips < 0:
+    if not is_whole(n_clips) or n_clips < 0:
         raise SpikesimError(f"n_clips must be a non-negative integer, got {n_clips!r}")
-    rng = _rng(_check_seed(seed), 1)
+    rng = _rng(whole_number(seed, "seed", minimum=0), 1)
     start = int(rng.integers(3))  # which share gets the extra clip is random too
     labels = np.array(CORRUPTIONS)[(np.arange(n_clips) + start) % 3]
     return labels[rng.permutation(n_clips)]
@@ -503,7 +487,7 @@ def snr_noise(wave: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
     x = wave.astype(np.float64)
     power = float(np.mean(x**2))
     std = np.sqrt(power / 10 ** (snr_db / 10))
-    noise = _rng(_check_seed(seed), 2).normal(0.0, 1.0, x.shape) * std
+    noise = _rng(whole_number(seed, "seed", minimum=0), 2).normal(0.0, 1.0, x.shape) * std
     return (x + noise).astype(np.float32)
 
 
@@ -522,14 +506,14 @@ def spoken_digit(d: int, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
     ``seed`` draws the speaking rate (140..200 words per minute) and pitch (30..70), so that a
     digits set has varied voices. Needs ``espeak-ng`` on PATH (not a Python dependency).
     """
-    if not _is_int(d) or not 0 <= d <= 9:
+    if not is_whole(d) or not 0 <= d <= 9:
         raise SpikesimError(f"d must be a digit 0..9, got {d!r}")
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SpikesimError(
             "spoken digits need the espeak-ng program; install it (apt install espeak-ng)"
         )
-    rng = _rng(_check_seed(seed), 3, int(d))
+    rng = _rng(whole_number(seed, "seed", minimum=0), 3, int(d))
     speed, pitch = int(rng.integers(140, 201)), int(rng.integers(30, 71))
     with tempfile.TemporaryDirectory(prefix="spikesim-espeak-") as tmp:
         wav = Path(tmp) / "digit.wav"

@@ -9,7 +9,7 @@ import pytest
 from spikesim.audio import audio_spikes, mel_spectrogram, read_audio
 from spikesim.errors import SpikesimError
 from spikesim.synth import CLASS_SPECS, is_test_group, render_clip
-from spikesim.synth_audio import (
+from spikesim.synth.audio import (
     CORRUPTIONS,
     assign_corruption,
     clip_sound,
