@@ -101,6 +101,11 @@ def _log(message: str) -> None:
 @click.option(
     "--merge", is_flag=True, help="merge finished shard manifests in --out, convert nothing"
 )
+@click.option(
+    "--keep-repeats",
+    is_flag=True,
+    help="keep source frames that repeat their predecessor (default: bridge them by interpolation)",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="progress bar")
 def convert(
     src: Path,
@@ -119,6 +124,7 @@ def convert(
     splits_dir: Path | None,
     split_index: int,
     merge: bool,
+    keep_repeats: bool,
     progress: bool,
 ) -> None:
     """Convert a UCF101 / HMDB51-style dataset SRC (class folders of videos) to spike streams.
@@ -145,6 +151,7 @@ def convert(
         init=init,
         noise=None if noise == "none" else noise,
         seed=seed,
+        drop_repeats=not keep_repeats,
     )
     summary = convert_dataset(
         src,

@@ -69,6 +69,7 @@ class ConvertSummary:
     failed: int = 0
     spike_frames: int = 0  # written in this run
     source_frames: int = 0  # decoded in this run
+    repeats: int = 0  # source frames bridged as repeats in this run
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # spent converting clips, summed over workers
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -78,7 +79,8 @@ class ConvertSummary:
         return (
             f"converted {self.converted}, skipped {self.skipped} (already done), "
             f"failed {self.failed} of {self.total} clips; {self.spike_frames:,} spike frames "
-            f"from {self.source_frames:,} source frames in {self.seconds:.1f} s "
+            f"from {self.source_frames:,} source frames ({self.repeats:,} repeats bridged) "
+            f"in {self.seconds:.1f} s "
             f"({rate:.2f} clips/s, {self.cpu_seconds:.1f} CPU-s in workers); "
             f"manifest: {self.manifest}"
         )
@@ -201,7 +203,7 @@ def convert_dataset(
         dat = out / clip.out_path
         meta, mismatch = finished_clip(dat, settings.clip_meta(seed, clip.source))
         if meta is not None:
-            rows[clip.path] = _record(clip, meta["frames"], settings)
+            rows[clip.path] = _record(clip, meta["frames"], settings, meta.get("repeat_frames"))
         elif clip.path in chosen:
             if mismatch is not None and not overwrite:
                 mismatched.append(f"{clip.out_path}: {mismatch}")
@@ -255,7 +257,8 @@ def convert_dataset(
                 summary.spike_frames += result.frames
                 summary.source_frames += result.source_frames
                 summary.cpu_seconds += result.cpu_seconds
-                rows[path] = _record(clip, result.frames, settings)
+                summary.repeats += result.repeats
+                rows[path] = _record(clip, result.frames, settings, result.repeats)
             bar.update(1)
             bar.set_postfix(failed=summary.failed, refresh=False)
             if time.monotonic() - last_save > _MANIFEST_EVERY:
@@ -295,7 +298,9 @@ def _progress_bar(total: int, enabled: bool):
     )
 
 
-def _record(clip: SourceClip, frames: int, settings: ConvertSettings) -> ClipRecord:
+def _record(
+    clip: SourceClip, frames: int, settings: ConvertSettings, repeats: int | None
+) -> ClipRecord:
     return ClipRecord(
         path=clip.out_path,
         cls=clip.cls,
@@ -307,6 +312,7 @@ def _record(clip: SourceClip, frames: int, settings: ConvertSettings) -> ClipRec
         width=settings.size[1],
         source=clip.source,
         factor=settings.factor,
+        repeats=repeats if settings.drop_repeats and isinstance(repeats, int) else None,
     )
 
 

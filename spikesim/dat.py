@@ -210,6 +210,11 @@ class DatWriter(AtomicOutput):
         self._fh.write(np.ascontiguousarray(packed).data)
         self._frames += packed.shape[0]
 
+    def update_meta(self, **values: Any) -> None:
+        """Add or change sidecar keys before :meth:`close` (e.g. counts known at the end)."""
+        self._check_open()
+        self._meta = self._check_meta({**self._meta, **values})
+
     def _check_open(self) -> None:
         if self._closed:
             raise DatError(f"{self.path}: the writer is already closed; open a new DatWriter")

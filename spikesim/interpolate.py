@@ -320,21 +320,42 @@ class Interpolator:
         self.frames_in = 0
         self.frames_out = 0
 
-    def push(self, frame: np.ndarray) -> np.ndarray:
+    @property
+    def supports_gaps(self) -> bool:
+        """Whether :meth:`push` accepts ``gap > 1`` (pair methods do; frame streams do not)."""
+        return self._pair is not None
+
+    def push(
+        self, frame: np.ndarray, *, gap: int = 1, times: np.ndarray | None = None
+    ) -> np.ndarray:
         """Add the next source frame ``(H, W)`` (float32 in [0, 1] or uint8); returns the
-        ``(k, H, W)`` float32 frames now complete (k = 1 on the first push, else factor)."""
+        ``(k, H, W)`` float32 frames now complete (k = 1 on the first push, else
+        ``gap * factor``).
+
+        ``gap``: source frame intervals since the previous push (> 1 when the frames between
+        were repeats left out: the pair is then bridged by ``gap * factor - 1`` in-betweens).
+        ``times``: optional ``(gap * factor - 1,)`` increasing fractions in (0, 1) where those
+        in-betweens sit (e.g. from decoded timestamps); default ``m / (gap * factor)``.
+        """
         f = _as_frame(frame, None if self._prev is None else self._prev.shape)
-        expected = 1 if self._prev is None else self.factor
+        gap = whole_number(gap, "gap", minimum=1)
+        if gap > 1 and self._pair is None:
+            raise SpikesimError(
+                f"interpolation method {self.method!r} streams frames and cannot bridge a gap; "
+                "keep repeated frames (--keep-repeats)"
+            )
+        expected = 1 if self._prev is None else self.factor * gap
+        ts = self._ts if gap == 1 and times is None else _gap_times(expected - 1, times)
         if self._stream is not None:
             out = self._checked(self._stream.push(f), expected, f.shape)
         else:
             out = np.empty((expected, *f.shape), np.float32)
             if expected > 1:
                 assert self._pair is not None and self._prev is not None
-                out[:-1] = self._checked(self._pair(self._prev, f, self._ts), expected - 1, f.shape)
+                out[:-1] = self._checked(self._pair(self._prev, f, ts), expected - 1, f.shape)
         out[-1] = f  # the source frame reappears exactly, whatever the method
         self._prev = f
-        self.frames_in += 1
+        self.frames_in += gap if self.frames_out else 1
         self.frames_out += expected
         return out
 
@@ -351,6 +372,18 @@ class Interpolator:
         if not np.all(np.isfinite(a)):
             raise SpikesimError(f"interpolation method {self.method!r} returned NaN or inf")
         return np.clip(a, 0.0, 1.0)
+
+
+def _gap_times(count: int, times: np.ndarray | None) -> np.ndarray:
+    """``count`` in-between times in (0, 1): evenly spaced, or ``times`` checked."""
+    if times is None:
+        return np.arange(1, count + 1, dtype=np.float64) / (count + 1)
+    ts = np.asarray(times, dtype=np.float64).reshape(-1)
+    if ts.size != count:
+        raise SpikesimError(f"times must hold {count} values (gap * factor - 1), got {ts.size}")
+    if ts.size and not (ts[0] > 0 and ts[-1] < 1 and np.all(np.diff(ts) > 0)):
+        raise SpikesimError("times must increase strictly inside (0, 1)")
+    return ts
 
 
 def interpolate(frames: np.ndarray, *, factor: int, method: str = "flow") -> np.ndarray:

@@ -23,8 +23,9 @@ from .dat import DatWriter
 from .encode import Encoder
 from .errors import SpikesimError, VideoError
 from .interpolate import Interpolator
+from .repeats import GapStream
 from .sidecar import valid_sidecar
-from .video import iter_frames, probe_video
+from .video import frame_times, iter_frames, probe_video
 
 # Far beyond the x50 of HMDB51; a larger factor is a typo that would fill the disk.
 MAX_FACTOR = 1000
@@ -42,6 +43,7 @@ class ConvertSettings:
     noise: str | None = None  # a preset name of spikesim.noise.NOISE_PRESETS, or None
     seed: int = 0
     flipud: bool = True
+    drop_repeats: bool = True  # bridge source frames that repeat their predecessor
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", check_size(*self.size))
@@ -70,6 +72,7 @@ class ConvertSettings:
             "run_seed": self.seed,
             "interp": self.interp,
             "factor": self.factor,
+            "drop_repeats": self.drop_repeats,
             "source": source,
         }
 
@@ -80,6 +83,7 @@ class ClipResult:
     source_frames: int  # frames decoded
     source_fps: float | None
     cpu_seconds: float = 0.0  # CPU time of the converting process for this clip
+    repeats: int = 0  # source frames that repeated their predecessor and were bridged
 
 
 def convert_clip(
@@ -101,6 +105,8 @@ def convert_clip(
     height, width = settings.size
     info = probe_video(video)
     interpolator = Interpolator(settings.factor, settings.interp)
+    stream = GapStream(interpolator, drop_repeats=settings.drop_repeats)
+    times = frame_times(video)  # None when the container has no usable timestamps
     encoder = Encoder(
         height,
         width,
@@ -117,11 +123,20 @@ def convert_clip(
     n_source = 0
     with DatWriter(dat, height, width, flipud=settings.flipud, meta=meta, overwrite=True) as writer:
         for frame in iter_frames(video, size=settings.size):
-            chunk = interpolator.push(frame)
-            writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))
+            stamp = None if times is None or n_source >= len(times) else float(times[n_source])
+            chunk = stream.push(frame, stamp)
+            if len(chunk):
+                writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))
             n_source += 1
         if n_source == 0:
             raise VideoError(f"{video}: no frames could be decoded; the file is empty or corrupt")
+        chunk = stream.finish()
+        if len(chunk):
+            writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))
+        writer.update_meta(
+            repeat_frames=stream.repeats if stream.drop_repeats else None,
+            source_times=_times_summary(times, n_source),
+        )
         expected = (n_source - 1) * settings.factor + 1
         if writer.frames != expected:
             raise SpikesimError(
@@ -130,7 +145,28 @@ def convert_clip(
             )
         frames = writer.frames
     cpu = time.process_time() - cpu0
-    return ClipResult(frames=frames, source_frames=n_source, source_fps=fps, cpu_seconds=cpu)
+    return ClipResult(
+        frames=frames,
+        source_frames=n_source,
+        source_fps=fps,
+        cpu_seconds=cpu,
+        repeats=stream.repeats,
+    )
+
+
+def _times_summary(times: Any, n_source: int) -> dict[str, Any] | None:
+    """The decoded frames' timestamps in a few numbers (seconds), for the sidecar."""
+    if times is None or n_source < 2 or len(times) < n_source:
+        return None
+    steps = [float(x) for x in (times[1:n_source] - times[: n_source - 1])]
+    low, high = min(steps), max(steps)
+    return {
+        "first": round(float(times[0]), 6),
+        "last": round(float(times[n_source - 1]), 6),
+        "min_step": round(low, 6),
+        "max_step": round(high, 6),
+        "variable": bool(high - low > 0.01 * (sum(steps) / len(steps))),
+    }
 
 
 _WRITER_KEYS = ("height", "width", "flipud")  # the writer records these itself

@@ -184,3 +184,32 @@ def count_frames(path: str | os.PathLike[str]) -> int:
     if count == 0:
         raise VideoError(f"{p}: no frame could be decoded; the video is empty or damaged")
     return count
+
+
+def frame_times(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """Presentation times of the video's frames, in seconds, ``(n,)`` float64 increasing, read
+    from the container's packets (PyAV demuxes; nothing is decoded, so it is cheap).
+
+    Returns None when the container gives no usable timestamps (a packet without one, or
+    repeated times). ``n`` may exceed the frames that decode (HMDB51's AVIs hold one more
+    packet); frame k of :func:`iter_frames` has time ``times[k]``. Variable-frame-rate videos
+    show uneven steps.
+    """
+    import av
+
+    p = Path(path)
+    try:
+        with av.open(str(p), metadata_errors="replace") as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            base = stream.time_base
+            pts = [pk.pts for pk in container.demux(stream) if pk.size]
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return None
+    if base is None or not pts or any(t is None for t in pts):
+        return None
+    times = np.sort(np.asarray(pts, np.float64)) * float(base)
+    if len(times) > 1 and not np.all(np.diff(times) > 0):
+        return None
+    return times

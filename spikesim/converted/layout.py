@@ -44,6 +44,9 @@ class ClipRecord:
     ``path`` is the ``.dat`` relative to the dataset root; ``frames`` the number of spike
     frames; ``source`` the video it came from (relative to the source dataset root);
     ``caption`` is None when the source had none (prompts are then built from ``cls``).
+    ``repeats``: source frames that repeated their predecessor and were bridged by
+    interpolation (None: not recorded, e.g. a manifest written before repeats were detected,
+    or ``--keep-repeats``).
     """
 
     path: str
@@ -56,6 +59,7 @@ class ClipRecord:
     width: int
     source: str
     factor: int
+    repeats: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], where: str = "manifest") -> ClipRecord:
@@ -74,6 +78,9 @@ class ClipRecord:
                 width=_typed(row["width"], int, "width"),
                 source=_typed(row.get("source", ""), str, "source"),
                 factor=_typed(row.get("factor", 1), int, "factor"),
+                repeats=None
+                if row.get("repeats") is None
+                else _typed(row["repeats"], int, "repeats"),
             )
         except KeyError as err:
             raise DatasetError(
@@ -100,6 +107,7 @@ class ClipRecord:
             "width": self.width,
             "source": self.source,
             "factor": self.factor,
+            "repeats": self.repeats,
         }
 
 
