@@ -110,6 +110,7 @@ class GapStream:
         self._run: list[_Pending] = []  # repeats since the last kept frame
         self._kept: _Pending | None = None  # the last frame given to the interpolator
         self._last: np.ndarray | None = None
+        self._still = False  # inside a still stretch longer than max_run
         self._finished = False
 
     def push(self, frame: np.ndarray, time: float | None = None) -> np.ndarray:
@@ -119,6 +120,7 @@ class GapStream:
         f = np.asarray(frame, dtype=np.float32)
         if not self.drop_repeats:
             self.frames_in += 1
+            self._last = f
             return self.interpolator.push(f)
         change = np.nan if self._last is None else frame_change(self._last, f)
         self._last = f
@@ -134,9 +136,10 @@ class GapStream:
         if self._finished:
             raise SpikesimError("finish() was already called on this GapStream")
         self._finished = True
-        if not self.drop_repeats or self._last is None:
-            shape = (0, 0) if self._last is None else self._last.shape
-            return np.empty((0, *shape), np.float32)
+        if self._last is None:
+            return np.empty((0, 0, 0), np.float32)
+        if not self.drop_repeats:
+            return np.empty((0, *self._last.shape), np.float32)
         out: list[np.ndarray] = []
         while self._ahead:
             out.extend(self._decide())
@@ -155,13 +158,17 @@ class GapStream:
         typical = float(np.quantile(np.asarray(nearby), self.params.quantile))
         self._past.append(head.change)
         if head.change < self.params.ratio * typical:
+            if self._still:  # the still stretch goes on
+                self._kept = head
+                return [self.interpolator.push(head.frame)]
             self._run.append(head)
             if len(self._run) <= self.params.max_run:
                 return []
             # A long still stretch: the scene did not move; keep those frames as they are.
             out = [self.interpolator.push(p.frame) for p in self._run]
-            self._kept, self._run = self._run[-1], []
+            self._kept, self._run, self._still = self._run[-1], [], True
             return out
+        self._still = False
         gap = len(self._run) + 1
         times = self._times(head) if gap > 1 else None
         self.repeats += gap - 1

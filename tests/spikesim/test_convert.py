@@ -95,8 +95,9 @@ def test_ucf101_clips_give_n_minus_1_times_factor_plus_1_frames_with_flow(
         assert (row["height"], row["width"], row["factor"]) == (48, 64, 3)
         assert set(row) == {
             "path", "class", "label", "split", "caption", "frames", "height", "width",
-            "source", "factor",
+            "source", "factor", "repeats",
         }  # fmt: skip
+        assert isinstance(row["repeats"], int) and 0 <= row["repeats"] < n
         dat = DatFile(tmp_path / row["path"])
         assert dat.shape == (row["frames"], 48, 64)
         meta = dat.meta
