@@ -97,7 +97,6 @@ def test_duplicated_clip_equals_original_at_twice_the_factor() -> None:
 def test_timestamps_place_in_betweens_across_a_gap() -> None:
     f0, f1 = np.zeros((20, 20), np.float32), np.ones((20, 20), np.float32)
     # A variable-rate source: frame 1 (a repeat) came 10 ms after frame 0, frame 2 90 ms later.
-    frames = np.stack([_moving(3)[0], _moving(3)[0], _moving(3)[1]])
     frames = np.stack([f0, f0, f1])
     stream = GapStream(Interpolator(2, "linear"), params=RepeatParams(window=1))
     out = _run(stream, frames, times=[0.0, 0.01, 0.1])
@@ -117,7 +116,7 @@ def test_gap_arguments_checked() -> None:
     with pytest.raises(SpikesimError, match="increase"):
         interp.push(f, gap=2, times=[0.5, 0.4, 0.6])
     assert interp.push(f, gap=2).shape == (4, 8, 8)
-    with pytest.raises(SpikesimError, match="same shape|one shape"):
+    with pytest.raises(SpikesimError, match="one shape"):
         frame_change(f, np.zeros((4, 4), np.float32))
 
     class Stream:
@@ -211,8 +210,9 @@ def test_duplicated_video_converts_like_the_original(tmp_path: Path, real_clips)
         return float(np.abs(_window_counts(spikes[name][:n], factor) - truth).mean() / truth.mean())
 
     codec, bridged, held = error("orig14"), error("dup14"), error("held14")
-    print(f"vs lossless original: lossy original {codec:.3f}, bridged {bridged:.3f}, "
-          f"held {held:.3f}")
+    print(
+        f"vs lossless original: lossy original {codec:.3f}, bridged {bridged:.3f}, held {held:.3f}"
+    )
     assert bridged < 1.2 * codec, (bridged, codec)
     # What the copies add beyond the codec's own difference: bridging removes most of it.
     assert bridged - codec < 0.7 * (held - codec), (bridged, held, codec)
