@@ -30,6 +30,7 @@ import numpy as np
 
 from spikesim.interpolate import FlowPairs, FlowParams, Interpolator, interpolate
 from spikesim.interpolate import register_method as _register
+from spikesim.repeats import RepeatParams, find_repeats
 from spikesim.video import iter_frames, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +47,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def repeats(frames: np.ndarray) -> np.ndarray:
-    """For each dropped (odd) frame: is it a copy of a neighbour? (RMS difference to the
-    nearer neighbour under a fifth of that to the farther one.)"""
-    out = []
-    for k in range(1, len(frames) - 1, 2):
-        da = np.sqrt(np.mean((frames[k] - frames[k - 1]) ** 2))
-        db = np.sqrt(np.mean((frames[k] - frames[k + 1]) ** 2))
-        out.append(min(da, db) < 0.2 * max(da, db))
-    return np.array(out, bool)
+    """For each dropped (odd) frame: is it a copy of a neighbour? Decided by the converter's
+    own detector (``spikesim.repeats``): frame k repeats frame k - 1, or frame k + 1 repeats
+    frame k. Such a frame is no in-between: its truth is one of the two kept frames."""
+    rep = find_repeats(frames, RepeatParams(max_run=len(frames)))
+    return np.array([rep[k] or rep[k + 1] for k in range(1, len(frames) - 1, 2)], bool)
 
 
 def held_out(frames: np.ndarray, method: str) -> np.ndarray:
@@ -143,6 +141,7 @@ def main() -> None:
     ap.add_argument("--speed-frames", type=int, default=40, help="frames per clip timed")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", action="store_true", help="also compare other flow settings")
+    ap.add_argument("--no-speed", action="store_true", help="quality only")
     args = ap.parse_args()
     size = tuple(int(s) for s in args.size.lower().split("x"))
     clips = sorted(p for p in args.clips.rglob("*") if p.suffix in {".avi", ".mp4"})
@@ -158,29 +157,35 @@ def main() -> None:
     print("## Held-out-frame PSNR (dB), factor 2, mean over dropped frames")
     rows = quality(clips, size, METHODS)
     print_quality(rows, METHODS)
-
-    print(
-        f"\n## Speed at factor {args.factor}: source frames/s ({args.speed_frames} frames x "
-        f"{len(clips)} clips, best of {args.rounds} interleaved rounds)"
-    )
-    one = speed(clips, size, args.factor, args.speed_frames, METHODS, args.rounds, threads=1)
-    many = speed(
-        clips, size, args.factor, args.speed_frames, METHODS, args.rounds, threads=default_threads
-    )
-    print(
-        f"{'method':<10}{'1 thread CPU':>14}{'1 thread wall':>15}"
-        f"{f'{default_threads} threads wall':>17}"
-    )
-    for m in METHODS:
-        print(f"{m:<10}{one[m][0]:>14.1f}{one[m][1]:>15.1f}{many[m][1]:>17.1f}")
-    ok = one["flow"][0] >= TARGET_FPS
-    print(
-        f"flow, one thread: {one['flow'][0]:.1f} source frames/s of CPU time "
-        f"(target >= {TARGET_FPS:.0f}: {'met' if ok else 'NOT met'}); "
-        f"flow costs {one['linear'][0] / one['flow'][0]:.1f}x linear"
-    )
-    cv2.setNumThreads(1)
-    print(f"decode + luma + resize/crop alone: {decode_speed(clips, size):.0f} frames/s (wall)")
+    if not args.no_speed:
+        print(
+            f"\n## Speed at factor {args.factor}: source frames/s ({args.speed_frames} frames x "
+            f"{len(clips)} clips, best of {args.rounds} interleaved rounds)"
+        )
+        one = speed(clips, size, args.factor, args.speed_frames, METHODS, args.rounds, threads=1)
+        many = speed(
+            clips,
+            size,
+            args.factor,
+            args.speed_frames,
+            METHODS,
+            args.rounds,
+            threads=default_threads,
+        )
+        print(
+            f"{'method':<10}{'1 thread CPU':>14}{'1 thread wall':>15}"
+            f"{f'{default_threads} threads wall':>17}"
+        )
+        for m in METHODS:
+            print(f"{m:<10}{one[m][0]:>14.1f}{one[m][1]:>15.1f}{many[m][1]:>17.1f}")
+        ok = one["flow"][0] >= TARGET_FPS
+        print(
+            f"flow, one thread: {one['flow'][0]:.1f} source frames/s of CPU time "
+            f"(target >= {TARGET_FPS:.0f}: {'met' if ok else 'NOT met'}); "
+            f"flow costs {one['linear'][0] / one['flow'][0]:.1f}x linear"
+        )
+        cv2.setNumThreads(1)
+        print(f"decode + luma + resize/crop alone: {decode_speed(clips, size):.0f} frames/s (wall)")
 
     if args.variants:
         print(
@@ -210,7 +215,11 @@ def main() -> None:
             _register(f"bench-{name}", lambda f, p=params: FlowPairs(p), replace=True)
             names.append(f"bench-{name}")
         vrows = quality(clips, size, ("linear", *names))
-        vspeed = speed(clips, size, args.factor, args.speed_frames, tuple(names), args.rounds)
+        vspeed = (
+            {n: (np.nan, np.nan) for n in names}
+            if args.no_speed
+            else speed(clips, size, args.factor, args.speed_frames, tuple(names), args.rounds)
+        )
         for name in names:
             g = np.array([r[name].mean() - r["linear"].mean() for r in vrows.values()])
             gr = np.array(

@@ -128,13 +128,44 @@ def naive_trust_blend(i0, i1, t, warped, resid_flow, resid_still, eps):
     return np.clip(lin + weight * (warped - lin), 0.0, 1.0)
 
 
-def naive_warp_frames(f0, f1, flow01, flow10, ts, *, still, moving, sigma, floor, window):
-    """The whole warp-and-blend of ``spikesim.interpolate.warp_frames``, slowly."""
+def naive_photometric(f0, f1, flow01, flow10, window):
+    """Local mean of the flow's photometric miss: f1 sampled at p + flow01(p) against f0(p),
+    f0 at p + flow10(p) against f1(p), squared, averaged over both."""
+    h, w = f0.shape
+    miss = np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            b1 = bilinear(f1, i + flow01[i, j, 1], j + flow01[i, j, 0])
+            b0 = bilinear(f0, i + flow10[i, j, 1], j + flow10[i, j, 0])
+            miss[i, j] = 0.5 * ((f0[i, j] - b1) ** 2 + (f1[i, j] - b0) ** 2)
+    return naive_box_mean(miss, window)
+
+
+def naive_warp_frames(
+    f0,
+    f1,
+    flow01,
+    flow10,
+    ts,
+    *,
+    still,
+    moving,
+    sigma,
+    floor,
+    window,
+    noise_floor=0.0,
+    photometric=0.0,
+):
+    """The whole warp-and-blend of ``spikesim.interpolate.warp_frames``, slowly: the frames'
+    local change less a noise floor of ``noise_floor`` grey levels squared is what the flow
+    must beat, and the flow's photometric miss (x ``photometric``) counts against it."""
     conf0 = naive_fb_confidence(flow01, flow10, sigma)
     conf1 = naive_fb_confidence(flow10, flow01, sigma)
     src0 = np.dstack([f0, conf0])
     src1 = np.dstack([f1, conf1])
     resid_still = naive_box_mean((f0.astype(np.float64) - f1) ** 2, window)
+    resid_still = np.maximum(resid_still - (noise_floor / 255.0) ** 2, 0.0)
+    photo = photometric * naive_photometric(f0, f1, flow01, flow10, window)
     out = []
     for t in ts:
         map0, map1, strength = naive_time_maps(flow01, flow10, t, still, moving)
@@ -142,6 +173,8 @@ def naive_warp_frames(f0, f1, flow01, flow10, ts, *, still, moving, sigma, floor
             naive_remap(src0, map0), naive_remap(src1, map1), strength, t, floor
         )
         out.append(
-            naive_trust_blend(f0, f1, t, warped, naive_box_mean(resid, window), resid_still, 1e-6)
+            naive_trust_blend(
+                f0, f1, t, warped, naive_box_mean(resid, window) + photo, resid_still, 1e-6
+            )
         )
     return np.array(out)

@@ -231,6 +231,8 @@ def test_warp_frames_matches_the_slow_reference():
         sigma=p.sigma,
         floor=p.floor,
         window=p.window,
+        noise_floor=p.noise_floor,
+        photometric=p.photometric,
     )
     assert np.abs(got - ref).max() < 0.01
     assert np.abs(got - ref).mean() < 1e-3
