@@ -83,6 +83,7 @@ def test_compressed_near_static_clip_flow_does_not_lose(tmp_path: Path, crf: int
     register_method("test-flow-unchecked", lambda factor: FlowPairs(old), replace=True)
     unchecked = _held_out_gain(video, "test-flow-unchecked")
     # The bound for a clip is -0.2 dB; measured: about 0.00 at CRF 30, -0.10 at CRF 36,
-    # against -0.41 and -0.55 for the unchecked flow.
+    # against -0.41 and -0.66 for the unchecked flow.
+    print(f"crf {crf}: flow {gain:+.3f} dB, unchecked {unchecked:+.3f} dB")
     assert gain > -0.2, gain
     assert unchecked < gain - 0.2, (unchecked, gain)
