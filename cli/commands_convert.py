@@ -102,6 +102,18 @@ def _log(message: str) -> None:
     "--merge", is_flag=True, help="merge finished shard manifests in --out, convert nothing"
 )
 @click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: --workers processes here; dask: the workers of a Dask cluster (--address)",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="the Dask scheduler for --executor dask, e.g. tcp://10.0.0.1:8786",
+)
+@click.option(
     "--keep-repeats",
     is_flag=True,
     help="keep source frames that repeat their predecessor (default: bridge them by interpolation)",
@@ -124,6 +136,8 @@ def convert(
     splits_dir: Path | None,
     split_index: int,
     merge: bool,
+    executor: str,
+    address: str | None,
     keep_repeats: bool,
     progress: bool,
 ) -> None:
@@ -165,6 +179,8 @@ def convert(
         split_index=split_index,
         progress=progress,
         log=_log,
+        executor=executor,
+        address=address,
     )
     click.echo(str(summary))
     if summary.failed:

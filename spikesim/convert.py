@@ -43,6 +43,7 @@ from .converted.layout import (
 from .converted.layout import CONFIG as CONFIG_FILE
 from .encode import Encoder
 from .errors import DatasetError, SpikesimError
+from .executors import check_executor, run_dask
 from .files import TMP_MARK
 from .interpolate import Interpolator
 from .pipeline import ClipResult, ConvertSettings, convert_clip, finished_clip
@@ -157,6 +158,8 @@ def convert_dataset(
     split_index: int = 1,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    executor: str = "local",
+    address: Any = None,
 ) -> ConvertSummary:
     """Convert every clip of the dataset ``src`` into ``out`` (see the module docstring).
 
@@ -165,13 +168,16 @@ def convert_dataset(
     with the same settings are skipped (also with ``overwrite``); clips made with other
     settings raise ``DatasetError`` unless ``overwrite``, which converts them again. A clip
     that fails is recorded in the failures file and the run goes on. Returns a summary;
-    ``summary.failed`` > 0 means some clips failed.
+    ``summary.failed`` > 0 means some clips failed. ``executor="dask"`` sends the clips to
+    the Dask cluster whose scheduler is at ``address`` instead of local processes (same
+    bytes; ``workers`` is then unused; see ``spikesim.executors``).
     """
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
     src, out = Path(src), Path(out)
     if workers < 1:
         raise SpikesimError(f"workers {workers} must be >= 1")
+    check_executor(executor, address)
     # Fail early on an unknown interpolation method or noise preset, before any work.
     Interpolator(settings.factor, settings.interp)
     Encoder(*settings.size, threshold=settings.threshold, init=settings.init, noise=settings.noise)
@@ -228,19 +234,24 @@ def convert_dataset(
         out=out, manifest=manifest, failures_file=failures_path, total=len(selection)
     )
     summary.skipped = sum(1 for c in selection if c.path in rows)
+    where = (
+        f"on the Dask cluster at {address}"
+        if executor == "dask"
+        else (f"with {workers} worker{'s' * (workers > 1)}")
+    )
     say(
-        f"{summary.skipped} clips already converted, {len(todo)} to convert "
-        f"with {workers} worker{'s' * (workers > 1)}"
+        f"{summary.skipped} clips already converted, {len(todo)} to convert {where}"
         + (f" (shard {shard[0]}/{shard[1]})" if shard else "")
     )
 
-    in_process = workers == 1 or len(todo) <= 1
     run = functools.partial(_run_task, settings)
-    results = (
-        (run(task) for task in todo)
-        if in_process
-        else run_isolated(run, todo, min(workers, len(todo)), _crashed)
-    )
+    in_process = executor == "local" and (workers == 1 or len(todo) <= 1)
+    if executor == "dask":
+        results = run_dask(run, todo, address, _crashed, log=say)
+    elif in_process:
+        results = (run(task) for task in todo)
+    else:
+        results = run_isolated(run, todo, min(workers, len(todo)), _crashed)
     bar = _progress_bar(len(todo), progress)
     last_save = time.monotonic()
     stack = ExitStack()
