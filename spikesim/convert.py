@@ -39,6 +39,7 @@ from .converted.layout import (
     write_config,
     write_failures,
     write_manifest,
+    write_spikecv_view,
 )
 from .converted.layout import CONFIG as CONFIG_FILE
 from .encode import Encoder
@@ -54,7 +55,9 @@ __all__ = ["ConvertSettings", "ConvertSummary", "convert_dataset", "merge_shards
 
 _MANIFEST_EVERY = 30.0  # seconds between incremental manifest rewrites
 _STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no later clip can succeed either
-_SPIKECV_RECOGNITION = 6  # SpikeCV's labeled_data_type code for recognition labels
+# SpikeCV's labeled_data_type codes (LABEL_DATA_TYPE in its spkData/load_dat.py): 0 raw
+# spike streams, 6 recognition. Both tasks apply: every clip is a raw stream with a class.
+_SPIKECV_TASKS = [0, 6]
 
 
 @dataclass
@@ -287,6 +290,8 @@ def convert_dataset(
     bar.close()
     _remove_stale_temps(out, selection, shared=False)  # left by workers that crashed
     write_manifest(manifest, rows.values())
+    if shard is None:  # shards link theirs when merged
+        write_spikecv_view(out, rows.values())
     if progress_file != manifest:
         progress_file.unlink(missing_ok=True)
     write_failures(failures_path, summary.failures)
@@ -337,9 +342,10 @@ def _config(dataset: SourceDataset, settings: ConvertSettings) -> dict[str, Any]
         "filename": dataset.name,
         "spike_h": settings.size[0],
         "spike_w": settings.size[1],
-        "is_labeled": True,
-        "labeled_data_type": [_SPIKECV_RECOGNITION],
-        "labeled_data_suffix": "json",
+        # False in SpikeCV's sense: no per-clip label files; the class is the folder name,
+        # as its recognition dataset expects (train/<class>/*.dat, test/<class>/*.dat).
+        "is_labeled": False,
+        "labeled_data_type": _SPIKECV_TASKS,
         # ours
         "data_path": ".",
         "manifest": MANIFEST,

@@ -8,6 +8,8 @@ A folder written by ``spikesim convert``::
     classes.txt                        class names, line number - 1 = label
     config.yaml                        SpikeCV-style description (spike_h, spike_w, ...)
     failures.jsonl                     {"clip", "reason"} per clip that failed in the last run
+    train/<class>/<stem>.dat           SpikeCV's recognition layout: relative symlinks to the
+    test/<class>/<stem>.dat            .dat of each clip of that split (no sidecars, see below)
 
 Everything here is written through ``spikesim.files.write_atomic`` (temporary name, rename).
 """
@@ -26,7 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import DatasetError
-from ..files import read_jsonl, read_text, write_atomic
+from ..files import read_jsonl, read_text, temp_name, write_atomic
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
@@ -229,6 +231,53 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+# ---------------------------------------------------------------------------- SpikeCV view
+
+SPIKECV_SPLITS = ("train", "test")
+"""Split folders SpikeCV's recognition dataset reads (``<root>/train/<class>/*``)."""
+
+
+def write_spikecv_view(out: str | os.PathLike, records: Iterable[ClipRecord]) -> int:
+    """Link every clip of split ``train`` / ``test`` as ``out/<split>/<class>/<stem>.dat``.
+
+    SpikeCV's recognition dataset takes ``<root>/train`` (or ``test``), one folder per class,
+    and every file in it as a sample; our class folders also hold the ``.json`` sidecars, so
+    it gets folders of its own holding only ``.dat`` files: relative symlinks (they survive
+    moving the dataset; no bytes are copied). Links of clips no longer listed are removed.
+    Returns the number of links. Raises ``DatasetError`` when a class is named like a split.
+    """
+    out = Path(out)
+    records = list(records)
+    clash = sorted({r.cls for r in records} & set(SPIKECV_SPLITS))
+    if clash:
+        raise DatasetError(
+            f"{out}: a class is named {clash[0]!r}, which is also a SpikeCV split folder; "
+            "rename that class folder"
+        )
+    wanted: dict[Path, str] = {}
+    for r in records:
+        if r.split in SPIKECV_SPLITS:
+            link = out / r.split / r.cls / PurePosixPath(r.path).name
+            wanted[link] = os.path.relpath(out / r.path, link.parent)
+    for split in SPIKECV_SPLITS:
+        folder = out / split
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.rglob("*"), reverse=True):  # files before their folders
+            if entry.is_symlink() and entry not in wanted:
+                entry.unlink()
+            elif entry.is_dir() and not entry.is_symlink() and not any(entry.iterdir()):
+                entry.rmdir()
+    for link, target in wanted.items():
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(link)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    return len(wanted)
+
+
 # ---------------------------------------------------------------------------- merging shards
 
 
@@ -280,4 +329,5 @@ def merge_shards(out: str | os.PathLike) -> tuple[Path, int]:
     manifest = out / MANIFEST
     write_manifest(manifest, records.values())
     write_failures(out / FAILURES, (r for k, r in failures.items() if k not in converted_sources))
+    write_spikecv_view(out, records.values())
     return manifest, len(records)

@@ -49,11 +49,11 @@ def convert(src: Path, out: Path, settings: ConvertSettings = SMALL, **kw):
 
 
 def dat_bytes(out: Path) -> dict[str, bytes]:
-    """Every .dat and sidecar under ``out`` by relative path."""
+    """Every .dat and sidecar under ``out`` by relative path (not the SpikeCV view's links)."""
     return {
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.suffix in (".dat", ".json")
+        if p.suffix in (".dat", ".json") and not p.is_symlink()
     }
 
 
@@ -112,7 +112,8 @@ def test_ucf101_clips_give_n_minus_1_times_factor_plus_1_frames_with_flow(
     assert (tmp_path / "failures.jsonl").read_text() == ""
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert (config["spike_h"], config["spike_w"]) == (48, 64)
-    assert config["labels"] == ["Basketball", "SoccerJuggling"] and config["is_labeled"] is True
+    assert config["labels"] == ["Basketball", "SoccerJuggling"] and config["is_labeled"] is False
+    assert config["labeled_data_type"] == [0, 6]  # SpikeCV: raw and recognition
     assert config["conversion"]["factor"] == 3 and config["data_path"] == "."
     # the reader sees exactly the files
     ds = open_dataset(tmp_path)
@@ -134,7 +135,7 @@ def test_hmdb51_clips_including_a_wide_one_are_cropped_to_size(reference: Path) 
 def test_second_run_skips_everything_and_keeps_the_bytes(
     reference: Path, tmp_path: Path, clips_dir: Path
 ) -> None:
-    out = Path(shutil.copytree(reference, tmp_path / "out"))
+    out = Path(shutil.copytree(reference, tmp_path / "out", symlinks=True))
     before = dat_bytes(out)
     summary = convert(clips_dir / "hmdb51-mini", out)
     assert (summary.converted, summary.skipped, summary.failed) == (0, 3, 0)
@@ -321,7 +322,7 @@ def test_an_interrupted_shard_is_not_merged_until_it_finishes(
 def test_leftovers_of_a_killed_run_are_cleaned_and_redone(
     reference: Path, clips_dir: Path, tmp_path: Path
 ) -> None:
-    out = Path(shutil.copytree(reference, tmp_path / "out"))
+    out = Path(shutil.copytree(reference, tmp_path / "out", symlinks=True))
     wave = out / "wave"
     # kill -9 between the sidecar and the rename: a sidecar without .dat, and the temp file
     (wave / "RATRACE_wave_f_nm_np1_fr_goo_37.dat").rename(
@@ -371,7 +372,7 @@ def test_kill_9_mid_run_then_resume(reference: Path, clips_dir: Path, tmp_path: 
 def test_other_settings_need_overwrite_which_converts_again(
     reference: Path, clips_dir: Path, tmp_path: Path
 ) -> None:
-    out = Path(shutil.copytree(reference, tmp_path / "out"))
+    out = Path(shutil.copytree(reference, tmp_path / "out", symlinks=True))
     other = ConvertSettings(size=(48, 64), factor=3, interp="linear", seed=7)
     with pytest.raises(DatasetError, match=r"factor=2 \(now 3\).*--overwrite"):
         convert(clips_dir / "hmdb51-mini", out, other)
