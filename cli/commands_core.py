@@ -173,7 +173,12 @@ def _dataset_summary(path: Path) -> dict[str, Any]:
     "--noise", type=click.Choice(sorted(NOISE_PRESETS)), default="none", show_default=True
 )
 @seed_option
-@click.option("--flipud/--no-flipud", default=True, show_default=True, help="camera row order")
+@click.option(
+    "--flipud/--no-flipud",
+    default=True,
+    show_default=True,
+    help="camera row order (rows stored bottom-up); spikezoo always flips rows: keep the default",
+)
 @overwrite_option
 def encode(
     video: Path,

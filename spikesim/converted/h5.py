@@ -3,7 +3,11 @@
 Layout (``format`` = ``spikesim-h5/1``; strings are UTF-8)::
 
     /                    attrs: format, height, width, flipud, num_clips, spikesim_version,
-                                config (config.yaml as JSON)
+                                config (config.yaml as JSON), and how to unpack the bytes
+                                without spikesim: bit_order "little" (pixel k of a frame is
+                                bit k % 8, least significant first, of byte k // 8),
+                                pixel_order "row-major", row_order "bottom-up" when flipud
+                                (the first stored row is the image's last) else "top-down"
     /classes             (C,) str            class names, index = label
     /manifest            (N,) str            the manifest.jsonl rows (JSON), sorted by path
     /sidecars            (N,) str            each clip's .dat sidecar (JSON)
@@ -79,6 +83,7 @@ def pack_dataset(
                 num_clips=len(src.clips),
                 spikesim_version=__version__,
                 config=json.dumps(src.config, ensure_ascii=False),
+                **unpack_attrs(src.flipud),
             )
             f.create_dataset("classes", data=np.array(src.classes, dtype=object), dtype=string)
             rows = [json.dumps(c.to_row(), ensure_ascii=False) for c in src.clips]
@@ -115,6 +120,17 @@ def pack_dataset(
         Path(tmp).unlink(missing_ok=True)
         raise
     return out_h5
+
+
+def unpack_attrs(flipud: bool) -> dict[str, str]:
+    """The root attributes that say how ``/spikes`` bytes become ``(T, H, W)`` images:
+    ``np.unpackbits(b, axis=-1, bitorder=bit_order).reshape(T, H, W)``, then ``[:, ::-1]`` when
+    ``row_order`` is ``"bottom-up"``."""
+    return {
+        "bit_order": "little",
+        "pixel_order": "row-major",
+        "row_order": "bottom-up" if flipud else "top-down",
+    }
 
 
 def _chunk_len(frames: int, most: int) -> int:
