@@ -1,6 +1,18 @@
 # `make test` and `make demo` are the only commands a person needs on a fresh machine:
 # each creates .venv and installs the project on first use.
 PYTHON ?= python3
+# Which torch build `make install` takes (spklip needs torch; spikesim never imports it):
+#   make install                        plain `pip install torch==$(TORCH_VERSION)` from the
+#                                       index pip is set up with (here: the local wheel cache,
+#                                       which holds the CPU build; on plain PyPI, Linux wheels
+#                                       are the multi-gigabyte CUDA build)
+#   make install TORCH_VARIANT=cpu      the CPU build from PyTorch's own index
+#   make install TORCH_VARIANT=cu124    a CUDA 12.4 build (cu118, cu121, cu126, ... likewise)
+#   make install TORCH_INDEX=URL        any other index (a mirror, a wheelhouse)
+TORCH_VERSION ?= 2.13.0
+TORCH_VARIANT ?=
+TORCH_INDEX   ?= $(if $(TORCH_VARIANT),https://download.pytorch.org/whl/$(TORCH_VARIANT))
+TORCH_PIP     := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
@@ -12,8 +24,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU build of torch; an unpinned torch would pull a multi-gigabyte CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, from the index chosen above (TORCH_VARIANT / TORCH_INDEX).
+	$(PY) -m pip install --quiet $(TORCH_PIP) torch==$(TORCH_VERSION)
 	$(PY) -m pip install --quiet -e '.[spklip,dev]'
 	# SpikingJelly's own requirements pull torchvision and a CUDA torch: take only what FSVE uses.
 	$(PY) -m pip install --quiet --no-deps spikingjelly

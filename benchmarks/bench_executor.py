@@ -1,11 +1,13 @@
 """Throughput of ``spikesim convert`` on the local pool and on a Dask cluster, side by side.
 
 A source dataset of ``--copies`` copies of each real clip (``../shared/data/clips``)
-is converted at ``--factor`` / ``--size`` with ``flow`` three ways: the local
+is converted at ``--factor`` / ``--size`` with ``flow`` two ways: the local
 pool with ``--workers N``, and a Dask ``LocalCluster`` of N single-thread worker processes on
-loopback (``--executor dask --address``). Reports clips/s and source frames/s (wall), checks
-that both outputs are byte-identical, and projects the hours for UCF101 (13,320 clips of
-about 7 s at 25 fps = 175 source frames each) on this machine and on 4 such nodes.
+loopback (``--executor dask --address``). Reports clips/s and source frames/s (wall) and per
+CPU-second of the workers (what does not depend on other jobs loading a shared machine),
+checks that both outputs are byte-identical, and projects the hours for UCF101 (13,320 clips
+of about 7 s at 25 fps = 175 source frames each) from the per-CPU-second rate, for this
+machine and for 4 nodes.
 
     .venv/bin/python -m benchmarks.bench_executor [--workers 2] [--copies 2] [--factor 10]
 """
@@ -96,25 +98,30 @@ def main() -> None:
             )
             rows["dask LocalCluster"] = (dask, time.perf_counter() - t0, start)
         same = _outputs(tmp / "pool") == _outputs(tmp / "dask")
-        print("| executor | clips | source frames | wall s | clips/s | source frames/s |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| executor | clips | source frames | wall s | clips/s | source frames/s "
+            "| worker CPU-s | source frames per CPU-s |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for name, (s, wall, _) in rows.items():
             print(
                 f"| {name} | {s.converted} | {s.source_frames:,} | {wall:.1f} | "
-                f"{s.converted / wall:.3f} | {s.source_frames / wall:.1f} |"
+                f"{s.converted / wall:.3f} | {s.source_frames / wall:.1f} | "
+                f"{s.cpu_seconds:.1f} | {s.source_frames / s.cpu_seconds:.1f} |"
             )
         print(
             f"\ncluster start-up (not counted above): {rows['dask LocalCluster'][2]:.1f} s; "
             f"byte-identical outputs: {same}; load average {os.getloadavg()[0]:.1f} after"
         )
-        fps = rows["dask LocalCluster"][0].source_frames / rows["dask LocalCluster"][1]
-        per_core = fps / args.workers
-        hours = UCF101_CLIPS * UCF101_FRAMES_PER_CLIP / fps / 3600
+        d = rows["dask LocalCluster"][0]
+        per_core = d.source_frames / d.cpu_seconds  # one worker on one free core
+        core_hours = UCF101_CLIPS * UCF101_FRAMES_PER_CLIP / per_core / 3600
         print(
-            f"UCF101 ({UCF101_CLIPS:,} clips x {UCF101_FRAMES_PER_CLIP} frames) at this rate: "
-            f"{hours:.1f} h on this machine ({args.workers} workers); {per_core:.1f} source "
-            f"frames/s per worker -> {hours * args.workers / (4 * 16):.1f} h on 4 nodes of "
-            f"16 cores, {hours * args.workers / (4 * 32):.1f} h on 4 nodes of 32 cores"
+            f"UCF101 ({UCF101_CLIPS:,} clips x {UCF101_FRAMES_PER_CLIP} frames) at "
+            f"{per_core:.1f} source frames per worker CPU-second: {core_hours:.0f} core-hours; "
+            f"{core_hours / args.workers:.1f} h on this machine ({args.workers} free cores), "
+            f"{core_hours / 64:.1f} h on 4 nodes of 16 cores, {core_hours / 128:.1f} h on 4 "
+            "nodes of 32 cores (one worker per core)"
         )
         if not same:
             raise SystemExit("the Dask output differs from the local pool's")
