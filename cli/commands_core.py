@@ -179,6 +179,12 @@ def _dataset_summary(path: Path) -> dict[str, Any]:
     show_default=True,
     help="camera row order (rows stored bottom-up); spikezoo always flips rows: keep the default",
 )
+@click.option(
+    "--keep-repeats",
+    is_flag=True,
+    help="keep source frames that repeat their predecessor (default: bridge them; "
+    "--interp none always keeps them)",
+)
 @overwrite_option
 def encode(
     video: Path,
@@ -191,6 +197,7 @@ def encode(
     noise: str,
     seed: int,
     flipud: bool,
+    keep_repeats: bool,
     overwrite: bool,
 ) -> None:
     """Encode one VIDEO into a spike stream (.dat + sidecar), through the same per-clip
@@ -210,6 +217,7 @@ def encode(
         noise=None if noise == "none" else noise,
         seed=seed,
         flipud=flipud,
+        drop_repeats=not keep_repeats,
     )
     result = convert_clip(video, out, settings, seed=seed, source=str(video))
     click.echo(f"wrote {out}: {result.frames} frames of {size[0]}x{size[1]}")

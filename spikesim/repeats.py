@@ -87,7 +87,8 @@ class GapStream:
     ``push(frame, time=None)`` returns ``(k, H, W)`` float32 (k may be 0 while frames wait for
     the look-ahead); ``finish()`` returns the rest. Over a whole clip of n frames the outputs
     add up to ``(n - 1) * factor + 1`` frames, like the bare interpolator. With
-    ``drop_repeats=False`` (or a method that cannot bridge gaps) it is the bare interpolator.
+    ``drop_repeats=False``, a method that cannot bridge gaps, or ``"none"`` (sample and hold,
+    which would put back the very frame a repeat copies) it is the bare interpolator.
     ``time``: the frame's decoded timestamp (seconds); when every frame has one and they
     increase, the in-betweens across a gap are placed by these times instead of frame counts.
     After :meth:`finish`, ``repeats`` is the number of frames bridged.
@@ -102,7 +103,10 @@ class GapStream:
     ) -> None:
         self.interpolator = interpolator
         self.params = params or RepeatParams()
-        self.drop_repeats = bool(drop_repeats) and interpolator.supports_gaps
+        # Sample and hold ("none") would only put back the very frame a repeat copies.
+        self.drop_repeats = (
+            bool(drop_repeats) and interpolator.supports_gaps and interpolator.method != "none"
+        )
         self.repeats = 0
         self.frames_in = 0
         self._ahead: deque[_Pending] = deque()  # undecided frames (the look-ahead)
@@ -229,6 +233,7 @@ class _Recorder:
 
     factor = 1
     supports_gaps = True
+    method = "recorder"
 
     def __init__(self) -> None:
         self.gaps: list[int] = []
