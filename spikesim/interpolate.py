@@ -6,7 +6,8 @@ output index ``k * factor``. Frames are ``(H, W)`` float32 luma in [0, 1] (uint8
 
 - ``"flow"`` (default): dense optical flow both ways (OpenCV DIS), backward warping from both
   neighbours, occlusion-aware blending, and a fall-back to the cross-fade wherever the flow
-  does not explain the pair better than "nothing moved" (see ``docs/interpolation.md``).
+  does not explain the pair better than "nothing moved" beyond a noise floor, or does not
+  carry one frame onto the other (see ``docs/interpolation.md``).
 - ``"linear"``: cross-fade ``(1 - t) f0 + t f1``.
 - ``"none"``: sample and hold (each source frame repeated ``factor`` times).
 
