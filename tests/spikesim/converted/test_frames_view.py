@@ -71,6 +71,7 @@ def test_frame_view_yields_t_1_h_w_and_targets(tmp_path: Path, packed: bool) -> 
     folder = make_folder(tmp_path / "f", flipud=True)
     source = pack_dataset(folder, tmp_path / "d.h5") if packed else folder
     view = FrameView(source, split="train")
+    assert view.dataset.clips[0].repeats is None  # a manifest without "repeats" still reads
     assert len(view) == 2 and view.targets == [0, 1] and view.classes == ["Grow", "Shrink"]
     assert view.sensor_size == (W, H, 1)
     frames, target = view[1]
