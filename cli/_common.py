@@ -84,7 +84,10 @@ CHECKPOINT_HELP = (
 
 # `--checkpoint CKPT` of the commands that read one trained model.
 checkpoint_option = click.option(
-    "--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=f"{CHECKPOINT_HELP}  [required]",
 )
 
 # `--data`: what spklip reads.

@@ -168,9 +168,19 @@ def _dataset_summary(path: Path) -> dict[str, Any]:
     help="interpolation between source frames: flow | linear | none",
 )
 @click.option("--threshold", default=5.0, show_default=True, help="integrate-and-fire threshold")
-@click.option("--init", type=click.Choice(["random", "zero"]), default="random", show_default=True)
 @click.option(
-    "--noise", type=click.Choice(sorted(NOISE_PRESETS)), default="none", show_default=True
+    "--init",
+    type=click.Choice(["random", "zero"]),
+    default="random",
+    show_default=True,
+    help="initial membrane potential",
+)
+@click.option(
+    "--noise",
+    type=click.Choice(sorted(NOISE_PRESETS)),
+    default="none",
+    show_default=True,
+    help="sensor noise preset",
 )
 @seed_option
 @click.option("--flipud/--no-flipud", default=True, show_default=True, help="camera row order")
@@ -191,10 +201,10 @@ def encode(
     """Encode one VIDEO into a spike stream (.dat + sidecar), through the same per-clip
     pipeline as `spikesim convert` (decode, interpolate, encode, write)."""
     out = out or video.with_suffix(".dat")
-    if out.suffix.lower() != ".dat":
-        fail(f"{out}: the output must be a .dat file")
     check_not_input(out, video)
     check_not_input(out.with_suffix(".json"), video)
+    if out.suffix.lower() != ".dat":
+        fail(f"{out}: the output must be a .dat file")
     refuse_existing(out, out.with_suffix(".json"), overwrite=overwrite)
     settings = ConvertSettings(
         size=size,
