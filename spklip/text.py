@@ -141,7 +141,8 @@ class TextEncoder(nn.Module):
         """Raise a SpklipError unless ``tokens`` is a valid (B, L) id batch for this encoder."""
         check_tokens(tokens, self.config.context_length, self.config.vocab_size)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def token_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L, width): every token's feature after the final LayerNorm."""
         self.check_tokens(tokens)
         tokens = tokens.long()
         length = tokens.shape[1]
@@ -156,7 +157,12 @@ class TextEncoder(nn.Module):
             padding[:, 0] = False  # an all-padding row would leave attention nothing to look at
             for layer in self.layers:
                 x = layer(x, src_key_padding_mask=padding)
-        x = self.norm(x)
+        return self.norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.token_features(tokens)
+        tokens = tokens.long()
+        real = tokens != PAD_ID  # (B, L)
         if self.config.pool == "eos":
             last = (real.sum(dim=1) - 1).clamp(min=0)  # right padding: EOS is the last real token
             feature = x[torch.arange(x.shape[0], device=x.device), last]
