@@ -263,9 +263,7 @@ def load_model(
     model_config = ckpt.config.get("model_config")
     if not isinstance(model_config, dict):
         raise SpklipError(f"{ckpt.path / CONFIG}: no model_config; not written by spklip train")
-    if ckpt.config.get("format") == READ_FORMATS[0] and isinstance(
-        model_config.get("text"), dict
-    ):
+    if ckpt.config.get("format") == READ_FORMATS[0] and isinstance(model_config.get("text"), dict):
         # Written before tokenizer kinds existed: its tokenizer.json is a run-trained BPE.
         model_config = {
             **model_config,

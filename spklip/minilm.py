@@ -133,9 +133,10 @@ class BertConfig:
     def from_hf(cls, data: dict[str, Any]) -> BertConfig:
         """From a Hugging Face BERT ``config.json`` dict; anything but absolute positions and
         GELU is refused (this encoder implements only those)."""
-        if data.get("hidden_act", "gelu") != "gelu" or data.get(
-            "position_embedding_type", "absolute"
-        ) != "absolute":
+        if (
+            data.get("hidden_act", "gelu") != "gelu"
+            or data.get("position_embedding_type", "absolute") != "absolute"
+        ):
             raise SpklipError("the MiniLM config.json asks for a BERT variant this code lacks")
         return cls(
             vocab_size=int(data["vocab_size"]),
@@ -342,7 +343,7 @@ class MiniLMTextEncoder(nn.Module):
     def vocab_size(self) -> int:
         return self.bert.config.vocab_size
 
-    def _check_weights(self, state_dict, prefix, *args) -> None:  # noqa: ANN001
+    def _check_weights(self, state_dict, prefix, *args) -> None:
         saved = state_dict.get(prefix + "weights_sha256")
         if saved is not None and not torch.equal(saved.to(torch.uint8), self.weights_sha256):
             raise SpklipError(
@@ -378,14 +379,14 @@ class MiniLMTextEncoder(nn.Module):
         return self.projection(x)
 
 
-def _drop_frozen(module: MiniLMTextEncoder, state_dict, prefix, local_metadata) -> None:  # noqa: ANN001
+def _drop_frozen(module: MiniLMTextEncoder, state_dict, prefix, local_metadata) -> None:
     # The frozen weights come from the package at build time; saving them would add 90 MB
     # to every checkpoint. The weights_sha256 buffer says which package file they were.
     for name in module._frozen:
         state_dict.pop(prefix + name, None)
 
 
-def _forgive_frozen(module: MiniLMTextEncoder, incompatible) -> None:  # noqa: ANN001
+def _forgive_frozen(module: MiniLMTextEncoder, incompatible) -> None:
     # Loading a checkpoint: the frozen weights are expected to be absent from it.
     incompatible.missing_keys[:] = [
         k

@@ -3,9 +3,8 @@ ablations are config overrides, errors are one clear line, and a seed fixes the 
 
 from __future__ import annotations
 
-import importlib.util
-
 import dataclasses
+import importlib.util
 import math
 
 import pytest
