@@ -236,6 +236,7 @@ class BertEncoder(nn.Module):
         return attend[:, None, None, :]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L, hidden); padding positions hold values nobody should read."""
         attend = self.attend_mask(tokens)
         x = self.embed(tokens)
         for layer in self.layers:
@@ -245,6 +246,9 @@ class BertEncoder(nn.Module):
     def sentence_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, hidden) float32: mean over the real tokens, L2-normalised (the
         model card's sentence embedding)."""
+        from .text import trim_padding
+
+        tokens = trim_padding(tokens.long())  # padding is masked: dropping it changes nothing
         return F.normalize(mean_pool(self(tokens), tokens), dim=-1)
 
     def load_package_weights(self, folder: Path) -> None:
@@ -370,10 +374,10 @@ class MiniLMTextEncoder(nn.Module):
         return x[torch.arange(x.shape[0], device=x.device), last]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        from .text import check_tokens
+        from .text import check_tokens, trim_padding
 
         check_tokens(tokens, self.config.context_length, self.vocab_size)
-        x = self.features(tokens.long())
+        x = self.features(trim_padding(tokens.long()))
         if self.adapter is not None:
             x = x + self.adapter(x)
         return self.projection(x)

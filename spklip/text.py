@@ -41,6 +41,7 @@ __all__ = [
     "build_text_encoder",
     "check_tokens",
     "default_tokenizer",
+    "trim_padding",
 ]
 
 POOLS = ("eos", "mean", "cls")
@@ -142,9 +143,10 @@ class TextEncoder(nn.Module):
         check_tokens(tokens, self.config.context_length, self.config.vocab_size)
 
     def token_features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L) ids -> (B, L, width): every token's feature after the final LayerNorm."""
+        """(B, L) ids -> (B, L', width): every token's feature after the final LayerNorm, L'
+        the longest text in the batch (the padding columns after it are dropped)."""
         self.check_tokens(tokens)
-        tokens = tokens.long()
+        tokens = trim_padding(tokens.long())
         length = tokens.shape[1]
         real = tokens != PAD_ID  # (B, L)
         x = self.token_embedding(tokens) + self.positional_embedding[:length]
@@ -161,7 +163,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.token_features(tokens)
-        tokens = tokens.long()
+        tokens = trim_padding(tokens.long())
         real = tokens != PAD_ID  # (B, L)
         if self.config.pool == "eos":
             last = (real.sum(dim=1) - 1).clamp(min=0)  # right padding: EOS is the last real token
@@ -172,6 +174,17 @@ class TextEncoder(nn.Module):
             weights = real.to(x.dtype).unsqueeze(-1)
             feature = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.projection(feature)
+
+
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, L) right-padded ids -> (B, L'): the columns after the longest text dropped.
+
+    Exact for every pool and mask here (padding is masked or, causally, never seen), and it
+    saves the work of a context_length-wide batch of short captions."""
+    if tokens.numel() == 0:
+        return tokens
+    longest = int((tokens != PAD_ID).sum(dim=1).max())
+    return tokens[:, : max(longest, 1)]
 
 
 def check_tokens(tokens: torch.Tensor, context_length: int, vocab_size: int) -> None:

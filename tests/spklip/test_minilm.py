@@ -125,7 +125,7 @@ def test_a_package_without_its_weights_says_so(monkeypatch, tmp_path) -> None:
     spec = importlib.util.spec_from_loader(minilm.MINILM_PACKAGE, loader=None, is_package=True)
     spec.submodule_search_locations = [str(tmp_path)]
     monkeypatch.setattr(minilm.importlib.util, "find_spec", lambda name, *a: spec)
-    with pytest.raises(SpklipError, match="model.safetensors is missing") as info:
+    with pytest.raises(SpklipError, match=r"model\.safetensors is missing") as info:
         minilm.minilm_dir()
     assert "\n" not in str(info.value)
 
