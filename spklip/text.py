@@ -53,7 +53,7 @@ class TextConfig:
     """Text encoder settings; the defaults are the spklip-paper config's (sizes: our choice,
     the paper gives none; bidirectional with mean pooling as its BERT-style encoder)."""
 
-    vocab_size: int = 8192  # rows of the token table; the tokenizer may use fewer (bytes: 259)
+    vocab_size: int = 259  # rows of the token table: 259 for bytes, the BPE size for bpe-run
     context_length: int = 128  # maximum tokens per text, BOS and EOS included
     width: int = 512  # Transformer width
     heads: int = 8  # attention heads
@@ -80,6 +80,11 @@ class TextConfig:
             raise SpklipError(
                 "text.encoder 'minilm' and text.tokenizer 'minilm' go together (the pretrained "
                 "tower reads its own WordPiece ids); set both or neither"
+            )
+        if self.tokenizer == "bpe-run" and self.vocab_size <= 259:
+            raise SpklipError(
+                f"text.tokenizer 'bpe-run' with text.vocab_size {self.vocab_size} leaves no room"
+                " for merges beyond the 259 byte and special ids; set text.vocab_size=2048"
             )
         if self.adapter < 0 or self.unfreeze_layers < 0:
             raise SpklipError("text.adapter and text.unfreeze_layers must be >= 0")

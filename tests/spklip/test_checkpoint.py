@@ -227,7 +227,7 @@ def test_a_checkpoint_from_before_the_byte_tokenizer_still_loads(tmp_path):
 
     tok = SpikeTokenizer.train(["a disc spins", "a square grows"] * 3, vocab_size=300)
     # The old spklip-tiny: causal, EOS pooling, 32 tokens, a run-trained BPE.
-    old = {"text.context_length": 32, "text.tokenizer": "bpe-run"}
+    old = {"text.context_length": 32, "text.tokenizer": "bpe-run", "text.vocab_size": 2048}
     model = create_model("spklip-tiny", seed=0, tokenizer=tok, **old).eval()
     folder = tmp_path / ck.CHECKPOINTS / "epoch_004"
     write_old_style_checkpoint(folder, model, tok)

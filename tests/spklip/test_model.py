@@ -79,7 +79,8 @@ def tiny() -> SPKLIP:
         ["a square growing", "a disc rotating clockwise", "a person brushing hair"] * 3,
         vocab_size=300,
     )
-    return create_model(TINY, seed=0, tokenizer=tok, **FIVE).eval()
+    bpe = {"text.tokenizer": "bpe-run", "text.vocab_size": 2048}
+    return create_model(TINY, seed=0, tokenizer=tok, **FIVE, **bpe).eval()
 
 
 @pytest.fixture(scope="module")
@@ -362,10 +363,14 @@ def test_input_errors_say_what_the_model_takes(tiny: SPKLIP, clip: torch.Tensor)
         tiny.encode_text(torch.ones(1, too_long, dtype=torch.long))
     with pytest.raises(SpklipError, match="vocabulary"):
         tiny.encode_text(torch.full((1, 4), 5000))
-    bare = create_model(TINY, seed=0, **FIVE, **{"text.tokenizer": "bpe-run"})
+    bare = create_model(
+        TINY, seed=0, **FIVE, **{"text.tokenizer": "bpe-run", "text.vocab_size": 2048}
+    )
     with pytest.raises(SpklipError, match="no tokenizer"):
         bare.encode_text(["a disc"])
-    small = create_model(TINY, seed=0, **FIVE, **{"text.vocab_size": 260})
+    small = create_model(
+        TINY, seed=0, **FIVE, **{"text.vocab_size": 260, "text.tokenizer": "bpe-run"}
+    )
     with pytest.raises(SpklipError, match="retrain the tokenizer"):
         small.tokenizer = tiny.tokenizer
 
