@@ -46,7 +46,8 @@ VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-sp
 
 @dataclass(frozen=True)
 class SPKLIPConfig:
-    """The whole model; the defaults are the paper's numbers (the spklip-paper config)."""
+    """The whole model; the defaults are the spklip-paper config (the paper's numbers where it
+    gives them; the text encoder's sizes are our choice, docs/text.md)."""
 
     frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
     temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
