@@ -186,7 +186,7 @@ def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
 
     Exact for every pool and mask here (padding is masked or, causally, never seen), and it
     saves the work of a context_length-wide batch of short captions."""
-    if tokens.numel() == 0:
+    if tokens.numel() == 0 or tokens.is_meta:  # meta tensors (FLOP counting) hold no values
         return tokens
     longest = int((tokens != PAD_ID).sum(dim=1).max())
     return tokens[:, : max(longest, 1)]
