@@ -384,10 +384,16 @@ class MiniLMTextEncoder(nn.Module):
         last = ((tokens != PAD_ID).sum(dim=1) - 1).clamp(min=0)  # "eos": the [SEP] token
         return x[torch.arange(x.shape[0], device=x.device), last]
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        from .text import check_tokens, trim_padding
+    def check_tokens(self, tokens: torch.Tensor) -> None:
+        """Raise a SpklipError unless ``tokens`` is a valid (B, L) id batch for this tower."""
+        from .text import check_tokens
 
         check_tokens(tokens, self.config.context_length, self.vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        from .text import trim_padding
+
+        self.check_tokens(tokens)
         x = self.features(trim_padding(tokens.long()))
         if self.adapter is not None:
             x = x + self.adapter(x)

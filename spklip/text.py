@@ -205,6 +205,8 @@ def check_tokens(tokens: torch.Tensor, context_length: int, vocab_size: int) -> 
             f"tokens have length {tokens.shape[1]} > text.context_length "
             f"{context_length}; encode with context_length={context_length}"
         )
+    if tokens.is_meta:  # shape-only tensors (FLOP counting): no ids to check
+        return
     if tokens.numel() and (int(tokens.max()) >= vocab_size or int(tokens.min()) < 0):
         raise SpklipError(
             f"token id {int(tokens.max())} is outside the model's vocabulary of "
