@@ -1,7 +1,7 @@
 """SPKLIP: a CLIP-style model that aligns spike clips (B, T, H, W) with text.
 
     spikes (B, T, H, W) -> bin -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
-    tokens (B, L)       -> TextEncoder                                     -> (B, embed_dim)
+    tokens (B, L)       -> TextEncoder (from scratch) or MiniLM (pretrained) -> (B, embed_dim)
 
 ``bin``: with ``temporal_bin`` = K > 1 every run of K raw spike frames is summed into one
 count frame (a TFP-like exposure of K steps), so the encoder sees T / K frames. From raw 0/1
@@ -36,7 +36,7 @@ from .errors import SpklipError
 from .fsve import FSVE, FSVEConfig
 from .hsfe import HSFE, HSFEConfig
 from .star_net import STARNet, STARNetConfig, token_grid
-from .text import TextConfig, TextEncoder
+from .text import TextConfig, build_text_encoder, default_tokenizer
 from .tokenizer import SpikeTokenizer
 
 __all__ = ["SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder"]
@@ -46,7 +46,8 @@ VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-sp
 
 @dataclass(frozen=True)
 class SPKLIPConfig:
-    """The whole model; the defaults are the paper's numbers (the spklip-paper config)."""
+    """The whole model; the defaults are the spklip-paper config (the paper's numbers where it
+    gives them; the text encoder's sizes are our choice, docs/text.md)."""
 
     frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
     temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
@@ -54,7 +55,7 @@ class SPKLIPConfig:
     embed_dim: int = 1024  # joint video/text embedding size
     hsfe: HSFEConfig = field(default_factory=HSFEConfig)  # sub-blocks, MTF branches, SA
     star: STARNetConfig = field(default_factory=STARNetConfig)  # MAPResNet + temporal Transformer
-    text: TextConfig = field(default_factory=TextConfig)  # text Transformer
+    text: TextConfig = field(default_factory=TextConfig)  # text tower and tokenizer
     visual: str = "ann"  # "ann": HSFE + STAR-Net; "fsve": the full-spiking encoder (fsve.*)
     fsve: FSVEConfig = field(default_factory=FSVEConfig)  # used only when visual is "fsve"
     logit_scale_init: float = math.log(1 / 0.07)  # initial log temperature multiplier (CLIP)
@@ -230,18 +231,20 @@ class SpikeVideoEncoder(nn.Module):
 class SPKLIP(nn.Module):
     """The SPKLIP model. Build it with ``spklip.factory.create_model(name, ...)``.
 
-    ``tokenizer`` (a :class:`SpikeTokenizer`, or None until set) is needed only to encode
-    raw strings; it is saved beside the weights in checkpoints.
+    ``tokenizer`` (a :class:`SpikeTokenizer`) is needed only to encode raw strings; it is
+    saved beside the weights in checkpoints. When not given, the model gets the one its
+    ``text.tokenizer`` names: the fixed byte tokenizer, MiniLM's WordPiece, or none yet for
+    ``"bpe-run"`` (training builds it from the run's captions).
     """
 
     def __init__(self, config: SPKLIPConfig, tokenizer: SpikeTokenizer | None = None) -> None:
         super().__init__()
         self.config = config
         self.visual = SpikeVideoEncoder(config)
-        self.text = TextEncoder(config.text, config.embed_dim)
+        self.text = build_text_encoder(config.text, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self._tokenizer: SpikeTokenizer | None = None
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer if tokenizer is not None else default_tokenizer(config.text)
 
     @property
     def tokenizer(self) -> SpikeTokenizer | None:
@@ -249,11 +252,19 @@ class SPKLIP(nn.Module):
 
     @tokenizer.setter
     def tokenizer(self, tokenizer: SpikeTokenizer | None) -> None:
-        if tokenizer is not None and tokenizer.vocab_size > self.config.text.vocab_size:
+        if tokenizer is None:
+            self._tokenizer = None
+            return
+        if (tokenizer.kind == "minilm") != (self.config.text.encoder == "minilm"):
+            raise SpklipError(
+                f"a {tokenizer.kind} tokenizer does not fit the {self.config.text.encoder} text "
+                "tower; the minilm tower takes minilm_tokenizer() and only it"
+            )
+        if tokenizer.vocab_size > self.text.vocab_size:
             raise SpklipError(
                 f"the tokenizer has {tokenizer.vocab_size} tokens but the model's text.vocab_size"
-                f" is {self.config.text.vocab_size}; retrain the tokenizer with vocab_size <= "
-                f"{self.config.text.vocab_size} or build the model with a larger text.vocab_size"
+                f" is {self.text.vocab_size}; retrain the tokenizer with vocab_size <= "
+                f"{self.text.vocab_size} or build the model with a larger text.vocab_size"
             )
         self._tokenizer = tokenizer
 
@@ -265,8 +276,9 @@ class SPKLIP(nn.Module):
         """Texts -> LongTensor (B, text.context_length) on the model's device."""
         if self._tokenizer is None:
             raise SpklipError(
-                "the model has no tokenizer; set model.tokenizer = SpikeTokenizer.train(captions)"
-                " or load a checkpoint, which carries its tokenizer"
+                "the model has no tokenizer (text.tokenizer 'bpe-run' is trained on the run's "
+                "captions); set model.tokenizer = SpikeTokenizer.train(captions), load a "
+                "checkpoint, or build the model with text.tokenizer=bytes"
             )
         tokens = self._tokenizer.encode_batch(texts, self.config.text.context_length)
         return tokens.to(self.device)
