@@ -254,6 +254,9 @@ class DVSEncoder:
         self._tl = np.full(n, _k.NEVER, np.int64)
         self._frames_done = 0
         self._nblocks: int | None = None  # None: from the thread count (tests pin it)
+        # Counting sort of a frame's events when its interval has at most 4 us per event
+        # + 65536 us, else merge sort (same order; tests force each).
+        self._sort_modes = (4, 65536)
 
     # -- read-only settings and state ---------------------------------------------------------
 
@@ -429,7 +432,7 @@ class DVSEncoder:
             starts = offsets[::nblocks].copy()  # segment of frame i: [starts[i], starts[i+1])
             cols = (np.empty(total, np.int64), np.empty(total, np.uint16),
                     np.empty(total, np.uint16), np.empty(total, np.int8))  # fmt: skip
-            _k._pass_sort(starts, self._width, ev_t, ev_pix, ev_pol, *cols)
+            _k._pass_sort(starts, t_us, self._width, *self._sort_modes, ev_t, ev_pix, ev_pol, *cols)
         events = np.empty(total, EVENT_DTYPE)
         for name, col in zip(EVENT_DTYPE.names, cols, strict=True):
             events[name] = col

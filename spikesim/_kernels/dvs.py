@@ -14,7 +14,8 @@ layout of ``encode.py``), so that the events never depend on the number of threa
    pixel's last event, and writes the events at offsets laid out frame by frame, block by
    block: inside a frame they come in pixel order, then in time order inside a pixel.
 3. ``_pass_sort``: a stable sort by time inside each frame's segment (all of a frame's
-   events lie in its interval), giving the order (t, pixel, order inside the pixel).
+   events lie in its interval), giving the order (t, pixel, order inside the pixel); a
+   counting sort over the interval's microseconds when there are enough events.
 
 Passes 1 and 2 share ``_emit``, so they cannot disagree on which events pass.
 """
@@ -52,6 +53,15 @@ NEVER = -(2**62)  # time of the last event of a pixel that has not fired yet, mi
 def _linlog(y: float) -> float:
     """Lin-log photoreceptor: y * ln(20)/20 up to grey level 20, ln(y) above (y in 0..255)."""
     return y * LINLOG_SLOPE if y <= LINLOG_KNEE else math.log(y)
+
+
+@njit(**JIT)
+def _linlog_table() -> np.ndarray:
+    """_linlog of the 256 grey levels, float64 (256,): uint8 frames look L up instead of a log."""
+    table = np.empty(256, np.float64)
+    for y in range(256):
+        table[y] = _linlog(float(y))
+    return table
 
 
 @njit(**JIT)
@@ -175,6 +185,7 @@ def _pass_model(
         no_t = np.empty(0, np.int64)  # _emit only counts here
         no_pix = np.empty(0, np.int64)
         no_pol = np.empty(0, np.int8)
+        table = _linlog_table()
         block_bad = False
         for i in range(n_t):
             a = a0 + i
@@ -186,13 +197,15 @@ def _pass_model(
             for q in range(q1 - q0):
                 p = q0 + q
                 if is_int:
-                    y = float(frames[i, p])
+                    level = int(frames[i, p])  # int(): this branch is typed for floats too
+                    y = float(level)
+                    L = table[level]
                 else:
                     x = float(frames[i, p])
                     if not (x >= 0.0 and x <= 1.0):
                         block_bad = True
                     y = x * 255.0
-                L = _linlog(y)
+                    L = _linlog(y)
                 if a == 0:
                     lp[q] = L
                     bb[q] = L
@@ -291,7 +304,10 @@ def _pass_write(
 @njit(**PARALLEL)
 def _pass_sort(
     starts: np.ndarray,
+    t_us: np.ndarray,
     width: int,
+    span_per_event: int,
+    span_min: int,
     ev_t: np.ndarray,
     ev_pix: np.ndarray,
     ev_pol: np.ndarray,
@@ -300,16 +316,44 @@ def _pass_sort(
     out_y: np.ndarray,
     out_p: np.ndarray,
 ) -> None:
-    """Pass 3: stable sort by time of each frame segment [starts[i], starts[i + 1]), split the
-    pixel index into x (column) and y (row)."""
+    """Pass 3: stable sort by time of each frame segment [starts[i], starts[i + 1]) (times in
+    (t_us[i], t_us[i + 1]]), splitting the pixel index into x (column) and y (row).
+
+    A counting sort over the interval's microseconds when it has at most
+    span_per_event * events + span_min of them (O(events + span)), else a merge sort; both
+    are stable, so the order is the same either way.
+    """
     for i in prange(starts.shape[0] - 1):
         s0 = starts[i]
         s1 = starts[i + 1]
-        order = np.argsort(ev_t[s0:s1], kind="mergesort")  # stable: pixel order kept on ties
-        for j in range(s1 - s0):
-            src = s0 + order[j]
-            pix = ev_pix[src]
-            out_t[s0 + j] = ev_t[src]
-            out_y[s0 + j] = pix // width
-            out_x[s0 + j] = pix % width
-            out_p[s0 + j] = ev_pol[src]
+        n = s1 - s0
+        t_prev = t_us[i]
+        span = t_us[i + 1] - t_prev
+        if span <= span_per_event * n + span_min:
+            slot = np.zeros(span + 1, np.int64)  # slot[dt]: next place of time t_prev + dt
+            for e in range(s0, s1):
+                slot[ev_t[e] - t_prev] += 1
+            acc = 0
+            for dt in range(span + 1):
+                c = slot[dt]
+                slot[dt] = acc
+                acc += c
+            for e in range(s0, s1):
+                dt = ev_t[e] - t_prev
+                j = s0 + slot[dt]
+                slot[dt] += 1
+                _put(e, j, width, ev_t, ev_pix, ev_pol, out_t, out_x, out_y, out_p)
+        else:
+            order = np.argsort(ev_t[s0:s1], kind="mergesort")
+            for j in range(n):
+                _put(s0 + order[j], s0 + j, width, ev_t, ev_pix, ev_pol, out_t, out_x, out_y, out_p)
+
+
+@njit(**JIT)
+def _put(src, dst, width, ev_t, ev_pix, ev_pol, out_t, out_x, out_y, out_p) -> None:
+    """Copy event src to place dst of the output columns."""
+    pix = ev_pix[src]
+    out_t[dst] = ev_t[src]
+    out_y[dst] = pix // width
+    out_x[dst] = pix % width
+    out_p[dst] = ev_pol[src]

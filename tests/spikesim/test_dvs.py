@@ -96,6 +96,18 @@ def test_block_count_does_not_change_the_bytes(nblocks):
     np.testing.assert_array_equal(rows(got[got["y"] < 3]), want)
 
 
+@pytest.mark.parametrize("fps", [30.0, 5000.0])
+def test_counting_sort_and_merge_sort_agree(fps):
+    frames = random_frames((12, 30, 40), np.uint8, seed=8)
+    results = []
+    for modes in ((0, 0), (10**6, 10**6)):  # never / always the counting sort
+        enc = DVSEncoder(30, 40, fps=fps, preset=HARSH, seed=2, cutoff_hz=0.0)
+        enc._sort_modes = modes
+        results.append(enc.push(frames))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert len(results[0]) > 1000
+
+
 # -- the equations ----------------------------------------------------------------------------
 
 
