@@ -223,19 +223,27 @@ def _pass_model(
                         rate = rate * (1.0 - leak_jitter * _normal(_pixel_bits(fk_jitter, p)))
                     bb[q] = bb[q] - dt * rate * thr_on[p]
                 d = lp[q] - bb[q]
+                # Most pixels are far from a crossing: skip the division (a < 0.999 theta
+                # implies a / theta < 1, so k is the same) and the event loop.
+                m = 0
                 if d > 0.0:
-                    k = math.floor((d + TOLERANCE) / thr_on[p])
-                    m, t_last = _emit(k, 1, t_prev, t_now, tl[q], refractory, False, 0, p,
-                                      no_t, no_pix, no_pol)  # fmt: skip
-                    bb[q] = bb[q] + m * thr_on[p]
+                    a_on = d + TOLERANCE
+                    k = math.floor(a_on / thr_on[p]) if a_on >= 0.999 * thr_on[p] else 0
+                    if k > 0:
+                        m, t_last = _emit(k, 1, t_prev, t_now, tl[q], refractory, False, 0, p,
+                                          no_t, no_pix, no_pol)  # fmt: skip
+                        bb[q] = bb[q] + m * thr_on[p]
+                        tl[q] = t_last
                     kcand[i, p] = k
                 else:
-                    k = math.floor((TOLERANCE - d) / thr_off[p])
-                    m, t_last = _emit(k, -1, t_prev, t_now, tl[q], refractory, False, 0, p,
-                                      no_t, no_pix, no_pol)  # fmt: skip
-                    bb[q] = bb[q] - m * thr_off[p]
+                    a_off = TOLERANCE - d
+                    k = math.floor(a_off / thr_off[p]) if a_off >= 0.999 * thr_off[p] else 0
+                    if k > 0:
+                        m, t_last = _emit(k, -1, t_prev, t_now, tl[q], refractory, False, 0, p,
+                                          no_t, no_pix, no_pol)  # fmt: skip
+                        bb[q] = bb[q] - m * thr_off[p]
+                        tl[q] = t_last
                     kcand[i, p] = -k
-                tl[q] = t_last
                 s = 0
                 if shot_half > 0.0:
                     f = shot_half * ((SHOT_BRIGHT_FACTOR - 1.0) * ((y + 20.0) / 275.0) + 1.0)
