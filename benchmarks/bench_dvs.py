@@ -83,10 +83,10 @@ def _numpy_dvs(frames: np.ndarray, fps: float, m: DVSModel, seed: int) -> np.nda
     thr_on = np.full(n, m.threshold_on)
     thr_off = np.full(n, m.threshold_off)
     if m.threshold_sigma > 0:
-        thr_on = m.threshold_on + m.threshold_sigma * _normal(
-            _bits(seed, K.STREAM_THRESHOLD_ON, 0, pix)
-        )
-        thr_off = m.threshold_off + m.threshold_sigma * _normal(_bits(seed, K.STREAM_THRESHOLD_OFF, 0, pix))  # fmt: skip
+        z_on = _normal(_bits(seed, K.STREAM_THRESHOLD_ON, 0, pix))
+        z_off = _normal(_bits(seed, K.STREAM_THRESHOLD_OFF, 0, pix))
+        thr_on = m.threshold_on + m.threshold_sigma * z_on
+        thr_off = m.threshold_off + m.threshold_sigma * z_off
     thr_on = np.maximum(thr_on, K.THRESHOLD_FLOOR)
     thr_off = np.maximum(thr_off, K.THRESHOLD_FLOOR)
     leak = np.full(n, m.leak_hz)

@@ -67,7 +67,10 @@ _LIMITS = {
 _MAX_SIDE = 2**16  # x and y are uint16
 _MAX_FPS = 1e6  # frames at least 1 us apart
 _BLOCK_PIXELS = 2048  # pixels per block: the block's float64 state stays in L1
-_CHUNK_FRAMES = 32  # frames per kernel run: bounds the (frames, H*W) work arrays
+# Frames per kernel run: at most 32, and at most 4 M pixel-frames, which bounds the
+# (frames, H*W) work arrays to 20 MB whatever the frame size.
+_CHUNK_FRAMES = 32
+_CHUNK_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -344,9 +347,8 @@ class DVSEncoder:
         none. On bad input nothing changes: the error is raised before the state is updated.
         """
         data = self._check(frames)
-        parts = [
-            self._run(data[a : a + _CHUNK_FRAMES]) for a in range(0, data.shape[0], _CHUNK_FRAMES)
-        ]
+        step = max(1, min(_CHUNK_FRAMES, _CHUNK_PIXELS // (self._height * self._width)))
+        parts = [self._run(data[a : a + step]) for a in range(0, data.shape[0], step)]
         if not parts:
             return np.empty(0, EVENT_DTYPE)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
