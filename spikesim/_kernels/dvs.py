@@ -223,7 +223,7 @@ def _pass_model(
                         rate = rate * (1.0 - leak_jitter * _normal(_pixel_bits(fk_jitter, p)))
                     bb[q] = bb[q] - dt * rate * thr_on[p]
                 d = lp[q] - bb[q]
-                # Most pixels are far from a crossing: skip the division (a < 0.999 theta
+                # Most pixels are far from a crossing: skip the division (a_on < 0.999 theta
                 # implies a / theta < 1, so k is the same) and the event loop.
                 m = 0
                 if d > 0.0:
