@@ -12,6 +12,8 @@ import numbers
 import operator
 from typing import Any
 
+import numpy as np
+
 from .errors import SpikesimError
 
 ErrorType = type[SpikesimError]
@@ -109,6 +111,25 @@ def real_number(
     if maximum is not None and value > maximum:
         raise error(f"{what}, got {value:g}")
     return value
+
+
+def check_unit_range(frames: np.ndarray) -> None:
+    """Raise unless every value of a float array is in [0, 1] (NaN is out of range)."""
+    ok = (frames >= 0) & (frames <= 1)
+    if ok.all():
+        return
+    bad = frames[~ok]
+    n_nan = int(np.isnan(bad).sum())
+    finite = bad[~np.isnan(bad)]
+    what = []
+    if finite.size:
+        what.append(f"values from {finite.min():g} to {finite.max():g}")
+    if n_nan:
+        what.append(f"{n_nan} NaN")
+    raise SpikesimError(
+        f"float frames must be intensities in [0, 1]; found {' and '.join(what)} "
+        "(scale 8-bit images by 1/255, or pass them as uint8)"
+    )
 
 
 def check_window(value: Any, total: int, name: str, method: str) -> int:

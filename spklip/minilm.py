@@ -38,7 +38,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from .errors import SpklipError
-from .tokenizer import PAD_ID, SpikeTokenizer
+from .tokenizer import PAD_ID, SpikeTokenizer, check_tokens, trim_padding
 
 __all__ = [
     "MINILM_PACKAGE",
@@ -256,8 +256,6 @@ class BertEncoder(nn.Module):
     def sentence_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, hidden) float32: mean over the real tokens, L2-normalised (the
         model card's sentence embedding)."""
-        from .text import trim_padding
-
         tokens = trim_padding(tokens.long())  # padding is masked: dropping it changes nothing
         return F.normalize(mean_pool(self(tokens), tokens), dim=-1)
 
@@ -386,13 +384,9 @@ class MiniLMTextEncoder(nn.Module):
 
     def check_tokens(self, tokens: torch.Tensor) -> None:
         """Raise a SpklipError unless ``tokens`` is a valid (B, L) id batch for this tower."""
-        from .text import check_tokens
-
         check_tokens(tokens, self.config.context_length, self.vocab_size)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        from .text import trim_padding
-
         self.check_tokens(tokens)
         x = self.features(trim_padding(tokens.long()))
         if self.adapter is not None:

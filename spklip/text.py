@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .errors import SpklipError
-from .tokenizer import PAD_ID, TOKENIZER_KINDS, SpikeTokenizer
+from .tokenizer import PAD_ID, TOKENIZER_KINDS, SpikeTokenizer, check_tokens, trim_padding
 
 __all__ = [
     "ENCODERS",
@@ -179,40 +179,6 @@ class TextEncoder(nn.Module):
             weights = real.to(x.dtype).unsqueeze(-1)
             feature = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.projection(feature)
-
-
-def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
-    """(B, L) right-padded ids -> (B, L'): the columns after the longest text dropped.
-
-    Exact for every pool and mask here (padding is masked or, causally, never seen), and it
-    saves the work of a context_length-wide batch of short captions."""
-    if tokens.numel() == 0 or tokens.is_meta:  # meta tensors (FLOP counting) hold no values
-        return tokens
-    longest = int((tokens != PAD_ID).sum(dim=1).max())
-    return tokens[:, : max(longest, 1)]
-
-
-def check_tokens(tokens: torch.Tensor, context_length: int, vocab_size: int) -> None:
-    """Raise a one-line SpklipError unless ``tokens`` is an integer (B, L) tensor with
-    L <= ``context_length`` and ids in [0, ``vocab_size``)."""
-    if tokens.ndim != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
-        raise SpklipError(
-            f"tokens must be an integer tensor (batch, length), got {tuple(tokens.shape)} "
-            f"{tokens.dtype}; use SpikeTokenizer.encode_batch"
-        )
-    if tokens.shape[1] > context_length:
-        raise SpklipError(
-            f"tokens have length {tokens.shape[1]} > text.context_length "
-            f"{context_length}; encode with context_length={context_length}"
-        )
-    if tokens.is_meta:  # shape-only tensors (FLOP counting): no ids to check
-        return
-    if tokens.numel() and (int(tokens.max()) >= vocab_size or int(tokens.min()) < 0):
-        raise SpklipError(
-            f"token id {int(tokens.max())} is outside the model's vocabulary of "
-            f"{vocab_size}; the tokenizer is larger than text.vocab_size - retrain it "
-            "with a smaller vocab_size or build the model with a larger text.vocab_size"
-        )
 
 
 def build_text_encoder(config: TextConfig, out_dim: int) -> nn.Module:

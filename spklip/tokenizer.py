@@ -272,3 +272,37 @@ class SpikeTokenizer:
             f"SpikeTokenizer(kind={self.kind!r}, version={self.version!r}, "
             f"vocab_size={self.vocab_size})"
         )
+
+
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, L) right-padded ids -> (B, L'): the columns after the longest text dropped.
+
+    Exact for every pool and mask here (padding is masked or, causally, never seen), and it
+    saves the work of a context_length-wide batch of short captions."""
+    if tokens.numel() == 0 or tokens.is_meta:  # meta tensors (FLOP counting) hold no values
+        return tokens
+    longest = int((tokens != PAD_ID).sum(dim=1).max())
+    return tokens[:, : max(longest, 1)]
+
+
+def check_tokens(tokens: torch.Tensor, context_length: int, vocab_size: int) -> None:
+    """Raise a one-line SpklipError unless ``tokens`` is an integer (B, L) tensor with
+    L <= ``context_length`` and ids in [0, ``vocab_size``)."""
+    if tokens.ndim != 2 or tokens.dtype not in (torch.long, torch.int32, torch.int64):
+        raise SpklipError(
+            f"tokens must be an integer tensor (batch, length), got {tuple(tokens.shape)} "
+            f"{tokens.dtype}; use SpikeTokenizer.encode_batch"
+        )
+    if tokens.shape[1] > context_length:
+        raise SpklipError(
+            f"tokens have length {tokens.shape[1]} > text.context_length "
+            f"{context_length}; encode with context_length={context_length}"
+        )
+    if tokens.is_meta:  # shape-only tensors (FLOP counting): no ids to check
+        return
+    if tokens.numel() and (int(tokens.max()) >= vocab_size or int(tokens.min()) < 0):
+        raise SpklipError(
+            f"token id {int(tokens.max())} is outside the model's vocabulary of "
+            f"{vocab_size}; the tokenizer is larger than text.vocab_size - retrain it "
+            "with a smaller vocab_size or build the model with a larger text.vocab_size"
+        )
