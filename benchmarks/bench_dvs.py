@@ -19,17 +19,13 @@ import argparse
 import itertools
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _report import header
-
+from benchmarks._report import header
 from spikesim import interpolate, iter_frames, probe_video
 from spikesim._kernels import dvs as K
 from spikesim.dvs import DVS_PRESETS, EVENT_DTYPE, DVSEncoder, DVSModel
