@@ -55,11 +55,19 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     type=click.Path(path_type=Path, file_okay=False),
     help="run folder for checkpoints/ and results.jsonl  [default: runs/MODEL]",
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="[default: the model's, paper 30]")
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), help="clips per step and process [paper 8]"
+    "--epochs", type=click.IntRange(min=1), help="training epochs  [default: the model's recipe]"
 )
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="peak learning rate")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="clips per step and process  [default: the model's recipe]",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="peak learning rate  [default: the model's recipe]",
+)
 @click.option("--frames", type=click.IntRange(min=1), help="model input frames per clip (T)")
 @click.option(
     "--bin",
@@ -76,8 +84,7 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     "--captions",
     type=click.Choice(_CAPTION_MODES),
     default=None,
-    help="training texts: clip captions, class prompts, or both  [default: the model's: "
-    "prompt for spklip-tiny, mixed otherwise]",
+    help="training texts: clip captions, class prompts, or both  [default: the model's recipe]",
 )
 @click.option(
     "--set",

@@ -22,7 +22,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,7 @@ from .star_net import STARNet, STARNetConfig, token_grid
 from .text import TextConfig, build_text_encoder, default_tokenizer
 from .tokenizer import SpikeTokenizer
 
-__all__ = ["SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder"]
-
-VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-spiking FSVE
+__all__ = ["ENCODERS", "SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder", "VisualEncoder"]
 
 
 @dataclass(frozen=True)
@@ -73,23 +71,9 @@ class SPKLIPConfig:
             raise SpklipError(f"image_size = {list(self.image_size)} must be two positive ints")
         if self.logit_scale_init > self.logit_scale_max:
             raise SpklipError("logit_scale_init must not exceed logit_scale_max")
-        if self.visual not in VISUALS:
+        if self.visual not in ENCODERS:
             raise SpklipError(f"visual = {self.visual!r}; choose one of {', '.join(VISUALS)}")
-        if self.visual == "fsve":
-            self.fsve.check(self.binned_frames)
-            return  # the hsfe and star sections are not used
-        self.hsfe.check_frames(self.binned_frames)
-        if min(token_grid(self.image_size, self.star.stage_strides)) < 1:
-            h, w = self.image_size
-            raise SpklipError(
-                f"image_size {h}x{w} leaves no tokens after STAR-Net's down-sampling; "
-                "use a larger image_size or smaller star.stage_strides"
-            )
-        if self.embed_dim % self.star.temporal_heads:
-            raise SpklipError(
-                f"star.temporal_heads = {self.star.temporal_heads} does not divide "
-                f"embed_dim {self.embed_dim}"
-            )
+        ENCODERS[self.visual].check(self)  # only the chosen encoder's section is used
 
     @property
     def binned_frames(self) -> int:
@@ -174,17 +158,9 @@ class SpikeVideoEncoder(nn.Module):
     def __init__(self, config: SPKLIPConfig) -> None:
         super().__init__()
         self.config = config
-        if config.visual == "fsve":
-            self.fsve = FSVE(config.fsve, config.binned_frames, config.image_size, config.embed_dim)
-            return
-        self.hsfe = HSFE(config.hsfe, config.binned_frames)
-        self.star = STARNet(
-            config.star,
-            in_channels=config.hsfe.features,
-            image_size=config.image_size,
-            n_blocks=config.hsfe.n_blocks,
-            out_dim=config.embed_dim,
-        )
+        self.kind = ENCODERS[config.visual]
+        for name, module in self.kind.build(config).items():
+            self.add_module(name, module)  # e.g. visual.hsfe, visual.star: stable weight names
 
     def check_input(self, spikes: torch.Tensor) -> None:
         """Raise a one-line SpklipError unless ``spikes`` is (B, frames, H, W) of this model."""
@@ -222,10 +198,119 @@ class SpikeVideoEncoder(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         self.check_input(spikes)
-        spikes = self.bin(spikes)
-        if self.config.visual == "fsve":
-            return self.fsve(spikes)
-        return self.star(self.hsfe(spikes))
+        return self.kind.forward(self, self.bin(spikes))
+
+    def fewshot_layers(self) -> list[str]:
+        """Qualified names (from the model root) of the modules few-shot adaptation trains."""
+        return [f"visual.{name}" for name in self.kind.fewshot_layers(self)]
+
+
+# ---------------------------------------------------------------------------- video encoders
+
+
+@dataclass(frozen=True)
+class VisualEncoder:
+    """One kind of video encoder (``SPKLIPConfig.visual``): everything SPKLIP and the rest of
+    the library ask of it, in one place. A new encoder is one more entry of :data:`ENCODERS`.
+
+    ``check(config)`` raises a one-line SpklipError for a bad section; ``build(config)`` gives
+    the submodules of ``model.visual`` by name; ``forward(encoder, binned)`` maps binned spikes
+    (B, frames // temporal_bin, H, W) to (B, embed_dim); ``time_steps(config)`` is how many
+    steps the energy estimate counts neuron updates over; ``fewshot_layers(encoder)`` names
+    the modules (inside ``model.visual``) that few-shot adaptation trains;
+    ``grad_checkpointing(encoder, on)`` trades compute for memory where the encoder can.
+    """
+
+    name: str
+    report_name: str  # its key in energy tables: "ann" or "snn"
+    spiking: bool
+    check: Callable[[SPKLIPConfig], None]
+    build: Callable[[SPKLIPConfig], dict[str, nn.Module]]
+    forward: Callable[[SpikeVideoEncoder, torch.Tensor], torch.Tensor]
+    time_steps: Callable[[SPKLIPConfig], int]
+    fewshot_layers: Callable[[SpikeVideoEncoder], list[str]]
+    grad_checkpointing: Callable[[SpikeVideoEncoder, bool], None]
+
+
+def _ann_check(config: SPKLIPConfig) -> None:
+    config.hsfe.check_frames(config.binned_frames)
+    if min(token_grid(config.image_size, config.star.stage_strides)) < 1:
+        h, w = config.image_size
+        raise SpklipError(
+            f"image_size {h}x{w} leaves no tokens after STAR-Net's down-sampling; "
+            "use a larger image_size or smaller star.stage_strides"
+        )
+    if config.embed_dim % config.star.temporal_heads:
+        raise SpklipError(
+            f"star.temporal_heads = {config.star.temporal_heads} does not divide "
+            f"embed_dim {config.embed_dim}"
+        )
+
+
+def _ann_build(config: SPKLIPConfig) -> dict[str, nn.Module]:
+    return {
+        "hsfe": HSFE(config.hsfe, config.binned_frames),
+        "star": STARNet(
+            config.star,
+            in_channels=config.hsfe.features,
+            image_size=config.image_size,
+            n_blocks=config.hsfe.n_blocks,
+            out_dim=config.embed_dim,
+        ),
+    }
+
+
+def _ann_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
+    # STAR-Net's last two layers: the temporal Transformer's last MLP and norm, or (with no
+    # temporal layers) the attention pool's value and output projections.
+    temporal = encoder.star.temporal
+    if len(temporal.layers):
+        last = f"star.temporal.layers.{len(temporal.layers) - 1}"
+        return [f"{last}.linear1", f"{last}.linear2", "star.temporal.norm"]
+    return ["star.spatial.attnpool.v_proj", "star.spatial.attnpool.out_proj"]
+
+
+def _ann_checkpointing(encoder: SpikeVideoEncoder, enable: bool) -> None:
+    # HSFE's full-resolution residual blocks hold most activations; STAR-Net is left alone:
+    # recomputing its BatchNorms would update their running statistics twice.
+    encoder.hsfe.grad_checkpointing = enable
+
+
+def _fsve_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
+    fsve = encoder.fsve
+    if len(fsve.temporal):
+        last = f"fsve.temporal.{len(fsve.temporal) - 1}"
+        return [f"{last}.fc2", f"{last}.bn2", "fsve.head"]
+    return ["fsve.token", "fsve.token_bn", "fsve.head"]
+
+
+ENCODERS: dict[str, VisualEncoder] = {
+    "ann": VisualEncoder(
+        name="ann",
+        report_name="ann",
+        spiking=False,
+        check=_ann_check,
+        build=_ann_build,
+        forward=lambda enc, x: enc.star(enc.hsfe(x)),
+        time_steps=lambda config: config.hsfe.n_blocks,
+        fewshot_layers=_ann_fewshot,
+        grad_checkpointing=_ann_checkpointing,
+    ),
+    "fsve": VisualEncoder(
+        name="fsve",
+        report_name="snn",
+        spiking=True,
+        check=lambda config: config.fsve.check(config.binned_frames),
+        build=lambda config: {
+            "fsve": FSVE(config.fsve, config.binned_frames, config.image_size, config.embed_dim)
+        },
+        forward=lambda enc, x: enc.fsve(x),
+        time_steps=lambda config: config.fsve.steps,
+        fewshot_layers=_fsve_fewshot,
+        grad_checkpointing=lambda enc, enable: None,  # no recomputation in the spiking encoder
+    ),
+}
+VISUALS = tuple(ENCODERS)  # "ann": HSFE + STAR-Net; "fsve": the full-spiking encoder
 
 
 class SPKLIP(nn.Module):
@@ -300,8 +385,7 @@ class SPKLIP(nn.Module):
         of the activations) keep none and are recomputed in backward. STAR-Net is left alone:
         recomputing its BatchNorms would update their running statistics twice.
         (No effect on an FSVE encoder.)"""
-        if self.config.visual == "ann":
-            self.visual.hsfe.grad_checkpointing = enable
+        self.visual.kind.grad_checkpointing(self.visual, enable)
 
     def scale(self) -> torch.Tensor:
         """The contrastive multiplier exp(min(logit_scale, logit_scale_max)), a 0-d tensor."""

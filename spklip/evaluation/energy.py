@@ -40,6 +40,7 @@ from spikesim import write_json
 from ..data import load_checkpoint_clips
 from ..errors import SpklipError
 from ..fsve import SpikeMatmul, is_spiking_neuron
+from ..model import ENCODERS
 
 __all__ = [
     "PJ_PER_MAC",
@@ -236,7 +237,7 @@ def _time_steps(model: nn.Module) -> int | None:
     config = getattr(_encoder(model), "config", None)
     if config is None or not hasattr(config, "visual"):
         return None
-    return config.fsve.steps if config.visual == "fsve" else config.hsfe.n_blocks
+    return ENCODERS[config.visual].time_steps(config)
 
 
 def _fraction(layers: list[LayerCount]) -> dict[str, Any]:
@@ -423,9 +424,6 @@ def energy_table_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-ENCODER_NAMES = {"ann": "ann", "fsve": "snn"}  # report key of each SPKLIPConfig.visual
-
-
 def energy_report(
     checkpoints: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
     data: str | os.PathLike,
@@ -462,7 +460,7 @@ def energy_report(
     for name, path in named:
         loaded = load_checkpoint_clips(path, data, split=split, clips=clips, device=device)
         if name is None:
-            base = ENCODER_NAMES.get(loaded.model.config.visual, loaded.model.config.visual)
+            base = ENCODERS[loaded.model.config.visual].report_name
             name, k = base, 2
             while name in results:
                 name, k = f"{base}_{k}", k + 1

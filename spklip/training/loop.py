@@ -43,7 +43,7 @@ from ..checkpoint import (
 from ..data import CAPTION_MODES, SpikeClips, check_compatible, data_bin, make_loader
 from ..errors import SpklipError
 from ..evaluation.zeroshot import zero_shot_top1
-from ..factory import create_model_from_config, get_model_config
+from ..factory import create_model_from_config, get_model_config, get_recipe
 from ..loss import contrastive_loss
 from ..model import SPKLIP
 from ..prompts import all_prompt_texts
@@ -52,21 +52,12 @@ from .optim import lr_factor, param_groups
 
 RESULTS = "results.jsonl"
 
-# The paper's recipe, used for any model without its own entry below.
-PAPER_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "batch_size": 8, "epochs": 30, "captions": "mixed"}
-# Recommended settings per named model: small models from scratch want a larger step.
-# spklip-tiny: the demo's recipe (docs/training.md, "What the demo measures"); class prompts,
-# because the synthetic captions mostly describe the look and slow zero-shot learning down.
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "spklip-paper": PAPER_DEFAULTS,
-    "spklip-tiny": {"lr": 1e-3, "batch_size": 16, "epochs": 40, "captions": "prompt"},
-}
-
 
 @dataclass
 class TrainConfig:
-    """What a training run needs; None means "the model's recommended value"
-    (:data:`TRAIN_DEFAULTS`, else the paper's lr 2e-5, batch 8, 30 epochs, mixed texts)."""
+    """What a training run needs; None means "the model's recipe" (the ``recipe`` section of
+    its config, ``spklip.factory.get_recipe``; the paper's lr 2e-5, batch 8, 30 epochs and
+    mixed texts where it says nothing)."""
 
     data: str | os.PathLike  # converted folder or packed .h5
     out: str | os.PathLike = "runs/spklip"  # run folder: checkpoints/, results.jsonl
@@ -85,9 +76,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2  # DataLoader worker processes per training process
     resume: bool = False  # continue from OUT/checkpoints/latest
-    captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips);
-    # None: the model's (TRAIN_DEFAULTS), else "mixed"
-    label_aware: bool = True  # clips of one class in a batch are not negatives
+    captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
+    label_aware: bool | None = None  # clips of one class in a batch are not negatives
     train_split: str = "train"
     val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
@@ -100,14 +90,12 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every None default filled in for ``self.model``."""
-        rec = {**PAPER_DEFAULTS, **TRAIN_DEFAULTS.get(self.model, {})}
-        return dataclasses.replace(
-            self,
-            epochs=self.epochs if self.epochs is not None else rec["epochs"],
-            batch_size=self.batch_size if self.batch_size is not None else rec["batch_size"],
-            lr=self.lr if self.lr is not None else rec["lr"],
-            captions=self.captions if self.captions is not None else rec["captions"],
-        )
+        recipe = get_recipe(self.model)
+        chosen = {
+            name: getattr(recipe, name) if getattr(self, name) is None else getattr(self, name)
+            for name in ("epochs", "batch_size", "lr", "captions", "label_aware")
+        }
+        return dataclasses.replace(self, **chosen)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

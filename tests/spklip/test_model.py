@@ -473,3 +473,30 @@ def test_flow_windows_are_the_2d_gaussian_circulation_and_divergence() -> None:
     kernels = torch.stack([torch.stack([-dy * g, dx * g]), torch.stack([dx * g, dy * g])])
     expected = torch.nn.functional.conv2d(maps[:, :2], kernels, padding=r)
     assert torch.allclose(maps[:, 2:], expected, atol=1e-6)
+
+
+def test_every_video_encoder_is_one_entry_of_the_table() -> None:
+    # the SPKLIP/FSVE branch used to be repeated in four places; now one table answers
+    from spklip.model import ENCODERS, VISUALS
+
+    assert set(VISUALS) == set(ENCODERS) == {"ann", "fsve"}
+    for name in list_models():
+        config = get_model_config(name)
+        kind = ENCODERS[config.visual]
+        assert kind.time_steps(config) >= 1
+        model = create_model(name)
+        names = dict(model.named_modules())
+        assert model.visual.fewshot_layers() and all(
+            n in names for n in model.visual.fewshot_layers()
+        )
+
+
+def test_the_training_recipe_lives_in_the_model_config() -> None:
+    from spklip.factory import TrainRecipe, get_recipe
+    from spklip.training.loop import TrainConfig
+
+    tiny = get_recipe("spklip-tiny")
+    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "prompt")
+    assert get_recipe("spklip-paper") == TrainRecipe()  # the paper's lr 2e-5, batch 8, 30 epochs
+    resolved = TrainConfig(data=".", model="spklip-tiny", lr=5e-4).resolved()
+    assert (resolved.lr, resolved.epochs, resolved.captions) == (5e-4, 40, "prompt")
