@@ -37,6 +37,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 
+from spikesim import temp_name, write_atomic
+
 from .errors import SpklipError
 from .factory import create_model_from_config
 from .model import SPKLIP
@@ -78,12 +80,6 @@ def epoch_dir_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     folder: str | os.PathLike,
     model: torch.nn.Module,
@@ -106,9 +102,7 @@ def save_checkpoint(
     if record is not None:
         config = {**config, "tokenizer": record}
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = temp_name(folder)  # <name>.tmp-<pid>-<rand>, the scheme of every writer
     tmp.mkdir()
     try:
         save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
@@ -125,7 +119,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if folder.parent.name == CHECKPOINTS:
-        _write_text_atomic(folder.parent / LATEST, folder.name + "\n")
+        write_atomic(folder.parent / LATEST, folder.name + "\n")
     return folder
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from spikesim import write_atomic
+
 from .errors import SpklipError
 
 __all__ = [
@@ -257,9 +259,7 @@ class SpikeTokenizer:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_json` to ``path`` (atomically: temporary name, then rename)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, self.to_json())
         return path
 
     @classmethod
