@@ -11,7 +11,6 @@ file order.
 
 from __future__ import annotations
 
-import json
 import mmap
 import operator
 import os
@@ -25,8 +24,8 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, temp_file, write_atomic
-from .sidecar import json_default, read_sidecar, sidecar_path
+from .files import AtomicOutput, temp_file
+from .sidecar import check_meta, publish, read_sidecar, sidecar_path
 
 __all__ = [
     "FORMAT",
@@ -169,18 +168,7 @@ class DatWriter(AtomicOutput):
 
     def _check_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         own = {"height": self.height, "width": self.width, "flipud": self.flipud}
-        for key, value in own.items():
-            if key in meta and meta[key] != value:
-                raise DatError(
-                    f"{self.path}: meta says {key}={meta[key]!r} but the writer has {value!r}; "
-                    f"drop {key!r} from meta"
-                )
-        meta = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
-        try:
-            json.dumps(meta, default=json_default)
-        except (TypeError, ValueError) as err:
-            raise DatError(f"{self.path}: meta cannot be saved as JSON ({err})") from None
-        return meta
+        return check_meta(self.path, meta, own, _OWN_KEYS, DatError)
 
     @property
     def frames(self) -> int:
@@ -232,9 +220,7 @@ class DatWriter(AtomicOutput):
         self._closed = True
         try:
             self._fh.close()
-            text = json.dumps(self.sidecar(), indent=2, default=json_default) + "\n"
-            write_atomic(sidecar_path(self.path), text)
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path, self.sidecar())
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise

@@ -24,7 +24,6 @@ voxel-grid time bins).
 from __future__ import annotations
 
 import bisect
-import json
 import numbers
 import os
 from collections.abc import Iterator, Mapping
@@ -36,8 +35,8 @@ import numpy as np
 from ._version import __version__
 from .dvs import EVENT_DTYPE
 from .errors import EventsError
-from .files import AtomicOutput, temp_file, write_atomic
-from .sidecar import json_default, read_sidecar, sidecar_path
+from .files import AtomicOutput, temp_file
+from .sidecar import check_meta, publish, read_sidecar
 
 __all__ = [
     "FORMAT",
@@ -166,18 +165,8 @@ class EventWriter(AtomicOutput):
         self._closed = False
 
     def _check_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
-        for key, value in (("height", self.height), ("width", self.width)):
-            if key in meta and meta[key] != value:
-                raise EventsError(
-                    f"{self.path}: meta says {key}={meta[key]!r} but the writer has {value!r}; "
-                    f"drop {key!r} from meta"
-                )
-        meta = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
-        try:
-            json.dumps(meta, default=json_default)
-        except (TypeError, ValueError) as err:
-            raise EventsError(f"{self.path}: meta cannot be saved as JSON ({err})") from None
-        return meta
+        own = {"height": self.height, "width": self.width}
+        return check_meta(self.path, meta, own, _OWN_KEYS, EventsError)
 
     @property
     def events(self) -> int:
@@ -270,9 +259,7 @@ class EventWriter(AtomicOutput):
                 spikesim_version=__version__,
             )
             self._h5.close()
-            text = json.dumps(self.sidecar(), indent=2, default=json_default) + "\n"
-            write_atomic(sidecar_path(self.path), text)
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path, self.sidecar())
         except BaseException:
             self._h5.close()
             self._tmp.unlink(missing_ok=True)

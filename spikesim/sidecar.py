@@ -14,9 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatError
+from .errors import DatError, SpikesimError
+from .files import write_atomic
 
-__all__ = ["json_default", "read_sidecar", "sidecar_path", "valid_sidecar"]
+__all__ = [
+    "check_meta",
+    "json_default",
+    "publish",
+    "read_sidecar",
+    "sidecar_path",
+    "valid_sidecar",
+]
 
 
 def sidecar_path(data_path: str | os.PathLike[str]) -> Path:
@@ -80,3 +88,35 @@ def json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+
+def check_meta(
+    path: Path,
+    meta: dict[str, Any],
+    own: dict[str, Any],
+    owned_keys: tuple[str, ...],
+    error: type[SpikesimError],
+) -> dict[str, Any]:
+    """A writer's caller-given sidecar ``meta``, checked: keys the writer owns may repeat only
+    with the writer's values (``own``) and are dropped (``owned_keys``); the rest must be
+    JSON-able. ``error`` is the writer's error type."""
+    for key, value in own.items():
+        if key in meta and meta[key] != value:
+            raise error(
+                f"{path}: meta says {key}={meta[key]!r} but the writer has {value!r}; "
+                f"drop {key!r} from meta"
+            )
+    meta = {k: v for k, v in meta.items() if k not in owned_keys}
+    try:
+        json.dumps(meta, default=json_default)
+    except (TypeError, ValueError) as err:
+        raise error(f"{path}: meta cannot be saved as JSON ({err})") from None
+    return meta
+
+
+def publish(tmp: Path, path: Path, sidecar: dict[str, Any]) -> None:
+    """Finish a data file written under the temporary name ``tmp``: write its sidecar
+    (atomically), then rename ``tmp`` to ``path``. The data file appears last, so its presence
+    means the pair is complete."""
+    write_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, default=json_default) + "\n")
+    os.replace(tmp, path)
