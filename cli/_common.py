@@ -171,6 +171,49 @@ half_window_option = click.option(
 )
 
 
+def interp_option(default: str) -> Callable:
+    """``--interp``: how new frames between source frames are made."""
+    return click.option(
+        "--interp",
+        default=default,
+        show_default=True,
+        help="interpolation between source frames: flow | linear | none",
+    )
+
+
+def encoder_options(command: Callable) -> Callable:
+    """The integrate-and-fire encoder's options: ``--threshold``, ``--init``, ``--noise``."""
+    from spikesim import NOISE_PRESETS
+
+    for option in reversed(
+        (
+            click.option(
+                "--threshold",
+                type=float,
+                default=5.0,
+                show_default=True,
+                help="integrate-and-fire threshold",
+            ),
+            click.option(
+                "--init",
+                type=click.Choice(["random", "zero"]),
+                default="random",
+                show_default=True,
+                help="initial membrane potential",
+            ),
+            click.option(
+                "--noise",
+                type=click.Choice(sorted(NOISE_PRESETS)),
+                default="none",
+                show_default=True,
+                help="sensor noise preset",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 def set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch

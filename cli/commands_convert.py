@@ -11,7 +11,9 @@ from spikesim import SpikesimError
 from ._common import (
     EXIT_FAILED,
     check_not_input,
+    encoder_options,
     fail,
+    interp_option,
     limit_option,
     overwrite_option,
     refuse_existing,
@@ -31,14 +33,6 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(str(e)) from None
 
 
-def _noise_presets() -> list[str]:
-    try:
-        from spikesim import NOISE_PRESETS
-    except ImportError:  # encoder not installed yet: accept the documented names
-        return ["none", "gaussian", "sensor"]
-    return sorted(NOISE_PRESETS)
-
-
 def _log(message: str) -> None:
     click.echo(message, err=True)
 
@@ -56,24 +50,8 @@ def _log(message: str) -> None:
     "--factor", type=click.IntRange(min=1), help="spike frames per source frame interval (e.g. 10)"
 )
 @size_option(help="spike frame size HxW (short side fitted, then centre-cropped)")
-@click.option(
-    "--interp", default="flow", show_default=True, help="interpolation: flow | linear | none"
-)
-@click.option("--threshold", type=float, default=5.0, show_default=True, help="firing threshold")
-@click.option(
-    "--init",
-    type=click.Choice(["random", "zero"]),
-    default="random",
-    show_default=True,
-    help="initial membrane potential",
-)
-@click.option(
-    "--noise",
-    type=click.Choice(_noise_presets()),
-    default="none",
-    show_default=True,
-    help="sensor noise preset",
-)
+@interp_option("flow")
+@encoder_options
 @seed_option
 @click.option(
     "--workers",

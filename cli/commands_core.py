@@ -12,7 +12,6 @@ import click
 import numpy as np
 
 from spikesim import (
-    NOISE_PRESETS,
     VIDEO_SUFFIXES,
     ConvertSettings,
     DatError,
@@ -30,8 +29,10 @@ from spikesim import (
 
 from ._common import (
     check_not_input,
+    encoder_options,
     fail,
     half_window_option,
+    interp_option,
     overwrite_option,
     refuse_existing,
     seed_option,
@@ -161,27 +162,8 @@ def _dataset_summary(path: Path) -> dict[str, Any]:
     show_default=True,
     help="spike frames per source frame interval (1: one spike frame per video frame)",
 )
-@click.option(
-    "--interp",
-    default="none",
-    show_default=True,
-    help="interpolation between source frames: flow | linear | none",
-)
-@click.option("--threshold", default=5.0, show_default=True, help="integrate-and-fire threshold")
-@click.option(
-    "--init",
-    type=click.Choice(["random", "zero"]),
-    default="random",
-    show_default=True,
-    help="initial membrane potential",
-)
-@click.option(
-    "--noise",
-    type=click.Choice(sorted(NOISE_PRESETS)),
-    default="none",
-    show_default=True,
-    help="sensor noise preset",
-)
+@interp_option("none")
+@encoder_options
 @seed_option
 @click.option("--flipud/--no-flipud", default=True, show_default=True, help="camera row order")
 @overwrite_option
