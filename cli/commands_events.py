@@ -10,7 +10,7 @@ import numpy as np
 
 from spikesim import EventFile, FrameWriter, event_count_frames, write_atomic
 
-from ._common import fail
+from ._common import check_not_input, fail, overwrite_option, refuse_existing
 
 # Net events (ON - OFF) in a window for full colour: v2e's default full scale
 # (--dvs_vid_full_scale 2), so single events show but a busy edge does not saturate at once.
@@ -62,10 +62,11 @@ def tile(images: list[np.ndarray]) -> np.ndarray:
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="OUT.png (a grid of up to 16 windows spread over the file) or OUT.mp4 (every window)",
+    help="OUT.png (a grid of up to 16 windows spread over the file) or OUT.mp4 (every window)"
+    "  [required]",
 )
 @click.option("--bin-ms", default=10.0, show_default=True, help="window per frame, milliseconds")
-@click.option("--overwrite", is_flag=True, help="replace OUT if it exists")
+@overwrite_option
 def events(file: Path, out: Path, bin_ms: float, overwrite: bool) -> None:
     """Draw the ON/OFF events of an event FILE (.h5) as frames, one per --bin-ms window.
 
@@ -77,8 +78,8 @@ def events(file: Path, out: Path, bin_ms: float, overwrite: bool) -> None:
         fail(f"{out}: --out must end in .png, .mp4 or .avi")
     if not (math.isfinite(bin_ms) and bin_ms > 0):
         fail(f"--bin-ms must be a positive number of milliseconds, got {bin_ms}")
-    if out.exists() and not overwrite:
-        fail(f"{out} exists; pass --overwrite to replace it")
+    check_not_input(out, file)
+    refuse_existing(out, overwrite=overwrite)
     bin_us = max(1, round(bin_ms * 1000))
     with EventFile(file) as ef:
         span = ef.t_range
