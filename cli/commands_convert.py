@@ -51,6 +51,21 @@ def _log(message: str) -> None:
 )
 @size_option(help="spike frame size HxW (short side fitted, then centre-cropped)")
 @interp_option("flow")
+@click.option(
+    "--sensor",
+    type=click.Choice(["spike", "dvs"]),
+    default="spike",
+    show_default=True,
+    help="spike: a spike camera (integrate-and-fire, .dat); dvs: an event camera (v2e's pixel "
+    "model, events in .h5)",
+)
+@click.option(
+    "--dvs-preset",
+    type=click.Choice(["clean", "noisy", "v2e"]),
+    default="clean",
+    show_default=True,
+    help="with --sensor dvs: the pixel model's thresholds and noise (docs/events.md)",
+)
 @encoder_options
 @seed_option
 @click.option(
@@ -86,6 +101,8 @@ def convert(
     factor: int | None,
     size: tuple[int, int],
     interp: str,
+    sensor: str,
+    dvs_preset: str,
     threshold: float,
     init: str,
     noise: str,
@@ -101,8 +118,9 @@ def convert(
 ) -> None:
     """Convert a UCF101 / HMDB51-style dataset SRC (class folders of videos) to spike streams.
 
-    Writes OUT/<class>/<stem>.dat + .json, manifest.jsonl, classes.txt, config.yaml and
-    failures.jsonl. Run the same command again to resume; finished clips are skipped.
+    Writes OUT/<class>/<stem>.dat (or, with --sensor dvs, .h5 events) + .json,
+    manifest.jsonl, classes.txt, config.yaml and failures.jsonl. Run the same command again
+    to resume; finished clips are skipped.
     On a cluster, run one job per shard (--shard I/N), then `--merge`.
     Exit 0 when every clip converted, 1 when some failed (see failures.jsonl).
     """
@@ -123,6 +141,8 @@ def convert(
         init=init,
         noise=None if noise == "none" else noise,
         seed=seed,
+        sensor=sensor,
+        dvs_preset=dvs_preset,
     )
     summary = convert_dataset(
         src,

@@ -198,7 +198,7 @@ def convert_dataset(
     listed = selection if shard is not None else dataset.clips
     for clip in listed:
         seed = clip_seed(settings.seed, clip.path)
-        dat = out / clip.out_path
+        dat = out / _clip_file(clip, settings)
         meta, mismatch = finished_clip(dat, settings.clip_meta(seed, clip.source))
         if meta is not None:
             rows[clip.path] = _record(clip, meta["frames"], settings)
@@ -295,9 +295,14 @@ def _progress_bar(total: int, enabled: bool):
     )
 
 
+def _clip_file(clip: SourceClip, settings: ConvertSettings) -> str:
+    """``<class>/<stem>.dat`` (spikes) or ``.h5`` (events), relative to the output folder."""
+    return str(Path(clip.out_path).with_suffix(settings.suffix).as_posix())
+
+
 def _record(clip: SourceClip, frames: int, settings: ConvertSettings) -> ClipRecord:
     return ClipRecord(
-        path=clip.out_path,
+        path=_clip_file(clip, settings),
         cls=clip.cls,
         label=clip.label,
         split=clip.split,
@@ -330,7 +335,8 @@ def _config(dataset: SourceDataset, settings: ConvertSettings) -> dict[str, Any]
         "labels": list(dataset.classes),
         "num_classes": len(dataset.classes),
         "flipud": settings.flipud,
-        "format": "spikesim-dat/1",
+        "format": "spikesim-dat/1" if settings.sensor == "spike" else "spikesim-events/1",
+        "sensor": settings.sensor,
         "layout": dataset.layout,
         "splits": dataset.split_source,
         "source_clips": {"total": len(dataset.clips), **counts},
@@ -375,7 +381,7 @@ def _remove_stale_temps(out: Path, clips: Iterable[SourceClip], *, shared: bool)
             continue
         for entry in os.scandir(folder):
             head, mark, _ = entry.name.partition(TMP_MARK)
-            if mark and Path(head).stem in names and Path(head).suffix in (".dat", ".json"):
+            if mark and Path(head).stem in names and Path(head).suffix in (".dat", ".h5", ".json"):
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
     if shared:

@@ -63,16 +63,20 @@ def read_sidecar(data_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def valid_sidecar(dat: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The sidecar of a finished ``.dat``: readable and agreeing with the file size, else None
+    """The sidecar of a finished ``.dat`` (or event ``.h5``): readable and agreeing with the
+    file, else None
     (used to decide whether a clip is done; anything doubtful is simply made again)."""
     dat = Path(dat)
     try:
         meta = read_sidecar(dat)
-        frame_bytes = meta["height"] * meta["width"] // 8
         frames = meta["frames"]
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             return None
-        if dat.stat().st_size != frames * frame_bytes:
+        if dat.suffix == ".h5":  # an event file: its writer wrote the sidecar after the events
+            events = meta["events"]
+            if isinstance(events, bool) or not isinstance(events, int) or not dat.stat().st_size:
+                return None
+        elif dat.stat().st_size != frames * (meta["height"] * meta["width"] // 8):
             return None
     except (OSError, DatError, KeyError, TypeError):
         return None

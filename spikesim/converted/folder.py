@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..events import read_events
 from .dataset import ConvertedDataset
 from .layout import CLASSES, CONFIG, MANIFEST, ClipRecord, read_classes, read_config, read_manifest
 
@@ -29,6 +30,7 @@ class FolderDataset(ConvertedDataset):
             )
             raise DatasetError(f"{self.root}: no {MANIFEST}, not a converted dataset; {hint}")
         self.config = read_config(self.root / CONFIG)
+        self.sensor: str = str(self.config.get("sensor", "spike"))  # "spike" (.dat) or "dvs" (.h5)
         classes = read_classes(self.root / CLASSES)
         self._set_clips(read_manifest(manifest), classes, str(manifest))
         self.flipud = bool(self.config.get("flipud", True))
@@ -41,7 +43,21 @@ class FolderDataset(ConvertedDataset):
             )
         self._frame_bytes = frame_bytes
 
+    def read_events(self, i: int, t0: int | None = None, t1: int | None = None) -> np.ndarray:
+        """Events of clip ``i`` (a ``--sensor dvs`` conversion) with ``t0 <= t < t1``
+        microseconds (None: from the start / to the end), ``spikesim.EVENT_DTYPE``."""
+        if self.sensor != "dvs":
+            raise DatasetError(f"{self.root}: holds spike streams, not events; use read(i)")
+        if not -len(self.clips) <= i < len(self.clips):
+            raise IndexError(f"clip {i} out of range for {len(self.clips)} clips")
+        return read_events(self.root / self.clips[i].path, t0, t1)
+
     def _read_packed(self, i: int, clip: ClipRecord, start: int, stop: int) -> np.ndarray:
+        if self.sensor != "spike":
+            raise DatasetError(
+                f"{self.root}: holds events (converted with --sensor {self.sensor}), not spike "
+                "frames; read them with read_events(i)"
+            )
         path = self.root / clip.path
         try:
             fd = os.open(path, os.O_RDONLY)

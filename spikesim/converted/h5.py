@@ -63,6 +63,11 @@ def pack_dataset(
     if Path(converted_dir).is_file():
         raise DatasetError(f"{converted_dir}: a file (already packed?); give the converted folder")
     src = FolderDataset(converted_dir)
+    if src.sensor != "spike":
+        raise DatasetError(
+            f"{converted_dir}: holds events (--sensor {src.sensor}), already one HDF5 file per "
+            "clip; pack packs spike streams"
+        )
     out_h5 = Path(out_h5)
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     frame_bytes = src.height * src.width // 8
