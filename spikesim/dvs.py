@@ -33,7 +33,6 @@ number of threads, gives the same bytes. Presets: `DVS_PRESETS` (``clean``, ``no
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
@@ -44,7 +43,7 @@ import numpy as np
 
 from ._kernels import dvs as _k
 from ._kernels.rng import _stream_key
-from .checks import check_unit_range
+from .checks import check_unit_range, real_number, whole_number
 from .errors import SpikesimError
 
 __all__ = ["DVS_PRESETS", "EVENT_DTYPE", "DVSEncoder", "DVSModel", "dvs", "resolve_dvs"]
@@ -100,13 +99,8 @@ class DVSModel:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise SpikesimError(f"dvs {f.name} must be a number, got {value!r}")
-            value = float(value)
             low, high = _LIMITS[f.name]
-            if not (math.isfinite(value) and low <= value <= high):
-                raise SpikesimError(f"dvs {f.name} = {value} must be between {low} and {high}")
+            value = real_number(getattr(self, f.name), f"dvs {f.name}", minimum=low, maximum=high)
             object.__setattr__(self, f.name, value)  # ints stored as floats: same JSON
 
     @property
@@ -192,12 +186,6 @@ def _check_fields(given: Mapping[str, Any], known: set[str]) -> None:
         )
 
 
-def _positive_int(name: str, value: Any, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 < value <= high:
-        raise SpikesimError(f"{name} must be an integer from 1 to {high}, got {value!r}")
-    return int(value)
-
-
 class DVSEncoder:
     """Streaming DVS simulator for frames of one size (model in the module docstring).
 
@@ -224,18 +212,10 @@ class DVSEncoder:
         seed: int = 0,
         **overrides: float,
     ) -> None:
-        self._height = _positive_int("height", height, _MAX_SIDE)
-        self._width = _positive_int("width", width, _MAX_SIDE)
-        if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
-            raise SpikesimError(f"fps must be a number, got {fps!r}")
-        if not (math.isfinite(fps) and 0 < fps <= _MAX_FPS):
-            raise SpikesimError(f"fps must be above 0 and at most {_MAX_FPS:g}, got {fps}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise SpikesimError(f"seed must be an integer, got {seed!r}")
-        if not 0 <= seed < 2**64:
-            raise SpikesimError(f"seed must be between 0 and 2**64 - 1, got {seed}")
-        self._fps = float(fps)
-        self._seed = int(seed)
+        self._height = whole_number(height, "height", minimum=1, maximum=_MAX_SIDE)
+        self._width = whole_number(width, "width", minimum=1, maximum=_MAX_SIDE)
+        self._fps = real_number(fps, "fps", minimum=0, above=True, maximum=_MAX_FPS)
+        self._seed = whole_number(seed, "seed", minimum=0, maximum=2**64 - 1)
         self._preset, self._model = resolve_dvs(preset, **overrides)
         m = self._model
         n = self._height * self._width

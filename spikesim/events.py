@@ -24,7 +24,6 @@ voxel-grid time bins).
 from __future__ import annotations
 
 import bisect
-import numbers
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
+from .checks import whole_number
 from .dvs import EVENT_DTYPE
 from .errors import EventsError
 from .files import AtomicOutput, temp_file
@@ -81,12 +81,10 @@ def _check_events(events: Any, what: str = "events") -> np.ndarray:
 
 
 def _check_size(height: Any, width: Any) -> tuple[int, int]:
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise EventsError(f"{name} must be an integer, got {value!r}")
-        if not 0 < value <= 2**16:
-            raise EventsError(f"{name} must be from 1 to 65536, got {value}")
-    return int(height), int(width)
+    return (
+        whole_number(height, "height", minimum=1, maximum=2**16, error=EventsError),
+        whole_number(width, "width", minimum=1, maximum=2**16, error=EventsError),
+    )
 
 
 def _check_inside(events: np.ndarray, height: int, width: int, what: str) -> None:
@@ -133,12 +131,9 @@ class EventWriter(AtomicOutput):
         self.height, self.width = _check_size(height, width)
         if compression not in COMPRESSIONS:
             raise EventsError(f"compression {compression!r} must be one of None, 'lzf', 'gzip'")
-        for name, value in (("chunk_rows", chunk_rows), ("index_step_us", index_step_us)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise EventsError(f"{name} must be a positive integer, got {value!r}")
+        self._chunk_rows = whole_number(chunk_rows, "chunk_rows", minimum=1, error=EventsError)
+        self._step = whole_number(index_step_us, "index_step_us", minimum=1, error=EventsError)
         self._meta = self._check_meta(dict(meta or {}))
-        self._chunk_rows = int(chunk_rows)
-        self._step = int(index_step_us)
         self._rows = 0  # rows in the dataset
         self._pending: list[np.ndarray] = []  # (n, 4) int64 blocks not yet in the dataset
         self._pending_rows = 0
@@ -432,8 +427,7 @@ class EventFile:
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Consecutive windows [s, s + step_us) from t0 (default 0) up to t1 (default past the
         last event): yields (s, events). Reads one window at a time."""
-        if isinstance(step_us, bool) or not isinstance(step_us, numbers.Integral) or step_us < 1:
-            raise EventsError(f"step_us must be a positive integer, got {step_us!r}")
+        step_us = whole_number(step_us, "step_us", minimum=1, error=EventsError)
         span = self.t_range
         start = 0 if t0 is None else int(t0)
         stop = (span[1] + 1 if span else start) if t1 is None else int(t1)
@@ -481,8 +475,7 @@ def _bins(events: Any, height: int, width: int, n_bins: int, t0: Any, t1: Any):
     """Checked events inside [t0, t1) and the window: (events, t0, t1)."""
     events = _check_events(events)
     height, width = _check_size(height, width)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise EventsError(f"n_bins must be a positive integer, got {n_bins!r}")
+    n_bins = whole_number(n_bins, "n_bins", minimum=1, error=EventsError)
     _check_inside(events, height, width, "events")
     t = events["t"]
     start = (int(t.min()) if len(t) else 0) if t0 is None else int(t0)

@@ -461,6 +461,6 @@ def test_bad_frames_are_rejected_and_change_nothing(frames, match):
 def test_model_is_frozen_and_checked():
     with pytest.raises(AttributeError):
         DVS_PRESETS["clean"].shot_hz = 1.0  # type: ignore[misc]
-    with pytest.raises(SpikesimError, match="must be a number"):
+    with pytest.raises(SpikesimError, match="must be a finite number"):
         DVSModel(shot_hz="5")  # type: ignore[arg-type]
     assert DVSModel(shot_hz=5).shot_hz == 5.0 and isinstance(DVSModel(shot_hz=5).shot_hz, float)
