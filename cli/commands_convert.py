@@ -186,6 +186,16 @@ def convert(
     help="sim: plain textured objects; real: cluttered scenes, small motion, sensor noise",
 )
 @seed_option
+@click.option(
+    "--audio",
+    is_flag=True,
+    help="also a sound track per clip, synchronised with its motion (<stem>.wav, 16 kHz)",
+)
+@click.option(
+    "--corrupt",
+    is_flag=True,
+    help="with --audio: a third of each class's clips lose their picture, a third their sound",
+)
 @click.option("--overwrite", is_flag=True, help="replace an earlier synth output in --out")
 def synth(
     out: Path,
@@ -196,9 +206,11 @@ def synth(
     fps: float,
     style: str,
     seed: int,
+    audio: bool,
+    corrupt: bool,
     overwrite: bool,
 ) -> None:
-    """Write the synthetic action dataset (UCF101 layout, captions, splits) to OUT."""
+    """Write the synthetic action dataset (UCF101 layout, captions, splits) to --out."""
     from spikesim import synthesize
 
     path = synthesize(
@@ -211,6 +223,8 @@ def synth(
         style=style,
         seed=seed,
         overwrite=overwrite,
+        audio=audio,
+        corrupt=corrupt,
     )
     click.echo(f"wrote {classes} classes x {clips_per_class} clips to {path}")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..checks import format_size, is_whole
 from ..errors import DatasetError, SpikesimError, VideoError
+from .audio import assign_corruption, render_av_clip, write_clip_sound
 from .classes import (
     CLIPS_PER_GROUP,
     MAX_GROUPS,
@@ -43,12 +44,40 @@ def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
-def _make_clip(folder: Path, cls: str, index: int, fps: float, **kw) -> str:
-    """Render clip ``index`` of ``cls``, write it under ``folder``; return its caption."""
-    clip = render_clip(cls, index, **kw)
+def _make_clip(folder: Path, cls: str, index: int, fps: float, corruption: str | None, **kw) -> str:
+    """Render clip ``index`` of ``cls``, write it under ``folder`` (with ``corruption`` not
+    None, also its sound track ``<stem>.wav``, one modality degraded as it says); return its
+    caption."""
     (folder / cls).mkdir(exist_ok=True)
-    _write_avi(folder / cls / clip_name(cls, index), clip.frames, fps)
-    return clip.caption
+    video = folder / cls / clip_name(cls, index)
+    if corruption is None:
+        clip = render_clip(cls, index, **kw)
+        _write_avi(video, clip.frames, fps)
+        return clip.caption
+    av = render_av_clip(cls, index, corruption=corruption, fps=fps, **kw)
+    _write_avi(video, av.frames, fps)
+    write_clip_sound(video, av.sound, av.sample_rate)
+    return av.clip.caption
+
+
+def _corruptions(
+    names: list[str], clips_per_class: int, seed: int, corrupt: bool
+) -> dict[tuple[str, int], str]:
+    """Which modality each clip loses: a third "video", a third "audio", a third "none" within
+    every class and split (``corrupt``), else "none" everywhere."""
+    out = {}
+    for c, cls in enumerate(names):
+        for s, test in enumerate((False, True)):
+            ks = [
+                k for k in range(clips_per_class) if is_test_group(k // CLIPS_PER_GROUP + 1) == test
+            ]
+            labels = (
+                assign_corruption(len(ks), seed * 1000 + c * 2 + s)
+                if corrupt
+                else ["none"] * len(ks)
+            )
+            out.update({(cls, k): str(label) for k, label in zip(ks, labels, strict=True)})
+    return out
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -82,6 +111,8 @@ def synthesize(
     seed: int = 0,
     overwrite: bool = False,
     workers: int | None = None,
+    audio: bool = False,
+    corrupt: bool = False,
 ) -> Path:
     """Write the synthetic action dataset to ``out`` in UCF101 layout; return ``out``.
 
@@ -91,7 +122,12 @@ def synthesize(
     ``style``: ``"sim"`` (clean, high-contrast, large motions) or ``"real"`` (small motions, a
     shaded object that stands out from a static cluttered background, lower contrast than sim,
     camera noise and flicker). ``workers``: threads (default up to 4); the bytes do not
-    depend on it.
+    depend on it. ``audio``: every clip also gets a sound track synchronised with its motion
+    (``<stem>.wav`` beside the video, 16 kHz, ``spikesim.synth.audio``; a time-reversed class
+    gets the reversed sound), named in ``captions.jsonl`` (``"audio"``). ``corrupt`` (with
+    ``audio``): in every class and split a third of the clips have their picture degraded
+    and a third their sound (``"corruption"`` in ``captions.jsonl``), so that neither
+    modality alone solves the dataset.
 
     Same arguments give the same bytes; clip k of a class does not depend on
     ``clips_per_class`` or ``classes``. The folder is built beside ``out`` and renamed at
@@ -105,8 +141,11 @@ def synthesize(
     h, w = _check_args(size, frames, style, seed)
     if not isinstance(fps, (int, float, np.number)) or not fps > 0:
         raise SpikesimError(f"fps must be positive, got {fps!r}")
+    if corrupt and not audio:
+        raise SpikesimError("corrupt needs audio: the corrupted shares lose one of two modalities")
     out = Path(out)
     _prepare_out(out, overwrite)
+    lost = _corruptions(names, clips_per_class, seed, corrupt)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.synth-partial-{os.getpid()}"
@@ -117,11 +156,19 @@ def synthesize(
         kw = {"size": (h, w), "frames": frames, "style": style, "seed": seed}
         # Clips are independent, and OpenCV and NumPy release the GIL while they work.
         with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            texts = list(pool.map(lambda job: _make_clip(tmp, *job, fps, **kw), jobs))
+            texts = list(
+                pool.map(
+                    lambda job: _make_clip(tmp, *job, fps, lost[job] if audio else None, **kw),
+                    jobs,
+                )
+            )
         captions, train, test = [], [], []
         for (cls, k), text in zip(jobs, texts, strict=True):
             rel = f"{cls}/{clip_name(cls, k)}"
-            captions.append(json.dumps({"path": rel, "caption": text}))
+            row = {"path": rel, "caption": text}
+            if audio:
+                row.update(audio=str(Path(rel).with_suffix(".wav")), corruption=lost[(cls, k)])
+            captions.append(json.dumps(row))
             if is_test_group(k // CLIPS_PER_GROUP + 1):
                 test.append(rel)
             else:
