@@ -18,6 +18,7 @@ from .classes import (
     CLIPS_PER_GROUP,
     MAX_GROUPS,
     SPLIT_DIR,
+    SynthClip,
     class_names,
     clip_name,
     is_test_group,
@@ -44,20 +45,22 @@ def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
-def _make_clip(folder: Path, cls: str, index: int, fps: float, corruption: str | None, **kw) -> str:
+def _make_clip(
+    folder: Path, cls: str, index: int, fps: float, corruption: str | None, **kw
+) -> SynthClip:
     """Render clip ``index`` of ``cls``, write it under ``folder`` (with ``corruption`` not
-    None, also its sound track ``<stem>.wav``, one modality degraded as it says); return its
-    caption."""
+    None, also its sound track ``<stem>.wav``, one modality degraded as it says); return the
+    clean clip (its caption and paraphrases)."""
     (folder / cls).mkdir(exist_ok=True)
     video = folder / cls / clip_name(cls, index)
     if corruption is None:
         clip = render_clip(cls, index, **kw)
         _write_avi(video, clip.frames, fps)
-        return clip.caption
+        return clip
     av = render_av_clip(cls, index, corruption=corruption, fps=fps, **kw)
     _write_avi(video, av.frames, fps)
     write_clip_sound(video, av.sound, av.sample_rate)
-    return av.clip.caption
+    return av.clip
 
 
 def _corruptions(
@@ -156,16 +159,16 @@ def synthesize(
         kw = {"size": (h, w), "frames": frames, "style": style, "seed": seed}
         # Clips are independent, and OpenCV and NumPy release the GIL while they work.
         with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            texts = list(
+            rendered = list(
                 pool.map(
                     lambda job: _make_clip(tmp, *job, fps, lost[job] if audio else None, **kw),
                     jobs,
                 )
             )
         captions, train, test = [], [], []
-        for (cls, k), text in zip(jobs, texts, strict=True):
+        for (cls, k), clip in zip(jobs, rendered, strict=True):
             rel = f"{cls}/{clip_name(cls, k)}"
-            row = {"path": rel, "caption": text}
+            row = {"path": rel, "caption": clip.caption, "paraphrases": list(clip.paraphrases)}
             if audio:
                 row.update(audio=str(Path(rel).with_suffix(".wav")), corruption=lost[(cls, k)])
             captions.append(json.dumps(row))
