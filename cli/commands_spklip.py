@@ -94,6 +94,12 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     metavar="KEY=VALUE",
     help="model config override, repeatable (e.g. --set hsfe.n_blocks=3)",
 )
+@click.option(
+    "--exclude-classes",
+    default="",
+    metavar="A,B",
+    help="class folders left out of training (eval then scores them apart: true zero-shot)",
+)
 @device_option
 @threads_option
 def train_cmd(
@@ -110,6 +116,7 @@ def train_cmd(
     loader_workers: int,
     captions: str | None,
     overrides: dict,
+    exclude_classes: str,
     device: str,
     threads: int | None,
 ) -> None:
@@ -136,6 +143,7 @@ def train_cmd(
         workers=loader_workers,
         captions=captions,
         device=None if device == "auto" else device,
+        exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
         threads=threads,
     )
     result = train(config)
@@ -162,6 +170,12 @@ def _is_rank0() -> bool:
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="clips per step"
 )
+@click.option(
+    "--prompts",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='class texts from a JSON file {"<class folder>": ["text", ...]} in place of the '
+    "built-in templates",
+)
 @loader_workers_option
 @device_option
 @overwrite_option
@@ -171,6 +185,7 @@ def eval_cmd(
     split: str,
     out: Path | None,
     batch_size: int,
+    prompts: Path | None,
     loader_workers: int,
     device: str,
     overwrite: bool,
@@ -181,7 +196,9 @@ def eval_cmd(
     """
     _one_line_warnings()
     from spklip.evaluation.zeroshot import evaluate
+    from spklip.prompts import load_prompts
 
+    class_texts = None if prompts is None else load_prompts(prompts)
     if out is not None:
         check_not_input(out, data, checkpoint)
         refuse_existing(out / EVAL_JSON, overwrite=overwrite)
@@ -194,6 +211,7 @@ def eval_cmd(
         device=device,
         out=None if out is None else out / EVAL_JSON,
         figures_dir=out,
+        class_texts=class_texts,
     )
     if out is None:
         click.echo(json.dumps(result, indent=2))
@@ -206,4 +224,30 @@ def eval_cmd(
     )
 
 
-COMMANDS: list[click.Command] = [train_cmd, eval_cmd]
+@click.command("retrieve")
+@checkpoint_option
+@data_option
+@click.option("--query", required=True, help="what to look for, in words  [required]")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=5, show_default=True, help="clips to list"
+)
+@split_option(default="all", what="search")
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="print one JSON list instead of a table")
+def retrieve_cmd(
+    checkpoint: Path, data: Path, query: str, top: int, split: str, device: str, as_json: bool
+) -> None:
+    """Search a converted dataset with words: the clips that best match --query, with their
+    scores (cosine similarity of the video and text embeddings)."""
+    _one_line_warnings()
+    from spklip.evaluation.zeroshot import retrieve
+
+    hits = retrieve(checkpoint, data, query, top=top, split=split_value(split), device=device)
+    if as_json:
+        click.echo(json.dumps(hits, indent=2))
+        return
+    for hit in hits:
+        click.echo(f"{hit['rank']:>3}  {hit['score']:+.3f}  {hit['path']}  ({hit['class']})")
+
+
+COMMANDS: list[click.Command] = [train_cmd, eval_cmd, retrieve_cmd]

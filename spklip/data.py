@@ -81,6 +81,8 @@ class SpikeClips(Dataset):
     ``bin``: raw spike frames summed into each item frame (1: raw 0/1 spikes; at most 255).
     ``augment``: random temporal crop and random prompt template (else the centred window
     and the first template); it never selects a split (``split`` does).
+    ``exclude``: class names whose clips are left out (training without them; labels keep
+    their places in ``classes``).
     ``captions``: ``"caption"`` uses each clip's own caption (its class prompt when it has
     none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
     (the caption in evaluation). ``seed``: base seed.
@@ -105,6 +107,7 @@ class SpikeClips(Dataset):
         seed: int = 0,
         templates: Sequence[str] = TEMPLATES,
         bin: int = 1,
+        exclude: Sequence[str] = (),
     ) -> None:
         if captions not in CAPTION_MODES:
             raise SpklipError(
@@ -126,8 +129,17 @@ class SpikeClips(Dataset):
         self.width: int = int(ds.width)
         self.flipud: bool = bool(ds.flipud)
         # Positions in the underlying dataset, so reads go to the right clip.
+        unknown = sorted(set(exclude) - set(self.classes))
+        if unknown:
+            raise SpklipError(
+                f"{self.path}: no class {unknown[0]!r} to exclude; "
+                f"classes: {', '.join(self.classes)}"
+            )
+        self.excluded = tuple(sorted(exclude))
         self._source_index = [
-            i for i, c in enumerate(ds.clips) if split is None or c.split == split
+            i
+            for i, c in enumerate(ds.clips)
+            if (split is None or c.split == split) and c.cls not in self.excluded
         ]
         self.records = [ds.clips[i] for i in self._source_index]
         self.splits = sorted({str(c.split) for c in ds.clips})

@@ -78,6 +78,7 @@ class TrainConfig:
     resume: bool = False  # continue from OUT/checkpoints/latest
     captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
+    exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
     train_split: str = "train"
     val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
@@ -243,11 +244,17 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         captions=cfg.captions,
         seed=cfg.seed,
         bin=cfg.bin,
+        exclude=cfg.exclude_classes,
     )
     val_set = None
     if cfg.val_split and cfg.val_split in train_set.splits:
         val_set = SpikeClips(
-            cfg.data, frames=frames, split=cfg.val_split, augment=False, bin=cfg.bin
+            cfg.data,
+            frames=frames,
+            split=cfg.val_split,
+            augment=False,
+            bin=cfg.bin,
+            exclude=cfg.exclude_classes,
         )
 
     model = _build_model(cfg, train_set, ckpt)
@@ -383,6 +390,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     "data_bin": cfg.bin,
                     "train_config": cfg.to_dict(),
                     "classes": train_set.classes,
+                    "exclude_classes": list(train_set.excluded),
                     "epoch": epoch,
                     "world_size": d.world,
                     "history": history,
