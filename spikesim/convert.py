@@ -43,7 +43,7 @@ from .converted.layout import (
 from .converted.layout import CONFIG as CONFIG_FILE
 from .encode import Encoder
 from .errors import DatasetError, SpikesimError
-from .files import TMP_MARK
+from .files import TMP_MARK, hold_lock
 from .interpolate import Interpolator
 from .pipeline import ClipResult, ConvertSettings, convert_clip, finished_clip
 from .pool import one_thread, run_isolated
@@ -178,6 +178,28 @@ def convert_dataset(
         raise DatasetError(f"{out}: the output folder must not be the dataset folder")
     selection = select_clips(dataset.clips, shard=shard, limit=limit)
     out.mkdir(parents=True, exist_ok=True)
+    # One run per folder (per shard: shards of one folder run side by side by design).
+    lock = ".convert.lock" if shard is None else f".convert.shard-{shard[0]}-of-{shard[1]}.lock"
+    with hold_lock(out / lock, what="a spikesim convert"):
+        summary = _convert_locked(
+            dataset, selection, src, out, settings, workers, shard, overwrite, progress, say
+        )
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _convert_locked(
+    dataset: SourceDataset,
+    selection: list[SourceClip],
+    src: Path,
+    out: Path,
+    settings: ConvertSettings,
+    workers: int,
+    shard: tuple[int, int] | None,
+    overwrite: bool,
+    progress: bool,
+    say: Callable[[str], None],
+) -> ConvertSummary:
     _check_config(out, settings, overwrite)
     _remove_stale_temps(out, selection, shared=shard is None)
 
@@ -276,7 +298,6 @@ def convert_dataset(
     if progress_file != manifest:
         progress_file.unlink(missing_ok=True)
     write_failures(failures_path, summary.failures)
-    summary.seconds = time.perf_counter() - t0
     return summary
 
 

@@ -25,7 +25,7 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, temp_file, write_atomic
+from .files import AtomicOutput, naming, temp_file, write_atomic
 from .sidecar import json_default, read_sidecar, sidecar_path
 
 __all__ = [
@@ -207,7 +207,11 @@ class DatWriter(AtomicOutput):
                 f"{self.path}: expected packed uint8 (t, {self.frame_bytes}), "
                 f"got {packed.dtype} {packed.shape}"
             )
-        self._fh.write(np.ascontiguousarray(packed).data)
+        try:  # buffered: a failed or short write raises here or at close()
+            self._fh.write(np.ascontiguousarray(packed).data)
+        except OSError as err:
+            self.abort()
+            raise naming(err, self.path) from None
         self._frames += packed.shape[0]
 
     def _check_open(self) -> None:
@@ -235,6 +239,9 @@ class DatWriter(AtomicOutput):
             text = json.dumps(self.sidecar(), indent=2, default=json_default) + "\n"
             write_atomic(sidecar_path(self.path), text)
             os.replace(self._tmp, self.path)
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise naming(err, self.path) from None
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -245,7 +252,10 @@ class DatWriter(AtomicOutput):
         if self._closed:
             return
         self._closed = True
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # the buffered tail could not be written either; the file is discarded
         self._tmp.unlink(missing_ok=True)
 
 

@@ -6,10 +6,14 @@ and remove the leftovers of an interrupted one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,13 +47,26 @@ def temp_file(path: Path) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
+def naming(err: OSError, path: str | os.PathLike) -> OSError:
+    """``err`` naming ``path`` when it names no file: a write that fails on a full disk
+    (ENOSPC, EFBIG, EDQUOT) raises an OSError without a file name, and a message without the
+    path does not say which output was lost. Same errno, so callers can still test it."""
+    if err.filename:
+        return err
+    return OSError(err.errno, err.strerror or str(err), os.fspath(path))
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``path`` through a temporary file in the same folder and a rename. A failed or
+    short write (full disk) raises ``OSError`` naming ``path``; nothing is left behind."""
     fd, tmp = temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:  # a buffered file: close() raises if a write failed
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise naming(err, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -130,3 +147,48 @@ class AtomicOutput:
                 self.abort()
             except OSError:
                 pass
+
+
+@contextmanager
+def hold_lock(path: str | os.PathLike, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock file at ``path`` for the ``with`` block, or raise
+    ``DatasetError`` naming the process that holds it (``what`` says what it protects).
+
+    The file holds ``<pid> <host>`` of its holder, for the message and for people. The lock
+    itself is ``flock``, which the kernel drops when its holder dies however it dies, so a
+    lock left by a killed run is stale by construction: it is taken over, never obeyed.
+    """
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _default_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").split()
+            os.close(fd)
+            who = "another process"
+            if holder:
+                who = f"process {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "")
+            raise DatasetError(
+                f"{path.parent}: {what} is already running there ({who}, lock {path.name}); "
+                "wait for it to end, or use another output folder"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder before us may have removed the file after we opened it: lock the file
+        # that is at ``path`` now, or try again.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: nobody can take a file we remove
+        os.close(fd)

@@ -1,0 +1,235 @@
+"""Faults seen from the command line (issue 15): a full disk, kill -9 / SIGTERM, a second
+run into the same folder. Each test fails on the behaviour the issue reports.
+
+A full disk is simulated without root: the command runs in a child process whose
+``RLIMIT_FSIZE`` is small and whose SIGXFSZ is ignored, so a write past the limit fails with
+EFBIG exactly where a write on a full disk fails with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.spikesim_cli import main
+from spikesim.dat import write_dat
+from spikesim.files import TMP_MARK, hold_lock
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--size", "48x64", "--factor", "2", "--interp", "linear", "--no-progress"]
+
+
+def cli(*argv: object, limit: int | None = None, **kw) -> subprocess.Popen:
+    """``spikesim ARGV`` in a child process; ``limit``: the largest file it may write."""
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as a full disk gives ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+           "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}  # fmt: skip
+    code = "import sys; from cli.spikesim_cli import main; main(sys.argv[1:])"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, argv)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=small_disk if limit is not None else None,
+        **kw,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def one_error_line(err: str, *, logs: bool = False) -> str:
+    """The one ``error:`` line of stderr; ``logs``: other lines are progress notes (convert),
+    but no traceback or warning."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and (logs or len(lines) == 1), err
+    assert lines[-1] == errors[0] and "Traceback" not in err and "arning" not in err, err
+    return errors[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if TMP_MARK in p.name)
+
+
+@pytest.fixture
+def noisy_dat(tmp_path: Path) -> Path:
+    """A 60-frame 256x320 .dat of random spikes: its images compress badly, so every output
+    (a PNG, a video, an .npy) is far larger than the 16 KiB the child may write."""
+    rng = np.random.default_rng(0)
+    dat = write_dat(tmp_path / "noise.dat", rng.random((60, 256, 320)) < 0.3)
+    _warm_numba_cache(dat)
+    return dat
+
+
+def _warm_numba_cache(dat: Path) -> None:
+    """Compile the kernels here first: the child could not save Numba's cache files either."""
+    from spikesim.dat import DatFile
+    from spikesim.reconstruct import iter_tfi, iter_tfp
+
+    with DatFile(dat) as f:
+        for iterate in (iter_tfi, iter_tfp):
+            for _ in iterate(f, 2):
+                break
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+FULL = 16 * 1024
+
+
+@pytest.mark.parametrize(
+    ("command", "out_name", "extra"),
+    [
+        ("tfp", "images", []),  # PNGs: cv2.imwrite said yes and left empty files
+        ("tfi", "video.mp4", []),  # H.264 through PyAV
+        ("tfi", "video.avi", []),  # OpenCV's VideoWriter, which reports nothing
+        ("tfp", "video.avi", ["--npy"]),  # the memory-mapped .npy (SIGBUS before)
+    ],
+)
+def test_a_full_disk_fails_in_one_line_and_leaves_nothing(
+    noisy_dat: Path, tmp_path: Path, command: str, out_name: str, extra: list[str]
+) -> None:
+    out = tmp_path / "out" / out_name
+    out.parent.mkdir()
+    code, stdout, err = finish(
+        cli(command, noisy_dat, "--half-window", "2", "--out", out, *extra, limit=FULL)
+    )
+    line = one_error_line(err)
+    assert code != 0 and code > 0, (code, err)  # an error, not a signal (SIGBUS)
+    assert "wrote" not in stdout
+    assert str(tmp_path / "out") in line  # the message names the output
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # nothing final, no temporaries
+
+
+def test_encode_on_a_full_disk_leaves_no_dat(clips_dir: Path, tmp_path: Path) -> None:
+    clip = next((clips_dir / "ucf101-mini").rglob("*.avi"))
+    out = tmp_path / "out" / "clip.dat"
+    out.parent.mkdir()
+    main_ok = cli("encode", clip, "--out", tmp_path / "warm.dat", "--size", "96x128")
+    assert finish(main_ok)[0] == 0  # compiles the kernels (the child could not cache them)
+    code, _, err = finish(cli("encode", clip, "--out", out, "--size", "96x128", limit=FULL))
+    line = one_error_line(err)
+    assert code == 1 and str(out) in line and "free some space" in line
+    assert list(out.parent.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def _session_members(sid: int) -> list[int]:
+    """PIDs of live processes in session ``sid`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def many_clips(tmp_path: Path) -> Path:
+    """A synthetic dataset big enough that a 2-worker convert is still busy after a second."""
+    src = tmp_path / "synth"
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(src), "--classes", "2", "--clips-per-class", "12",
+              "--size", "64x80", "--video-frames", "24"])  # fmt: skip
+    return src
+
+
+def _start_convert(src: Path, out: Path) -> subprocess.Popen:
+    proc = cli("convert", src, "--out", out, "--workers", "2", "--size", "64x80",
+               "--factor", "8", "--no-progress", start_new_session=True)  # fmt: skip
+    # Busy: the pool's workers are up (the session holds the CLI, the fork server, the
+    # resource tracker and the workers) and a first clip is done.
+    assert _wait_for(lambda: len(_session_members(proc.pid)) >= 4, 60), "no workers started"
+    assert _wait_for(lambda: any(out.rglob("*.dat")), 60), "no clip finished"
+    return proc
+
+
+def test_kill_9_of_convert_leaves_no_process_behind(many_clips: Path, tmp_path: Path) -> None:
+    proc = _start_convert(many_clips, tmp_path / "out")
+    proc.kill()
+    proc.communicate()
+    # Workers, the fork server and the resource tracker all end (they stayed, blocked, before).
+    left = _wait_for(lambda: not _session_members(proc.pid), 10)
+    for pid in _session_members(proc.pid):
+        os.kill(pid, signal.SIGKILL)  # do not leave them to the next test
+    assert left, "processes of the killed convert are still alive"
+
+
+def test_sigterm_of_convert_stops_cleanly_with_a_manifest(many_clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = _start_convert(many_clips, out)
+    proc.terminate()
+    code, _, err = finish(proc, 60)
+    assert code == 130, err
+    line = one_error_line(err, logs=True)  # also: no "leaked semaphore" warning
+    assert "interrupted" in line
+    assert _wait_for(lambda: not _session_members(proc.pid), 10)
+    listed = [
+        json.loads(line)["path"] for line in (out / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert listed and all((out / path).is_file() for path in listed)  # what finished
+    assert leftovers(out) == [] and not (out / ".convert.lock").exists()
+
+
+def test_ctrl_c_of_convert_prints_one_line(many_clips: Path, tmp_path: Path) -> None:
+    proc = _start_convert(many_clips, tmp_path / "out")
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    code, _, err = finish(proc, 60)
+    assert code == 130
+    assert "semaphore" not in err
+    one_error_line(err, logs=True)
+
+
+def test_a_second_convert_into_the_same_folder_refuses(
+    capsys, clips_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with hold_lock(out / ".convert.lock", what="a spikesim convert"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["convert", str(clips_dir / "hmdb51-mini"), "--out", str(out), *SMALL])
+        line = one_error_line(capsys.readouterr().err)
+        assert exit_info.value.code == 2
+        assert f"process {os.getpid()}" in line and "already running" in line
+        assert not any(out.rglob("*.dat"))
+    # A lock file left by a killed run (its flock died with it) does not stop the next run.
+    (out / ".convert.lock").write_text("999999 somehost\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", str(clips_dir / "hmdb51-mini"), "--out", str(out), *SMALL])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert len(list(out.rglob("*.dat"))) == 3 and not (out / ".convert.lock").exists()
