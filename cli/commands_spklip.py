@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ._common import (
+    fail,
     check_not_input,
     checkpoint_option,
     data_option,
@@ -49,7 +50,11 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 
 @click.command("train")
 @data_option
-@click.option("--model", default="spklip-paper", show_default=True, help="model config name")
+@click.option(
+    "--model",
+    default=None,
+    help="model config name  [default: spklip-paper; with --resume: the run's]",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -69,7 +74,20 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     show_default=True,
     help="spike frames summed into each input frame (reads T x bin spike frames)",
 )
-@click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue the run in --out from its latest epoch, with the run's settings",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="epoch checkpoints to keep: the newest N plus the best by validation top-1 "
+    "(0: keep all)",
+)
 @seed_option
 @loader_workers_option
 @click.option(
@@ -99,6 +117,7 @@ def train_cmd(
     frames: int | None,
     bin_: int,
     resume: bool,
+    keep_last: int,
     seed: int,
     loader_workers: int,
     captions: str | None,
@@ -116,7 +135,7 @@ def train_cmd(
 
     config = TrainConfig(
         data=data,
-        out=out or Path("runs") / model,
+        out=out or Path("runs") / (model or "spklip-paper"),
         model=model,
         model_overrides=overrides,
         epochs=epochs,
@@ -125,13 +144,21 @@ def train_cmd(
         frames=frames,
         bin=bin_,
         resume=resume,
+        keep_last=keep_last or None,
         seed=seed,
         workers=loader_workers,
         captions=captions,
         device=None if device == "auto" else device,
         threads=threads,
     )
-    result = train(config)
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        fail(
+            "interrupted; the checkpoints of finished epochs are kept: run the same command "
+            "with --resume to continue",
+            130,
+        )
     if result["world_size"] > 1 and not _is_rank0():
         return
     last = result["results"][-1] if result["results"] else {}

@@ -15,6 +15,7 @@ import json
 import mmap
 import operator
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, naming, temp_file, write_atomic
+from .files import AtomicOutput, file_kind, naming, temp_file, write_atomic
 from .sidecar import json_default, read_sidecar, sidecar_path
 
 __all__ = [
@@ -297,8 +298,14 @@ class DatFile:
         flipud: bool | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatError(f"{self.path}: no such .dat file; check the path")
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            raise DatError(f"{self.path}: no such .dat file; check the path") from None
+        except OSError as err:  # ELOOP: a symlink loop; EACCES; ...
+            raise DatError(f"{self.path}: cannot be read ({err.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise DatError(f"{self.path}: {file_kind(mode)}, not a .dat file")
         meta = read_sidecar(self.path)
         side = sidecar_path(self.path)
         if meta:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -54,6 +56,50 @@ def naming(err: OSError, path: str | os.PathLike) -> OSError:
     if err.filename:
         return err
     return OSError(err.errno, err.strerror or str(err), os.fspath(path))
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is (from ``st_mode``), for a message."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temporaries of ``path`` (``<name>.tmp-<pid>-...``) whose writing process no
+    longer runs: what a ``kill -9`` of an earlier run left. Returns how many were removed."""
+    path = Path(path)
+    removed = 0
+    if not path.parent.is_dir():
+        return 0
+    prefix = f"{path.name}{TMP_MARK}"
+    for entry in os.scandir(path.parent):
+        if not entry.name.startswith(prefix):
+            continue
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -202,13 +202,29 @@ def _inside(path: Path, real_src: Path) -> bool:
         path.resolve().relative_to(real_src)
     except ValueError:
         return False
+    except (RuntimeError, OSError):  # a symlink loop goes nowhere, so not outside
+        return True
     return True
+
+
+def _clip_entry(entry: os.DirEntry) -> bool:
+    """A file, or a link that cannot be followed (a loop): listed, so that converting it
+    fails that clip alone (in failures.jsonl) instead of stopping the scan."""
+    try:
+        return entry.is_file()  # follows links; a link's target is checked by the caller
+    except OSError:
+        return entry.is_symlink()
 
 
 def _walk_clips(root: Path, real_src: Path) -> list[tuple[str, str]]:
     """``(class, relative path)`` of every clip, sorted; raises for paths leaving ``src``."""
     found = []
     for class_dir in _subdirs(root):
+        if any(c in class_dir.name for c in "\n\r") or not class_dir.name.isprintable():
+            raise DatasetError(
+                f"{class_dir.parent}: the class folder {class_dir.name!r} has a line break or "
+                "control character in its name, which classes.txt cannot hold; rename it"
+            )
         if not _inside(class_dir, real_src):
             raise DatasetError(
                 f"{class_dir}: class folder links outside the dataset root {real_src}; "
@@ -220,7 +236,7 @@ def _walk_clips(root: Path, real_src: Path) -> list[tuple[str, str]]:
                 for e in entries
                 if e.name.lower().endswith(VIDEO_SUFFIXES)
                 and not e.name.startswith(".")
-                and e.is_file()  # follows links; a link's target is checked below
+                and _clip_entry(e)
                 and (not e.is_symlink() or _link_inside(Path(e.path), real_src))
             )
         found += [(class_dir.name, f"{class_dir.name}/{name}") for name in names]

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import DatasetError
-from ..files import temp_file
+from ..files import remove_stale_temps, temp_file
 from ..sidecar import sidecar_path
 from .dataset import ConvertedDataset
 from .folder import FolderDataset
@@ -67,6 +67,7 @@ def pack_dataset(
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     frame_bytes = src.height * src.width // 8
     string = h5py.string_dtype("utf-8")
+    remove_stale_temps(out_h5)  # left by a pack that was killed
     fd, tmp = temp_file(out_h5)
     os.close(fd)
     try:
