@@ -233,3 +233,54 @@ def test_a_second_convert_into_the_same_folder_refuses(
         main(["convert", str(clips_dir / "hmdb51-mini"), "--out", str(out), *SMALL])
     assert exit_info.value.code == 0, capsys.readouterr().err
     assert len(list(out.rglob("*.dat"))) == 3 and not (out / ".convert.lock").exists()
+
+
+# ---------------------------------------------------------------------------- outputs and inputs
+
+
+def test_no_command_writes_over_its_input(capsys, clips_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    clip = Path(shutil.copy(next((clips_dir / "ucf101-mini").rglob("*.avi")), tmp_path))
+    before = clip.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode", str(clip), "--out", str(clip), "--overwrite"])
+    assert exit_info.value.code == 2 and str(clip) in one_error_line(capsys.readouterr().err)
+    assert clip.read_bytes() == before
+    # the sidecar of an encoded .dat is an input of tfi: never its output
+    dat = tmp_path / "clip.dat"
+    with pytest.raises(SystemExit):
+        main(["encode", str(clip), "--out", str(dat), "--size", "32x32"])
+    capsys.readouterr()
+    side = dat.with_suffix(".json").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tfi", str(dat), "--half-window", "1", "--out", str(dat.with_suffix(".json")),
+              "--overwrite"])  # fmt: skip
+    assert exit_info.value.code == 2
+    one_error_line(capsys.readouterr().err)
+    assert dat.with_suffix(".json").read_bytes() == side
+    # pack into the folder it reads, even with --overwrite
+    out = tmp_path / "conv"
+    with pytest.raises(SystemExit):
+        main(["convert", str(clips_dir / "hmdb51-mini"), "--out", str(out), *SMALL])
+    capsys.readouterr()
+    manifest = (out / "manifest.jsonl").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pack", str(out), "--out", str(out / "manifest.jsonl"), "--overwrite"])
+    assert exit_info.value.code == 2 and "inside" in one_error_line(capsys.readouterr().err)
+    assert (out / "manifest.jsonl").read_bytes() == manifest
+
+
+def test_ctrl_c_in_train_says_to_resume(capsys, monkeypatch, tmp_path: Path) -> None:
+    import spklip.training.loop as loop_module
+    from cli.spklip_cli import main as spklip_main
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_module, "train", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        spklip_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    line = one_error_line(capsys.readouterr().err)
+    # "run the same command again" was refused without --resume
+    assert exit_info.value.code == 130 and "--resume" in line
