@@ -275,6 +275,9 @@ def _reconstruct_command(name: str, what: str, iterate: Callable) -> click.Comma
                         top = stretch_top(chunk) if top is None else top
                         chunk = stretch(chunk, top)
                     writer.write(chunk)
+                # The video first: if it fails (a full disk), the .npy is still a temporary
+                # and the stack deletes it, so no output is left without the other.
+                writer.close()
         codec = f" ({writer.codec})" if writer.codec else ""
         click.echo(
             f"wrote {out}{codec}: {count} images"

@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from ._common import (
-    fail,
     check_not_input,
     checkpoint_option,
     data_option,
     device_option,
+    fail,
     loader_workers_option,
     out_dir_option,
     overwrite_option,
@@ -85,8 +85,7 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     default=3,
     show_default=True,
     metavar="N",
-    help="epoch checkpoints to keep: the newest N plus the best by validation top-1 "
-    "(0: keep all)",
+    help="epoch checkpoints to keep: the newest N plus the best by validation top-1 (0: keep all)",
 )
 @seed_option
 @loader_workers_option

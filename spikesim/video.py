@@ -61,7 +61,9 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, cv2.VideoCapture]:
             try:
                 p.stat()
             except OSError as err:
-                raise VideoError(f"{p}: a symlink that cannot be followed ({err.strerror})") from None
+                raise VideoError(
+                    f"{p}: a symlink that cannot be followed ({err.strerror})"
+                ) from None
         raise VideoError(f"{p}: no such video file; check the path")
     if not p.is_file():
         raise VideoError(f"{p}: is not a file; give the path of a video file")

@@ -93,4 +93,3 @@ class FolderDataset(ConvertedDataset):
         finally:
             os.close(fd)
         return out
-

@@ -69,12 +69,14 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if TMP_MARK in p.name)
 
 
-@pytest.fixture
-def noisy_dat(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def noisy_dat(tmp_path_factory) -> Path:
     """A 60-frame 256x320 .dat of random spikes: its images compress badly, so every output
     (a PNG, a video, an .npy) is far larger than the 16 KiB the child may write."""
     rng = np.random.default_rng(0)
-    dat = write_dat(tmp_path / "noise.dat", rng.random((60, 256, 320)) < 0.3)
+    dat = write_dat(
+        tmp_path_factory.mktemp("noise") / "noise.dat", rng.random((60, 256, 320)) < 0.3
+    )
     _warm_numba_cache(dat)
     return dat
 
@@ -159,10 +161,10 @@ def _wait_for(predicate, timeout: float) -> bool:
     return predicate()
 
 
-@pytest.fixture
-def many_clips(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def many_clips(tmp_path_factory) -> Path:
     """A synthetic dataset big enough that a 2-worker convert is still busy after a second."""
-    src = tmp_path / "synth"
+    src = tmp_path_factory.mktemp("many") / "synth"
     with pytest.raises(SystemExit):
         main(["synth", "--out", str(src), "--classes", "2", "--clips-per-class", "12",
               "--size", "64x80", "--video-frames", "24"])  # fmt: skip
@@ -284,3 +286,18 @@ def test_ctrl_c_in_train_says_to_resume(capsys, monkeypatch, tmp_path: Path) -> 
     line = one_error_line(capsys.readouterr().err)
     # "run the same command again" was refused without --resume
     assert exit_info.value.code == 130 and "--resume" in line
+
+
+def test_eval_never_writes_into_the_dataset_it_reads(capsys, tmp_path: Path) -> None:
+    from cli.spklip_cli import main as spklip_main
+
+    data = tmp_path / "conv"
+    data.mkdir()
+    (data / "manifest.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        spklip_main(["eval", "--checkpoint", str(tmp_path / "run"), "--data", str(data),
+                     "--out", str(data / "results"), "--overwrite"])  # fmt: skip
+    assert exit_info.value.code == 2 and "which this command reads" in one_error_line(
+        capsys.readouterr().err
+    )
+    assert (data / "manifest.jsonl").read_text() == "{}\n"

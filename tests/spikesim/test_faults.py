@@ -153,7 +153,7 @@ def test_non_utf8_text_files_are_one_line(tmp_path: Path) -> None:
         open_dataset(root)
     assert "\n" not in str(info.value)
     (tmp_path / "classes.txt").write_bytes(b"\xfe\xff")
-    with pytest.raises(DatasetError, match="classes.txt: not UTF-8"):
+    with pytest.raises(DatasetError, match=r"classes\.txt: not UTF-8"):
         read_text(tmp_path / "classes.txt")
 
 
@@ -286,3 +286,11 @@ def test_pack_removes_the_temporary_of_a_killed_pack(tmp_path: Path) -> None:
     pack_dataset(root, tmp_path / "ds.h5")
     assert not stale.exists() and mine.exists()
     assert len(open_dataset(tmp_path / "ds.h5")) == 2
+
+
+def test_a_non_utf8_sidecar_is_one_line(tmp_path: Path) -> None:
+    path = write_dat(tmp_path / "a.dat", np.zeros((2, 8, 16), bool))
+    (tmp_path / "a.json").write_bytes(b'{"height": 8, "width": 16, "note": "\xff"}')
+    with pytest.raises(SpikesimError, match=r"a\.json: sidecar is not readable") as info:
+        read_sidecar(path)
+    assert "\n" not in str(info.value)
