@@ -73,3 +73,13 @@ def test_a_latest_pointer_leaving_the_run_is_ignored(tmp_path: Path):
     for pointer in ("../../other/checkpoints/epoch_009", str(other / "epoch_009")):
         (run / "latest").write_text(pointer + "\n")
         assert latest_checkpoint(run.parent) == run / "epoch_001"
+
+
+def test_a_checkpoint_config_with_an_absurd_vocabulary_is_refused_before_allocating():
+    from spklip.factory import create_model_from_config, get_model_config
+
+    config = get_model_config("spklip-tiny").to_dict()
+    config["text"]["vocab_size"] = 10**11  # 47 TiB of float32 token table
+    with pytest.raises(SpklipError, match=r"would need .*TiB of memory") as info:
+        create_model_from_config(config)
+    assert "\n" not in str(info.value)
