@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError
+from .files import read_text
 from .video import VIDEO_SUFFIXES
 
 SPLITS = ("train", "test", "unused")
@@ -271,7 +272,7 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
     """Class names in label order from a UCF101 ``classInd.txt`` (lines ``"1 ApplyEyeMakeup"``)."""
     path = Path(path)
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -312,7 +313,7 @@ def parse_ucf101_list(path: str | os.PathLike) -> list[str]:
     """
     path = Path(path)
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -329,7 +330,7 @@ def parse_hmdb51_split(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -457,7 +458,7 @@ def read_captions(path: str | os.PathLike) -> dict[str, str]:
     """``{relative clip path: caption}`` from JSON lines ``{"path": ..., "caption": ...}``."""
     path = Path(path)
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -294,3 +294,15 @@ def test_a_non_utf8_sidecar_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SpikesimError, match=r"a\.json: sidecar is not readable") as info:
         read_sidecar(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_non_utf8_split_file_is_one_line(clips_dir: Path, tmp_path: Path) -> None:
+    src = Path(shutil.copytree(clips_dir / "ucf101-mini", tmp_path / "src"))
+    (src / "ucfTrainTestlist").mkdir()
+    split = src / "ucfTrainTestlist" / "classInd.txt"
+    split.write_bytes(b"1 Basketball\n2 SoccerJuggling\n3 Caf\xe9\n")  # Latin-1, not UTF-8
+    for name in ("trainlist01.txt", "testlist01.txt"):
+        (src / "ucfTrainTestlist" / name).write_text("")
+    with pytest.raises(DatasetError, match=r"classInd\.txt: not UTF-8") as info:
+        scan_source(src)
+    assert "\n" not in str(info.value)
