@@ -171,6 +171,20 @@ def many_clips(tmp_path_factory) -> Path:
     return src
 
 
+@pytest.fixture
+def sessions():
+    """Sessions started by a test; whatever is left of them is killed at the end, so a
+    failing test does not leave orphans behind (as the behaviour under test did)."""
+    started: list[int] = []
+    yield started
+    for sid in started:
+        for pid in _session_members(sid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _start_convert(src: Path, out: Path) -> subprocess.Popen:
     proc = cli("convert", src, "--out", out, "--workers", "2", "--size", "64x80",
                "--factor", "8", "--no-progress", start_new_session=True)  # fmt: skip
@@ -181,20 +195,23 @@ def _start_convert(src: Path, out: Path) -> subprocess.Popen:
     return proc
 
 
-def test_kill_9_of_convert_leaves_no_process_behind(many_clips: Path, tmp_path: Path) -> None:
+def test_kill_9_of_convert_leaves_no_process_behind(
+    many_clips: Path, tmp_path: Path, sessions: list[int]
+) -> None:
     proc = _start_convert(many_clips, tmp_path / "out")
+    sessions.append(proc.pid)
     proc.kill()
     proc.communicate()
     # Workers, the fork server and the resource tracker all end (they stayed, blocked, before).
-    left = _wait_for(lambda: not _session_members(proc.pid), 10)
-    for pid in _session_members(proc.pid):
-        os.kill(pid, signal.SIGKILL)  # do not leave them to the next test
-    assert left, "processes of the killed convert are still alive"
+    assert _wait_for(lambda: not _session_members(proc.pid), 10), "processes are still alive"
 
 
-def test_sigterm_of_convert_stops_cleanly_with_a_manifest(many_clips: Path, tmp_path: Path) -> None:
+def test_sigterm_of_convert_stops_cleanly_with_a_manifest(
+    many_clips: Path, tmp_path: Path, sessions: list[int]
+) -> None:
     out = tmp_path / "out"
     proc = _start_convert(many_clips, out)
+    sessions.append(proc.pid)
     proc.terminate()
     code, _, err = finish(proc, 60)
     assert code == 130, err
@@ -208,8 +225,11 @@ def test_sigterm_of_convert_stops_cleanly_with_a_manifest(many_clips: Path, tmp_
     assert leftovers(out) == [] and not (out / ".convert.lock").exists()
 
 
-def test_ctrl_c_of_convert_prints_one_line(many_clips: Path, tmp_path: Path) -> None:
+def test_ctrl_c_of_convert_prints_one_line(
+    many_clips: Path, tmp_path: Path, sessions: list[int]
+) -> None:
     proc = _start_convert(many_clips, tmp_path / "out")
+    sessions.append(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     code, _, err = finish(proc, 60)
     assert code == 130
