@@ -201,7 +201,7 @@ def test_kill_9_of_convert_leaves_no_process_behind(
     proc = _start_convert(many_clips, tmp_path / "out")
     sessions.append(proc.pid)
     proc.kill()
-    proc.communicate()
+    proc.wait(30)  # not communicate(): orphans holding its pipes would block that forever
     # Workers, the fork server and the resource tracker all end (they stayed, blocked, before).
     assert _wait_for(lambda: not _session_members(proc.pid), 10), "processes are still alive"
 
