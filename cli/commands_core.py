@@ -93,6 +93,8 @@ def info(path: Path, size: tuple[int, int] | None, as_json: bool) -> None:
 
 
 def _is_hdf5(path: Path) -> bool:
+    if not path.is_file():  # a FIFO would block the read below; DatFile names what it is
+        return False
     with open(path, "rb") as fh:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 

@@ -321,3 +321,22 @@ def test_eval_never_writes_into_the_dataset_it_reads(capsys, tmp_path: Path) -> 
         capsys.readouterr().err
     )
     assert (data / "manifest.jsonl").read_text() == "{}\n"
+
+
+def test_info_on_a_fifo_or_a_device_says_what_it_is(capsys, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.dat"
+    os.mkfifo(fifo)  # opened for reading, it blocked `info` until a writer came
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["info", str(path), "--size", "8x16"])
+        line = one_error_line(capsys.readouterr().err)
+        assert exit_info.value.code == 2 and kind in line and str(path) in line
+
+
+def test_a_sidecar_claiming_huge_frames_over_a_small_file_is_one_line(capsys, tmp_path: Path):
+    path = write_dat(tmp_path / "a.dat", np.zeros((3, 8, 16), bool))
+    side = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**side, "height": 10000, "width": 10000}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(path)])
+    assert exit_info.value.code == 2 and "10000x10000" in one_error_line(capsys.readouterr().err)
