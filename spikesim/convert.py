@@ -51,6 +51,7 @@ from .sources import SourceClip, SourceDataset, clip_seed, scan_source
 
 __all__ = ["ConvertSettings", "ConvertSummary", "convert_dataset", "merge_shards", "parse_shard"]
 
+_LOCK = ".convert.lock"  # held by the run converting into the folder (see hold_lock)
 _MANIFEST_EVERY = 30.0  # seconds between incremental manifest rewrites
 _STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no later clip can succeed either
 _SPIKECV_RECOGNITION = 6  # SpikeCV's labeled_data_type code for recognition labels
@@ -178,9 +179,14 @@ def convert_dataset(
         raise DatasetError(f"{out}: the output folder must not be the dataset folder")
     selection = select_clips(dataset.clips, shard=shard, limit=limit)
     out.mkdir(parents=True, exist_ok=True)
-    # One run per folder (per shard: shards of one folder run side by side by design).
-    lock = ".convert.lock" if shard is None else f".convert.shard-{shard[0]}-of-{shard[1]}.lock"
-    with hold_lock(out / lock, what="a spikesim convert"):
+    # One run per folder: a plain run holds the folder's lock alone; shards of one folder run
+    # side by side by design, so each shares the folder's lock and holds its own shard's.
+    with ExitStack() as locks:
+        what = "a spikesim convert"
+        locks.enter_context(hold_lock(out / _LOCK, what=what, shared=shard is not None))
+        if shard is not None:
+            name = f".convert.shard-{shard[0]}-of-{shard[1]}.lock"
+            locks.enter_context(hold_lock(out / name, what=f"{what} of shard {shard[0]}"))
         summary = _convert_locked(
             dataset, selection, src, out, settings, workers, shard, overwrite, progress, say
         )

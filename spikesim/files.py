@@ -196,19 +196,21 @@ class AtomicOutput:
 
 
 @contextmanager
-def hold_lock(path: str | os.PathLike, *, what: str) -> Iterator[None]:
+def hold_lock(path: str | os.PathLike, *, what: str, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive lock file at ``path`` for the ``with`` block, or raise
     ``DatasetError`` naming the process that holds it (``what`` says what it protects).
+    ``shared``: a shared lock instead, which many holders take together and which keeps the
+    exclusive holder out (and is refused while one runs).
 
-    The file holds ``<pid> <host>`` of its holder, for the message and for people. The lock
-    itself is ``flock``, which the kernel drops when its holder dies however it dies, so a
-    lock left by a killed run is stale by construction: it is taken over, never obeyed.
+    The file holds ``<pid> <host>`` of its exclusive holder, for the message and for people.
+    The lock itself is ``flock``, which the kernel drops when its holder dies however it dies,
+    so a lock left by a killed run is stale by construction: it is taken over, never obeyed.
     """
     path = Path(path)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, _default_mode())
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 200).decode("utf-8", "replace").split()
             os.close(fd)
@@ -231,6 +233,12 @@ def hold_lock(path: str | os.PathLike, *, what: str) -> Iterator[None]:
         if same:
             break
         os.close(fd)
+    if shared:  # other holders may remain: leave the file
+        try:
+            yield
+        finally:
+            os.close(fd)
+        return
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())

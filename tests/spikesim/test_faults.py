@@ -306,3 +306,21 @@ def test_a_non_utf8_split_file_is_one_line(clips_dir: Path, tmp_path: Path) -> N
     with pytest.raises(DatasetError, match=r"classInd\.txt: not UTF-8") as info:
         scan_source(src)
     assert "\n" not in str(info.value)
+
+
+def test_shards_run_side_by_side_but_not_beside_a_plain_run(clips_dir: Path, tmp_path: Path):
+    from spikesim.files import hold_lock
+
+    src, out = clips_dir / "hmdb51-mini", tmp_path / "out"
+    out.mkdir()
+    with hold_lock(out / ".convert.shard-1-of-2.lock", what="shard 1"):
+        with hold_lock(out / ".convert.lock", what="x", shared=True):  # shard 1 is running
+            summary = convert_dataset(src, out, SMALL, shard=(0, 2), progress=False)
+            assert summary.failed == 0  # another shard: fine
+            with pytest.raises(DatasetError, match="already running"):
+                convert_dataset(src, out, SMALL, progress=False)  # a plain run: refused
+            with pytest.raises(DatasetError, match="already running"):
+                convert_dataset(src, out, SMALL, shard=(1, 2), progress=False)  # the same shard
+    with hold_lock(out / ".convert.lock", what="a spikesim convert"):  # a plain run
+        with pytest.raises(DatasetError, match=f"process {os.getpid()}"):
+            convert_dataset(src, out, SMALL, shard=(1, 2), progress=False)
