@@ -6,6 +6,7 @@ and remove the leftovers of an interrupted one.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -100,6 +101,23 @@ def _running(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def check_room(path: str | os.PathLike, nbytes: int) -> None:
+    """Raise ``OSError`` (ENOSPC / EFBIG / EDQUOT, naming ``path``) unless ``nbytes`` can be
+    written beside ``path`` now: the blocks are reserved in a scratch file that is removed at
+    once. For writers that cannot fail cleanly half-way (HDF5 crashes at exit after a write
+    error); a check, not a reservation: others may fill the disk afterwards."""
+    path = Path(path)
+    fd, scratch = temp_file(path)
+    try:
+        os.posix_fallocate(fd, 0, max(int(nbytes), 1))
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise naming(err, path) from None
+    finally:
+        os.close(fd)
+        scratch.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -340,3 +340,17 @@ def test_a_sidecar_claiming_huge_frames_over_a_small_file_is_one_line(capsys, tm
     with pytest.raises(SystemExit) as exit_info:
         main(["info", str(path)])
     assert exit_info.value.code == 2 and "10000x10000" in one_error_line(capsys.readouterr().err)
+
+
+def test_pack_on_a_full_disk_leaves_no_h5(capsys, clips_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "conv"
+    with pytest.raises(SystemExit):
+        main(["convert", str(clips_dir / "hmdb51-mini"), "--out", str(out), *SMALL])
+    capsys.readouterr()
+    target = tmp_path / "packed" / "ds.h5"
+    target.parent.mkdir()
+    code, _, err = finish(cli("pack", out, "--out", target, limit=FULL))
+    # one error line (besides the progress bar), no "Exception ignored" tracebacks from h5py
+    line = one_error_line(err.replace("\r", "\n").replace("pack:", "\npack:"), logs=True)
+    assert code == 1 and str(target) in line and "free some space" in line
+    assert list(target.parent.iterdir()) == []
