@@ -169,11 +169,7 @@ class FrameWriter(AtomicOutput):
         """Read the finished video's frame count back from its container: OpenCV's writer
         never reports a failed write (a full disk leaves a truncated, unplayable file), so a
         file that does not open or holds fewer frames than were written was not saved."""
-        cap = cv2.VideoCapture(str(self._tmp))
-        try:
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
-        finally:
-            cap.release()
+        count = _h264_frames(self._tmp) if self.codec == H264 else _opencv_frames(self._tmp)
         if count != self.frames:
             found = "cannot be read back" if count < 0 else f"holds {count} frames"
             raise VideoError(
@@ -233,6 +229,26 @@ class _H264Writer:
         finally:
             self._container.close()
             self._container = None
+
+
+def _opencv_frames(path: Path) -> int:
+    """Frames in the container of a video OpenCV wrote (read back by OpenCV), -1 if unreadable."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+
+
+def _h264_frames(path: Path) -> int:
+    """Frames in the container of a video PyAV wrote (read back by PyAV), -1 if unreadable."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames)
+    except (av.FFmpegError, IndexError, OSError):
+        return -1
 
 
 def _open_h264(path: Path, fps: float, size: tuple[int, int]) -> _H264Writer | None:
