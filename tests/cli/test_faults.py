@@ -97,37 +97,43 @@ def _warm_numba_cache(dat: Path) -> None:
 FULL = 16 * 1024
 
 
-@pytest.mark.parametrize(
-    ("command", "out_name", "extra"),
-    [
-        ("tfp", "images", []),  # PNGs: cv2.imwrite said yes and left empty files
-        ("tfi", "video.mp4", []),  # H.264 through PyAV
-        ("tfi", "video.avi", []),  # OpenCV's VideoWriter, which reports nothing
-        ("tfp", "video.avi", ["--npy"]),  # the memory-mapped .npy (SIGBUS before)
-    ],
-)
-def test_a_full_disk_fails_in_one_line_and_leaves_nothing(
-    noisy_dat: Path, tmp_path: Path, command: str, out_name: str, extra: list[str]
-) -> None:
-    out = tmp_path / "out" / out_name
-    out.parent.mkdir()
-    code, stdout, err = finish(
-        cli(command, noisy_dat, "--half-window", "2", "--out", out, *extra, limit=FULL)
-    )
-    line = one_error_line(err)
-    assert code != 0 and code > 0, (code, err)  # an error, not a signal (SIGBUS)
-    assert "wrote" not in stdout
-    assert str(tmp_path / "out") in line  # the message names the output
-    assert sorted(p.name for p in out.parent.iterdir()) == []  # nothing final, no temporaries
+# (command, output, options): every kind of output tfi / tfp write.
+OUTPUTS = [
+    ("tfp", "images", []),  # PNGs: cv2.imwrite said yes and left empty files
+    ("tfi", "video.mp4", []),  # H.264 through PyAV: an unplayable 64 KiB file, exit 0
+    ("tfi", "video.avi", []),  # OpenCV's VideoWriter, which reports nothing
+    ("tfp", "video.avi", ["--npy"]),  # the memory-mapped .npy: SIGBUS, exit 135, no message
+]
+
+
+def test_a_full_disk_fails_in_one_line_and_leaves_nothing(noisy_dat: Path, tmp_path: Path):
+    # The four commands run side by side: each waits mostly on its interpreter's start.
+    runs = []
+    for k, (command, name, extra) in enumerate(OUTPUTS):
+        out = tmp_path / f"out{k}" / name
+        out.parent.mkdir()
+        proc = cli(command, noisy_dat, "--half-window", "2", "--out", out, *extra, limit=FULL)
+        runs.append((out, proc))
+    for out, proc in runs:
+        code, stdout, err = finish(proc)
+        line = one_error_line(err)
+        assert code > 0, (out, code, err)  # an error, not a signal (SIGBUS)
+        assert "wrote" not in stdout
+        assert str(out.parent) in line  # the message names the output
+        assert list(out.parent.iterdir()) == [], out  # nothing final, no temporaries
 
 
 def test_encode_on_a_full_disk_leaves_no_dat(clips_dir: Path, tmp_path: Path) -> None:
+    from spikesim.pipeline import ConvertSettings, convert_clip
+
     clip = next((clips_dir / "ucf101-mini").rglob("*.avi"))
+    settings = ConvertSettings(size=(96, 128), factor=2, interp="linear")
+    convert_clip(clip, tmp_path / "warm.dat", settings, seed=0, source="x")  # compiles here: the
+    # child could not save Numba's cache files either
     out = tmp_path / "out" / "clip.dat"
     out.parent.mkdir()
-    main_ok = cli("encode", clip, "--out", tmp_path / "warm.dat", "--size", "96x128")
-    assert finish(main_ok)[0] == 0  # compiles the kernels (the child could not cache them)
-    code, _, err = finish(cli("encode", clip, "--out", out, "--size", "96x128", limit=FULL))
+    options = ["--size", "96x128", "--factor", "2", "--interp", "linear"]
+    code, _, err = finish(cli("encode", clip, "--out", out, *options, limit=FULL))
     line = one_error_line(err)
     assert code == 1 and str(out) in line and "free some space" in line
     assert list(out.parent.iterdir()) == []
