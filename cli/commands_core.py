@@ -94,6 +94,8 @@ def info(path: Path, size: tuple[int, int] | None, as_json: bool) -> None:
 
 
 def _is_hdf5(path: Path) -> bool:
+    if not path.is_file():  # a FIFO would block the read below; DatFile names what it is
+        return False
     with open(path, "rb") as fh:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
@@ -267,6 +269,9 @@ def _reconstruct_command(name: str, what: str, iterate: Callable) -> click.Comma
                         top = stretch_top(chunk) if top is None else top
                         chunk = stretch(chunk, top)
                     writer.write(chunk)
+                # The video first: if it fails (a full disk), the .npy is still a temporary
+                # and the stack deletes it, so no output is left without the other.
+                writer.close()
         codec = f" ({writer.codec})" if writer.codec else ""
         click.echo(
             f"wrote {out}{codec}: {count} images"

@@ -13,6 +13,7 @@ from ._common import (
     checkpoint_option,
     data_option,
     device_option,
+    fail,
     loader_workers_option,
     out_dir_option,
     overwrite_option,
@@ -49,7 +50,11 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 
 @click.command("train")
 @data_option
-@click.option("--model", default="spklip-paper", show_default=True, help="model config name")
+@click.option(
+    "--model",
+    default=None,
+    help="model config name  [default: spklip-paper; with --resume: the run's]",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -77,7 +82,19 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     show_default=True,
     help="spike frames summed into each input frame (reads T x bin spike frames)",
 )
-@click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue the run in --out from its latest epoch, with the run's settings",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="epoch checkpoints to keep: the newest N plus the best by validation top-1 (0: keep all)",
+)
 @seed_option
 @loader_workers_option
 @click.option(
@@ -112,6 +129,7 @@ def train_cmd(
     frames: int | None,
     bin_: int,
     resume: bool,
+    keep_last: int,
     seed: int,
     loader_workers: int,
     captions: str | None,
@@ -130,7 +148,7 @@ def train_cmd(
 
     config = TrainConfig(
         data=data,
-        out=out or Path("runs") / model,
+        out=out or Path("runs") / (model or "spklip-paper"),
         model=model,
         model_overrides=overrides,
         epochs=epochs,
@@ -139,6 +157,7 @@ def train_cmd(
         frames=frames,
         bin=bin_,
         resume=resume,
+        keep_last=keep_last or None,
         seed=seed,
         workers=loader_workers,
         captions=captions,
@@ -146,7 +165,14 @@ def train_cmd(
         exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
         threads=threads,
     )
-    result = train(config)
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        fail(
+            "interrupted; the checkpoints of finished epochs are kept: run the same command "
+            "with --resume to continue",
+            130,
+        )
     if result["world_size"] > 1 and not _is_rank0():
         return
     last = result["results"][-1] if result["results"] else {}

@@ -18,7 +18,7 @@ from .audio import (
     stft_spectrogram,
     write_wav,
 )
-from .checks import check_size, format_size, parse_size
+from .checks import check_memory, check_size, format_size, parse_size
 from .convert import ConvertSettings, convert_dataset, merge_shards, parse_shard
 from .converted import ClipRecord, ConvertedDataset, open_dataset, pack_dataset
 from .dat import DatFile, DatWriter, pack_frames, read_dat, unpack_frames, write_dat
@@ -80,6 +80,7 @@ __all__ = [
     "__version__",
     "audio_spikes",
     "available_methods",
+    "check_memory",
     "check_size",
     "class_names",
     "compare_statistics",

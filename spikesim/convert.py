@@ -43,7 +43,7 @@ from .converted.layout import (
 from .converted.layout import CONFIG as CONFIG_FILE
 from .encode import Encoder
 from .errors import DatasetError, SpikesimError
-from .files import TMP_MARK
+from .files import TMP_MARK, hold_lock
 from .interpolate import Interpolator
 from .pipeline import ClipResult, ConvertSettings, convert_clip, finished_clip
 from .pool import one_thread, run_isolated
@@ -51,6 +51,7 @@ from .sources import SourceClip, SourceDataset, clip_seed, scan_source
 
 __all__ = ["ConvertSettings", "ConvertSummary", "convert_dataset", "merge_shards", "parse_shard"]
 
+_LOCK = ".convert.lock"  # held by the run converting into the folder (see hold_lock)
 _MANIFEST_EVERY = 30.0  # seconds between incremental manifest rewrites
 _STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no later clip can succeed either
 _SPIKECV_RECOGNITION = 6  # SpikeCV's labeled_data_type code for recognition labels
@@ -178,6 +179,33 @@ def convert_dataset(
         raise DatasetError(f"{out}: the output folder must not be the dataset folder")
     selection = select_clips(dataset.clips, shard=shard, limit=limit)
     out.mkdir(parents=True, exist_ok=True)
+    # One run per folder: a plain run holds the folder's lock alone; shards of one folder run
+    # side by side by design, so each shares the folder's lock and holds its own shard's.
+    with ExitStack() as locks:
+        what = "a spikesim convert"
+        locks.enter_context(hold_lock(out / _LOCK, what=what, shared=shard is not None))
+        if shard is not None:
+            name = f".convert.shard-{shard[0]}-of-{shard[1]}.lock"
+            locks.enter_context(hold_lock(out / name, what=f"{what} of shard {shard[0]}"))
+        summary = _convert_locked(
+            dataset, selection, src, out, settings, workers, shard, overwrite, progress, say
+        )
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _convert_locked(
+    dataset: SourceDataset,
+    selection: list[SourceClip],
+    src: Path,
+    out: Path,
+    settings: ConvertSettings,
+    workers: int,
+    shard: tuple[int, int] | None,
+    overwrite: bool,
+    progress: bool,
+    say: Callable[[str], None],
+) -> ConvertSummary:
     _check_config(out, settings, overwrite)
     _remove_stale_temps(out, selection, shared=shard is None)
 
@@ -276,7 +304,6 @@ def convert_dataset(
     if progress_file != manifest:
         progress_file.unlink(missing_ok=True)
     write_failures(failures_path, summary.failures)
-    summary.seconds = time.perf_counter() - t0
     return summary
 
 

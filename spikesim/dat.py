@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import operator
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, temp_file
+from .files import AtomicOutput, file_kind, naming, temp_file
 from .sidecar import check_meta, publish, read_sidecar, sidecar_path
 
 __all__ = [
@@ -195,7 +196,11 @@ class DatWriter(AtomicOutput):
                 f"{self.path}: expected packed uint8 (t, {self.frame_bytes}), "
                 f"got {packed.dtype} {packed.shape}"
             )
-        self._fh.write(np.ascontiguousarray(packed).data)
+        try:  # buffered: a failed or short write raises here or at close()
+            self._fh.write(np.ascontiguousarray(packed).data)
+        except OSError as err:
+            self.abort()
+            raise naming(err, self.path) from None
         self._frames += packed.shape[0]
 
     def _check_open(self) -> None:
@@ -221,6 +226,9 @@ class DatWriter(AtomicOutput):
         try:
             self._fh.close()
             publish(self._tmp, self.path, self.sidecar())
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise naming(err, self.path) from None
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -231,7 +239,10 @@ class DatWriter(AtomicOutput):
         if self._closed:
             return
         self._closed = True
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # the buffered tail could not be written either; the file is discarded
         self._tmp.unlink(missing_ok=True)
 
 
@@ -273,8 +284,14 @@ class DatFile:
         flipud: bool | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatError(f"{self.path}: no such .dat file; check the path")
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            raise DatError(f"{self.path}: no such .dat file; check the path") from None
+        except OSError as err:  # ELOOP: a symlink loop; EACCES; ...
+            raise DatError(f"{self.path}: cannot be read ({err.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise DatError(f"{self.path}: {file_kind(mode)}, not a .dat file")
         meta = read_sidecar(self.path)
         side = sidecar_path(self.path)
         if meta:

@@ -105,16 +105,24 @@ def save_checkpoint(
     tmp = temp_name(folder)  # <name>.tmp-<pid>-<rand>, the scheme of every writer
     tmp.mkdir()
     try:
-        save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(
             json.dumps({"format": FORMAT, **config}, indent=2, default=str), encoding="utf-8"
         )
+        save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        # safetensors creates its file 0600; give it the mode of the run's other files.
+        os.chmod(tmp / WEIGHTS, (tmp / CONFIG).stat().st_mode & 0o777)
         (tmp / TOKENIZER).write_text(tokenizer_json, encoding="utf-8")
         if train_state is not None:
             torch.save(train_state, tmp / STATE)
         if folder.exists():  # re-writing the same epoch (a resumed run redoing it)
             shutil.rmtree(folder)
         os.replace(tmp, folder)
+    except (SafetensorError, OSError) as err:  # a full disk, a quota, a read-only folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SpklipError(
+            f"{folder}: could not write the checkpoint ({err}); nothing of it was kept: free "
+            "some space and continue with --resume"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spikesim import check_memory
+
 from .errors import SpklipError
 from .tokenizer import PAD_ID, TOKENIZER_KINDS, SpikeTokenizer, check_tokens, trim_padding
 
@@ -117,6 +119,13 @@ class TextEncoder(nn.Module):
     def __init__(self, config: TextConfig, out_dim: int) -> None:
         super().__init__()
         self.config = config
+        # A damaged or hostile config (vocab_size 1e11 in a checkpoint) is refused before the
+        # token table is allocated: float32 tables plus each layer's ~(4 + 2 mlp_ratio) w^2.
+        w = config.width
+        weights = (config.vocab_size + config.context_length) * w + config.layers * (
+            4 + 2 * config.mlp_ratio
+        ) * w * w
+        check_memory(4 * weights, "the text encoder's weights", error=SpklipError)
         self.token_embedding = nn.Embedding(config.vocab_size, config.width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
         self.layers = nn.ModuleList(

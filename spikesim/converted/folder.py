@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
 from ..events import read_events
+from ..files import file_kind
 from .dataset import ConvertedDataset
 from .layout import CLASSES, CONFIG, MANIFEST, ClipRecord, read_classes, read_config, read_manifest
 
@@ -35,7 +37,12 @@ class FolderDataset(ConvertedDataset):
         self._set_clips(read_manifest(manifest), classes, str(manifest))
         self.flipud = bool(self.config.get("flipud", True))
         frame_bytes = self.height * self.width // 8
+        self._real_root = self.root.resolve()
         missing = [c.path for c in self.clips if check_files and not (self.root / c.path).is_file()]
+        if check_files:
+            for clip in self.clips:
+                if clip.path not in missing:
+                    self._clip_file(clip)  # a link leaving the root fails here, before any work
         if missing:
             raise DatasetError(
                 f"{self.root}: {len(missing)} clips in {MANIFEST} have no .dat (first: "
@@ -50,7 +57,23 @@ class FolderDataset(ConvertedDataset):
             raise DatasetError(f"{self.root}: holds spike streams, not events; use read(i)")
         if not -len(self.clips) <= i < len(self.clips):
             raise IndexError(f"clip {i} out of range for {len(self.clips)} clips")
-        return read_events(self.root / self.clips[i].path, t0, t1)
+        return read_events(self._clip_file(self.clips[i]), t0, t1)
+
+    def _clip_file(self, clip: ClipRecord) -> Path:
+        """The clip's ``.dat``, refused when its real path (links followed) leaves the root:
+        manifest paths are checked when read, but a ``.dat`` that is a symlink to a file
+        elsewhere would still be read as part of the dataset."""
+        path = self.root / clip.path
+        try:
+            real = path.resolve(strict=False)
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise DatasetError(f"{path}: a symlink loop; replace it with the clip's file") from None
+        if not real.is_relative_to(self._real_root):
+            raise DatasetError(
+                f"{path}: a link to {real}, outside the dataset {self.root}; a dataset reads "
+                "only its own files: copy the file in or convert it again"
+            )
+        return path
 
     def _read_packed(self, i: int, clip: ClipRecord, start: int, stop: int) -> np.ndarray:
         if self.sensor != "spike":
@@ -58,13 +81,19 @@ class FolderDataset(ConvertedDataset):
                 f"{self.root}: holds events (converted with --sensor {self.sensor}), not spike "
                 "frames; read them with read_events(i)"
             )
-        path = self.root / clip.path
+        path = self._clip_file(clip)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO put in a clip's place must not hang the reader.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise DatasetError(f"{path}: missing; run spikesim convert again") from None
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot be opened ({err.strerror})") from None
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DatasetError(f"{path}: {file_kind(info.st_mode)}, not a .dat file")
+            size = info.st_size
             if size != clip.frames * self._frame_bytes:
                 raise DatasetError(
                     f"{path}: {size} bytes, but the manifest says {clip.frames} frames of "

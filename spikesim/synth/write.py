@@ -31,6 +31,9 @@ from .render import (
 # ---------------------------------------------------------------------------------------------
 # The dataset on disk
 
+RECORD = ".synth-files.json"  # the files a synth run wrote: all that --overwrite may delete
+RECORD_FORMAT = "spikesim-synth-files/1"
+
 
 def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
     """MJPG .avi of uint8 (T, H, W, 3) RGB frames (OpenCV writes BGR)."""
@@ -95,11 +98,39 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise DatasetError(
             f"{out} is not empty; choose another OUT or pass overwrite (--overwrite)"
         )
-    if not ((out / "captions.jsonl").is_file() and (out / SPLIT_DIR / "classInd.txt").is_file()):
+    recorded = _recorded_files(out)
+    if recorded is None:
         raise DatasetError(
-            f"{out} does not look like a synth dataset (no captions.jsonl / {SPLIT_DIR}); "
-            "refusing to delete it, choose another OUT"
+            f"{out} holds no {RECORD} (the list of files synth wrote), so it is not a synth "
+            "output that may be replaced; refusing to delete it, choose another OUT"
         )
+    folders = {parent for name in recorded for parent in Path(name).parents}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if rel.as_posix() == RECORD:
+            continue
+        ours = (
+            rel in folders
+            if path.is_dir() and not path.is_symlink()
+            else rel.as_posix() in recorded
+        )
+        if not ours:
+            raise DatasetError(
+                f"{out} holds {rel}, which synth did not write; refusing to delete it: move it "
+                "out or choose another OUT"
+            )
+
+
+def _recorded_files(out: Path) -> set[str] | None:
+    """The relative paths the synth that wrote ``out`` recorded, or None without a record."""
+    try:
+        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return set(files)
 
 
 def synthesize(
@@ -185,6 +216,9 @@ def synthesize(
         _write_lines(
             tmp / "README.txt", [_readme(names, clips_per_class, h, w, frames, fps, style, seed)]
         )
+        # What synth wrote, so that `--overwrite` can tell its files from anything else.
+        written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        _write_lines(tmp / RECORD, [json.dumps({"format": RECORD_FORMAT, "files": written})])
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -230,9 +230,9 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_clip(
     assert not (tmp_path / "failures.jsonl").exists()
 
 
-def _crash_on_marked_clips() -> None:
+def _crash_on_marked_clips(parent: int) -> None:
     """Worker initializer for the test below: the worker dies on clips named CRASH_*."""
-    pool_module._init_worker()
+    pool_module._init_worker(parent)
     real = convert_module.convert_clip
 
     def convert_clip(video, *args, **kw):

@@ -80,7 +80,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_half_folder(tmp_pa
         raise OSError("disk full")
 
     monkeypatch.setattr(ck.torch, "save", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SpklipError, match=r"could not write the checkpoint \(disk full\)"):
         write_epoch(tmp_path, 2)
     ckdir = tmp_path / ck.CHECKPOINTS
     assert sorted(p.name for p in ckdir.iterdir()) == ["epoch_001", "latest"]

@@ -225,7 +225,7 @@ def test_refuses_a_non_empty_out_and_overwrites_only_its_own(small: Path, tmp_pa
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("keep me")
-    with pytest.raises(DatasetError, match="does not look like a synth dataset"):
+    with pytest.raises(DatasetError, match="not a synth output that may be replaced"):
         synthesize(foreign, **tiny, overwrite=True)
     assert (foreign / "thesis.tex").read_text() == "keep me"
     (tmp_path / "empty").mkdir()
