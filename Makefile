@@ -38,6 +38,7 @@ bench: install
 	$(PY) -m benchmarks.bench_interp
 	$(PY) -m benchmarks.bench_convert
 	$(PY) -m benchmarks.bench_model --quick
+	$(PY) -m benchmarks.bench_dvs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
