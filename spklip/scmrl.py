@@ -51,10 +51,10 @@ from .errors import SpklipError
 from .fsve import SpikeMatmul, spikingjelly
 
 __all__ = [
+    "CCSSA",
     "FUSIONS",
     "SCMRL",
     "SCMRL_CONFIGS",
-    "CCSSA",
     "SCMRLConfig",
     "SCMRLOutput",
     "count_parameters",

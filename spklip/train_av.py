@@ -414,7 +414,7 @@ def evaluate_av(
     return {
         "top1": zero_shot_accuracy(logits, labels, ks=(1,))["top1"],
         "per_class": per_class_accuracy(logits, labels, [str(c) for c in names]),
-        "n": int(len(labels)),
+        "n": len(labels),
     }
 
 
