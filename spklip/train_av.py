@@ -33,7 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .energy import binary_activation_fraction, estimate_energy, survey_layers
+from .energy import (
+    binary_activation_fraction,
+    energy_table_markdown,
+    estimate_energy,
+    survey_layers,
+)
 from .errors import SpklipError
 from .metrics import per_class_accuracy, zero_shot_accuracy
 from .scmrl import SCMRL, SCMRLConfig, get_scmrl_config
@@ -630,7 +635,7 @@ def run_av_experiment(
 def results_markdown(results: Mapping[str, Any]) -> str:
     """A Markdown table of :func:`run_av_experiment`'s result: per variant the validation and
     test Top-1 (mean ± sd over seeds), the per-seed test Top-1, the inter-layer binary share
-    and the energy per sample."""
+    and the energy per sample; then ``spklip.energy``'s table of the counts per variant."""
     lines = [
         f"Seeds {results['seeds']}, {results['epochs']} epochs; samples: {results['sizes']}.",
         "",
@@ -647,6 +652,10 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             f"{'-' if binary is None else f'{binary:.4f}'} | "
             f"{'-' if energy is None else f'{energy * 1e6:.3f}'} |"
         )
+    energies = {n: e["energy"] for n, e in results["variants"].items() if e.get("energy")}
+    if energies:  # the counts behind the energy column, as in `spklip energy`'s table
+        lines += ["", "Energy per sample (first seed's model, 45 nm figures):", ""]
+        lines.append(energy_table_markdown(energies))
     return "\n".join(lines) + "\n"
 
 

@@ -370,3 +370,25 @@ def test_time_major_and_split():
     train, val = split_train_val(data, 0.3, seed=0)
     assert len(train) + len(val) == 40 and len(val) == 12  # 3 of each class's 10
     assert time_major(train.vision[:5]).shape == (4, 5, 1, 16, 16)
+
+
+class _PlainDataset(torch.utils.data.Dataset):
+    """Any map-style dataset of (vision, audio, label) items, batched by a DataLoader."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+
+def test_a_dataloader_dataset_gives_the_same_evaluation():
+    data = make_synthetic_av(24, steps=2, seed=3)
+    torch.manual_seed(0)
+    model = tiny().eval()
+    fast = evaluate_av(model, data, batch_size=8)
+    plain = evaluate_av(model, _PlainDataset(data), batch_size=8, classes=data.classes)
+    assert fast == plain and fast["n"] == 24
