@@ -4,6 +4,8 @@ Data: any torch ``Dataset`` whose items are ``(vision, audio, label)``: vision s
 (T, Cv, H, W), audio spikes (T, 1, M, F) (0/1, any dtype) and an int class, or the in-memory
 :class:`AVTensors` (batched by indexing, no DataLoader). Batches are batch-major as a
 DataLoader stacks them and are moved to time-major (T, B, ...) for the model.
+:func:`vision_to_steps` and :func:`audio_to_steps` bin a spike stream (frames, H, W) and
+spectrogram spikes (frames, M) into those per-sample layouts.
 
 - :func:`train_av`: AdamW (no decay on biases and norms), linear warm-up and cosine decay,
   gradient clipping, seeded shuffles; one dict per epoch (loss parts, lr, train and
@@ -50,6 +52,7 @@ __all__ = [
     "AVTensors",
     "AVTrainConfig",
     "AVVariant",
+    "audio_to_steps",
     "binary_activation_share",
     "estimate_av_energy",
     "evaluate_av",
@@ -63,6 +66,7 @@ __all__ = [
     "synthetic_audio_at_snr",
     "time_major",
     "train_av",
+    "vision_to_steps",
 ]
 
 
@@ -261,6 +265,40 @@ def make_synthetic_av(
     audio = _encode_power(power, rng, 0.6)[:, :, None]
     classes = [f"angle{round(180 * c / num_classes)}-band{c}" for c in range(num_classes)]
     return AVTensors(vision, audio, labels, classes, power.astype(np.float32))
+
+
+def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
+    """(frames, ...) -> (steps, frames // steps, ...) over the centred window of whole bins."""
+    per = x.shape[0] // steps
+    if steps < 1 or per < 1:
+        raise SpklipError(f"{what}: {x.shape[0]} frames cannot fill {steps} time steps")
+    start = (x.shape[0] - per * steps) // 2
+    return x[start : start + per * steps].reshape(steps, per, *x.shape[1:])
+
+
+def vision_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
+    """A spike stream (frames, H, W) (spike camera) or event frames (frames, 2, H, W) (ON/OFF)
+    0/1 -> the model's vision input (steps, Cv, H, W) uint8: the centred frames // steps x
+    steps frames, each step the OR of its frames (a spike in the bin), so inputs stay 0/1."""
+    x = np.asarray(spikes)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 2):
+        raise SpklipError(
+            f"vision spikes have shape {x.shape}; expected (frames, H, W) or (frames, 2, H, W)"
+        )
+    return (_bin_frames(x, steps, "vision_to_steps") != 0).any(axis=1).astype(np.uint8)
+
+
+def audio_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
+    """Spectrogram spikes (frames, M) 0/1 (time first, M mel channels) -> the model's audio
+    input (steps, 1, M, F) uint8: the centred steps x F frames (F = frames // steps), step t
+    holding its F frames as the columns of an M x F image."""
+    x = np.asarray(spikes)
+    if x.ndim != 2:
+        raise SpklipError(f"audio spikes have shape {x.shape}; expected (frames, mel channels)")
+    binned = _bin_frames(x, steps, "audio_to_steps")  # (steps, F, M)
+    return (binned != 0).transpose(0, 2, 1)[:, None].astype(np.uint8)
 
 
 def time_major(x: torch.Tensor) -> torch.Tensor:
@@ -575,6 +613,7 @@ def run_av_experiment(
         "seeds": list(seeds),
         "epochs": epochs,
         "train": {k: v for k, v in asdict(train_cfg).items() if k not in ("log", "loss")},
+        "loss": asdict(train_cfg.loss),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
         "variants": {},
     }

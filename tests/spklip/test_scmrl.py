@@ -26,6 +26,7 @@ from spklip.scmrl import (
 from spklip.scmrl_loss import SCMRLLossConfig, scmrl_loss, semantic_alignment_loss
 from spklip.train_av import (
     AVTrainConfig,
+    audio_to_steps,
     binary_activation_share,
     estimate_av_energy,
     evaluate_av,
@@ -38,6 +39,7 @@ from spklip.train_av import (
     synthetic_audio_at_snr,
     time_major,
     train_av,
+    vision_to_steps,
 )
 
 # Small enough for a fast test: 16x16 frames, 8 bands x 8 frames per step, one stage to 4x4.
@@ -392,3 +394,20 @@ def test_a_dataloader_dataset_gives_the_same_evaluation():
     fast = evaluate_av(model, data, batch_size=8)
     plain = evaluate_av(model, _PlainDataset(data), batch_size=8, classes=data.classes)
     assert fast == plain and fast["n"] == 24
+
+
+def test_streams_are_binned_into_the_model_layouts():
+    stream = np.zeros((10, 4, 6), dtype=np.uint8)  # 10 frames: steps of 3 from frame 0..8
+    stream[1, 2, 3] = 1  # in step 0 (frames 0-2)
+    stream[8, 0, 0] = 1  # in step 2 (frames 6-8); frame 9 is outside the window
+    stream[9, 1, 1] = 1
+    v = vision_to_steps(stream, 3)
+    assert v.shape == (3, 1, 4, 6) and v.dtype == np.uint8
+    assert v[0, 0, 2, 3] == 1 and v[2, 0, 0, 0] == 1 and v.sum() == 2
+    assert vision_to_steps(np.zeros((8, 2, 4, 6)), 4).shape == (4, 2, 4, 6)
+    spec = np.zeros((9, 5), dtype=np.uint8)  # 9 frames x 5 mel channels
+    spec[4, 2] = 1  # frame 4 = step 1, column 1
+    a = audio_to_steps(spec, 3)
+    assert a.shape == (3, 1, 5, 3) and a[1, 0, 2, 1] == 1 and a.sum() == 1
+    with pytest.raises(SpklipError, match="cannot fill"):
+        audio_to_steps(spec, 10)
