@@ -43,7 +43,7 @@ from .energy import (
 )
 from .errors import SpklipError
 from .metrics import per_class_accuracy, zero_shot_accuracy
-from .scmrl import SCMRL, SCMRLConfig, get_scmrl_config
+from .scmrl import SCMRL, SCMRLConfig, count_parameters, get_scmrl_config
 from .scmrl_loss import SCMRLLossConfig, scmrl_loss
 from .train import _param_groups, lr_factor
 
@@ -650,7 +650,7 @@ def run_av_experiment(
             if seed == seeds[0]:
                 entry["binary"] = binary_activation_share(model, probe_batch)
                 entry["energy"] = estimate_av_energy(model, probe_batch)
-                entry["parameters"] = sum(p.numel() for p in model.parameters())
+                entry["parameters"] = count_parameters(model)
             run["seconds"] = time.perf_counter() - start
             runs.append(run)
             if log is not None:
