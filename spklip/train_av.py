@@ -204,22 +204,30 @@ def make_synthetic_av(
     vision_size: tuple[int, int] = (32, 32),
     audio_size: tuple[int, int] = (16, 16),
     degraded: tuple[float, float] = (1 / 3, 1 / 3),
+    bar_rate: float = 0.5,
+    background_rate: float = 0.03,
+    tone_power: float = 1.0,
     seed: int = 0,
 ) -> AVTensors:
     """A synthetic audio-visual spike set of ``n`` samples, ``num_classes`` balanced classes.
 
     Vision (N, T, 1, H, W) uint8: class c is a bar at angle c x 180/C degrees, centred at a
-    random place and drifting one pixel per step in a random direction; spike probability 0.5
-    on the bar, 0.03 elsewhere. Audio (N, T, 1, M, F) uint8 (M bands x F frames per step): class
-    c is a tone in band (c + 0.5) M / C (jittered by one band, Gaussian profile of width one
-    band) sounding over a random span of at least half the clip; clean power 1e-2 + tone, spikes
-    by :func:`_encode_power`. Shares ``degraded`` = (picture, sound) of the samples have that
-    modality degraded to noise (no bar and background 0.15 / no tone and white noise of the
-    tone's power), the rest are clean; the two shares never overlap, so one modality always
-    carries the class. ``audio_power`` keeps the spectrogram for :func:`synthetic_audio_at_snr`.
+    random place and drifting one pixel per step in a random direction; spike probability
+    ``bar_rate`` on the bar, ``background_rate`` elsewhere. Audio (N, T, 1, M, F) uint8 (M bands
+    x F frames per step): class c is a tone of peak power ``tone_power`` in band (c + 0.5) M / C
+    (jittered by one band, Gaussian profile of width one band) sounding over a random span of at
+    least half the clip; clean power 1e-2 + tone, spikes by :func:`_encode_power`. Shares
+    ``degraded`` = (picture, sound) of the samples have that modality degraded to noise (no bar
+    and background 5 x ``background_rate`` / no tone and white noise of the tone's power), the
+    rest are clean; the two shares never overlap, so one modality always carries the class.
+    ``audio_power`` keeps the spectrogram for :func:`synthetic_audio_at_snr`.
     """
     if n < num_classes or num_classes < 2 or steps < 1:
         raise SpklipError("make_synthetic_av: need num_classes >= 2, steps >= 1 and n >= classes")
+    if not (0 <= background_rate <= bar_rate <= 1 and tone_power > 0):
+        raise SpklipError(
+            "make_synthetic_av: need 0 <= background_rate <= bar_rate <= 1, tone_power > 0"
+        )
     if min(degraded) < 0 or sum(degraded) > 1:
         raise SpklipError(f"make_synthetic_av: degraded shares {degraded} must be >= 0, sum <= 1")
     rng = np.random.default_rng(seed)
@@ -237,22 +245,22 @@ def make_synthetic_av(
     for i in range(n):
         c = int(labels[i])
         # picture
-        rate = np.full((steps, h, w), 0.03)
+        rate = np.full((steps, h, w), background_rate)
         if kind[i] == 1:
-            rate[:] = 0.15
+            rate[:] = min(1.0, 5 * background_rate)
         else:
             angle = math.pi * c / num_classes
             cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
             vy, vx = rng.choice([-1.0, 0.0, 1.0], size=2)
             for t in range(steps):
                 bar = _bar_mask(h, w, angle, cy + vy * t, cx + vx * t, 0.3 * min(h, w))
-                rate[t][bar] = 0.5
+                rate[t][bar] = bar_rate
         vision[i, :, 0] = rng.random((steps, h, w)) < rate
         # sound
         frames = steps * f
         if kind[i] == 2:
             level = np.mean(np.exp(-0.5 * ((np.arange(m) - m / 2) / 1.0) ** 2)) * 0.75
-            power[i] += level * rng.exponential(1.0, size=(steps, m, f))
+            power[i] += tone_power * level * rng.exponential(1.0, size=(steps, m, f))
         else:
             centre = (c + 0.5) * m / num_classes + rng.integers(-1, 2)
             profile = np.exp(-0.5 * ((bands - centre) / 1.0) ** 2)  # (M, 1)
@@ -261,7 +269,7 @@ def make_synthetic_av(
             on = np.zeros(frames)
             on[start : start + span] = 1.0
             tone = profile * on[None, :]  # (M, T*F)
-            power[i] += tone.reshape(m, steps, f).transpose(1, 0, 2)
+            power[i] += tone_power * tone.reshape(m, steps, f).transpose(1, 0, 2)
     audio = _encode_power(power, rng, 0.6)[:, :, None]
     classes = [f"angle{round(180 * c / num_classes)}-band{c}" for c in range(num_classes)]
     return AVTensors(vision, audio, labels, classes, power.astype(np.float32))
