@@ -207,6 +207,7 @@ def make_synthetic_av(
     bar_rate: float = 0.5,
     background_rate: float = 0.03,
     tone_power: float = 1.0,
+    audio_noise_power: float = 0.0,
     seed: int = 0,
 ) -> AVTensors:
     """A synthetic audio-visual spike set of ``n`` samples, ``num_classes`` balanced classes.
@@ -220,11 +221,12 @@ def make_synthetic_av(
     ``degraded`` = (picture, sound) of the samples have that modality degraded to noise (no bar
     and background 5 x ``background_rate`` / no tone and white noise of the tone's power), the
     rest are clean; the two shares never overlap, so one modality always carries the class.
-    ``audio_power`` keeps the spectrogram for :func:`synthetic_audio_at_snr`.
+    ``audio_noise_power`` > 0 adds white noise of that mean power per bin to every sound (a
+    noisier recording for a harder set). ``audio_power`` keeps the spectrogram for :func:`synthetic_audio_at_snr`.
     """
     if n < num_classes or num_classes < 2 or steps < 1:
         raise SpklipError("make_synthetic_av: need num_classes >= 2, steps >= 1 and n >= classes")
-    if not (0 <= background_rate <= bar_rate <= 1 and tone_power > 0):
+    if not (0 <= background_rate <= bar_rate <= 1 and tone_power > 0 <= audio_noise_power):
         raise SpklipError(
             "make_synthetic_av: need 0 <= background_rate <= bar_rate <= 1, tone_power > 0"
         )
@@ -270,6 +272,8 @@ def make_synthetic_av(
             on[start : start + span] = 1.0
             tone = profile * on[None, :]  # (M, T*F)
             power[i] += tone_power * tone.reshape(m, steps, f).transpose(1, 0, 2)
+    if audio_noise_power > 0:
+        power += audio_noise_power * rng.exponential(1.0, size=power.shape)
     audio = _encode_power(power, rng, 0.6)[:, :, None]
     classes = [f"angle{round(180 * c / num_classes)}-band{c}" for c in range(num_classes)]
     return AVTensors(vision, audio, labels, classes, power.astype(np.float32))
