@@ -222,7 +222,8 @@ def make_synthetic_av(
     and background 5 x ``background_rate`` / no tone and white noise of the tone's power), the
     rest are clean; the two shares never overlap, so one modality always carries the class.
     ``audio_noise_power`` > 0 adds white noise of that mean power per bin to every sound (a
-    noisier recording for a harder set). ``audio_power`` keeps the spectrogram for :func:`synthetic_audio_at_snr`.
+    noisier recording for a harder set). ``audio_power`` keeps the spectrogram (recording noise
+    included) for :func:`synthetic_audio_at_snr`.
     """
     if n < num_classes or num_classes < 2 or steps < 1:
         raise SpklipError("make_synthetic_av: need num_classes >= 2, steps >= 1 and n >= classes")
