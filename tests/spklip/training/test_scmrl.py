@@ -13,7 +13,23 @@ import numpy as np
 import pytest
 import torch
 
+from spklip.av_data import (
+    audio_to_steps,
+    make_synthetic_av,
+    split_train_val,
+    synthetic_audio_at_snr,
+    time_major,
+    vision_to_steps,
+)
 from spklip.errors import SpklipError
+from spklip.evaluation.av import (
+    binary_activation_share,
+    estimate_av_energy,
+    evaluate_av,
+    noise_robustness,
+    results_markdown,
+)
+from spklip.evaluation.figures import plot_noise_curve
 from spklip.scmrl import (
     FUSIONS,
     SCMRL,
@@ -24,23 +40,7 @@ from spklip.scmrl import (
     temporal_attention,
 )
 from spklip.scmrl_loss import SCMRLLossConfig, scmrl_loss, semantic_alignment_loss
-from spklip.train_av import (
-    AVTrainConfig,
-    audio_to_steps,
-    binary_activation_share,
-    estimate_av_energy,
-    evaluate_av,
-    make_synthetic_av,
-    noise_robustness,
-    plot_noise_curve,
-    results_markdown,
-    run_av_experiment,
-    split_train_val,
-    synthetic_audio_at_snr,
-    time_major,
-    train_av,
-    vision_to_steps,
-)
+from spklip.training.av import AVTrainConfig, run_av_experiment, train_av
 
 # Small enough for a fast test: 16x16 frames, 8 bands x 8 frames per step, one stage to 4x4.
 MINI = dict(
