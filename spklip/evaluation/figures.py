@@ -21,6 +21,8 @@ import numpy as np
 
 from spikesim import SpikeStatistics, temp_name
 
+from ..errors import SpklipError
+
 
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     """Write ``fig`` to ``path`` through a temporary name (the format from its suffix), close it."""
@@ -252,7 +254,7 @@ def plot_noise_curve(results: Mapping[str, Any], path: str | os.PathLike) -> Pat
     Written as PNG (or the format of ``path``'s suffix) under a temporary name, then renamed."""
     variants = {k: v for k, v in results["variants"].items() if v.get("noise")}
     if not variants:
-        raise ValueError("no noise curves in these results; run the experiment with audio_at_snr")
+        raise SpklipError("no noise curves in these results; run the experiment with audio_at_snr")
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for name, e in variants.items():
         snr = [p["snr_db"] for p in e["noise"]]
