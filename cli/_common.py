@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +36,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's time limit) stop the command as Ctrl-C does:
+    finished work saved, temporaries removed, worker processes stopped, one line."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # keep a handler set by a host
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
 def run_group(group: click.Group, argv: list[str] | None = None) -> NoReturn:
     """Run a click group; turn user errors, missing files and Ctrl-C into one line."""
+    stop_on_sigterm()
     try:
         code = group.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
@@ -54,8 +68,18 @@ def run_group(group: click.Group, argv: list[str] | None = None) -> NoReturn:
     except PermissionError as e:
         fail(f"{e.filename or e}: permission denied")
     except OSError as e:
-        fail(f"{e.filename or ''}: {e.strerror or e}")
+        fail(os_error_line(e), EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating-system error: the file (when known), what went wrong, and for
+    a full disk what to do."""
+    what = err.strerror or str(err) or type(err).__name__
+    line = f"{err.filename}: {what}" if err.filename else what
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        line += "; nothing was saved under that name: free some space and run again"
+    return line
 
 
 def size_option(default: str | None = "240x320", help: str = "frame size HxW") -> Callable:
@@ -84,7 +108,10 @@ CHECKPOINT_HELP = (
 
 # `--checkpoint CKPT` of the commands that read one trained model.
 checkpoint_option = click.option(
-    "--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=f"{CHECKPOINT_HELP}  [required]",
 )
 
 # `--data`: what spklip reads.
@@ -166,6 +193,49 @@ half_window_option = click.option(
     help="half window in spike frames (TFI: frames cropped at each end; TFP: averaged on "
     "each side)",
 )
+
+
+def interp_option(default: str) -> Callable:
+    """``--interp``: how new frames between source frames are made."""
+    return click.option(
+        "--interp",
+        default=default,
+        show_default=True,
+        help="interpolation between source frames: flow | linear | none",
+    )
+
+
+def encoder_options(command: Callable) -> Callable:
+    """The integrate-and-fire encoder's options: ``--threshold``, ``--init``, ``--noise``."""
+    from spikesim import NOISE_PRESETS
+
+    for option in reversed(
+        (
+            click.option(
+                "--threshold",
+                type=float,
+                default=5.0,
+                show_default=True,
+                help="integrate-and-fire threshold",
+            ),
+            click.option(
+                "--init",
+                type=click.Choice(["random", "zero"]),
+                default="random",
+                show_default=True,
+                help="initial membrane potential",
+            ),
+            click.option(
+                "--noise",
+                type=click.Choice(sorted(NOISE_PRESETS)),
+                default="none",
+                show_default=True,
+                help="sensor noise preset",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 def set_threads(threads: int | None) -> None:

@@ -57,7 +57,8 @@ _out_option = out_dir_option(_DEFAULT_OUT, "the JSON, Markdown and PNG outputs")
     required=True,
     multiple=True,
     metavar="[NAME=]CKPT",
-    help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= given)",
+    help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= "
+    "given)  [required]",
 )
 @data_option
 @split_option()

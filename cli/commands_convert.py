@@ -11,7 +11,9 @@ from spikesim import SpikesimError
 from ._common import (
     EXIT_FAILED,
     check_not_input,
+    encoder_options,
     fail,
+    interp_option,
     limit_option,
     overwrite_option,
     refuse_existing,
@@ -31,14 +33,6 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(str(e)) from None
 
 
-def _noise_presets() -> list[str]:
-    try:
-        from spikesim import NOISE_PRESETS
-    except ImportError:  # encoder not installed yet: accept the documented names
-        return ["none", "gaussian", "sensor"]
-    return sorted(NOISE_PRESETS)
-
-
 def _log(message: str) -> None:
     click.echo(message, err=True)
 
@@ -56,24 +50,23 @@ def _log(message: str) -> None:
     "--factor", type=click.IntRange(min=1), help="spike frames per source frame interval (e.g. 10)"
 )
 @size_option(help="spike frame size HxW (short side fitted, then centre-cropped)")
+@interp_option("flow")
 @click.option(
-    "--interp", default="flow", show_default=True, help="interpolation: flow | linear | none"
-)
-@click.option("--threshold", type=float, default=5.0, show_default=True, help="firing threshold")
-@click.option(
-    "--init",
-    type=click.Choice(["random", "zero"]),
-    default="random",
+    "--sensor",
+    type=click.Choice(["spike", "dvs"]),
+    default="spike",
     show_default=True,
-    help="initial membrane potential",
+    help="spike: a spike camera (integrate-and-fire, .dat); dvs: an event camera (v2e's pixel "
+    "model, events in .h5)",
 )
 @click.option(
-    "--noise",
-    type=click.Choice(_noise_presets()),
-    default="none",
+    "--dvs-preset",
+    type=click.Choice(["clean", "noisy", "v2e"]),
+    default="clean",
     show_default=True,
-    help="sensor noise preset",
+    help="with --sensor dvs: the pixel model's thresholds and noise (docs/events.md)",
 )
+@encoder_options
 @seed_option
 @click.option(
     "--workers",
@@ -125,6 +118,8 @@ def convert(
     factor: int | None,
     size: tuple[int, int],
     interp: str,
+    sensor: str,
+    dvs_preset: str,
     threshold: float,
     init: str,
     noise: str,
@@ -143,8 +138,9 @@ def convert(
 ) -> None:
     """Convert a UCF101 / HMDB51-style dataset SRC (class folders of videos) to spike streams.
 
-    Writes OUT/<class>/<stem>.dat + .json, manifest.jsonl, classes.txt, config.yaml and
-    failures.jsonl. Run the same command again to resume; finished clips are skipped.
+    Writes OUT/<class>/<stem>.dat (or, with --sensor dvs, .h5 events) + .json,
+    manifest.jsonl, classes.txt, config.yaml and failures.jsonl. Run the same command again
+    to resume; finished clips are skipped.
     On a cluster, run one job per shard (--shard I/N), then `--merge`.
     Exit 0 when every clip converted, 1 when some failed (see failures.jsonl).
     """
@@ -166,6 +162,8 @@ def convert(
         noise=None if noise == "none" else noise,
         seed=seed,
         drop_repeats=not keep_repeats,
+        sensor=sensor,
+        dvs_preset=dvs_preset,
     )
     summary = convert_dataset(
         src,
@@ -211,6 +209,16 @@ def convert(
     help="sim: plain textured objects; real: cluttered scenes, small motion, sensor noise",
 )
 @seed_option
+@click.option(
+    "--audio",
+    is_flag=True,
+    help="also a sound track per clip, synchronised with its motion (<stem>.wav, 16 kHz)",
+)
+@click.option(
+    "--corrupt",
+    is_flag=True,
+    help="with --audio: a third of each class's clips lose their picture, a third their sound",
+)
 @click.option("--overwrite", is_flag=True, help="replace an earlier synth output in --out")
 def synth(
     out: Path,
@@ -221,9 +229,11 @@ def synth(
     fps: float,
     style: str,
     seed: int,
+    audio: bool,
+    corrupt: bool,
     overwrite: bool,
 ) -> None:
-    """Write the synthetic action dataset (UCF101 layout, captions, splits) to OUT."""
+    """Write the synthetic action dataset (UCF101 layout, captions, splits) to --out."""
     from spikesim import synthesize
 
     path = synthesize(
@@ -236,6 +246,8 @@ def synth(
         style=style,
         seed=seed,
         overwrite=overwrite,
+        audio=audio,
+        corrupt=corrupt,
     )
     click.echo(f"wrote {classes} classes x {clips_per_class} clips to {path}")
 

@@ -12,7 +12,6 @@ import click
 import numpy as np
 
 from spikesim import (
-    NOISE_PRESETS,
     VIDEO_SUFFIXES,
     ConvertSettings,
     DatError,
@@ -30,8 +29,10 @@ from spikesim import (
 
 from ._common import (
     check_not_input,
+    encoder_options,
     fail,
     half_window_option,
+    interp_option,
     overwrite_option,
     refuse_existing,
     seed_option,
@@ -93,6 +94,8 @@ def info(path: Path, size: tuple[int, int] | None, as_json: bool) -> None:
 
 
 def _is_hdf5(path: Path) -> bool:
+    if not path.is_file():  # a FIFO would block the read below; DatFile names what it is
+        return False
     with open(path, "rb") as fh:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
@@ -161,17 +164,8 @@ def _dataset_summary(path: Path) -> dict[str, Any]:
     show_default=True,
     help="spike frames per source frame interval (1: one spike frame per video frame)",
 )
-@click.option(
-    "--interp",
-    default="none",
-    show_default=True,
-    help="interpolation between source frames: flow | linear | none",
-)
-@click.option("--threshold", default=5.0, show_default=True, help="integrate-and-fire threshold")
-@click.option("--init", type=click.Choice(["random", "zero"]), default="random", show_default=True)
-@click.option(
-    "--noise", type=click.Choice(sorted(NOISE_PRESETS)), default="none", show_default=True
-)
+@interp_option("none")
+@encoder_options
 @seed_option
 @click.option(
     "--flipud/--no-flipud",
@@ -203,10 +197,10 @@ def encode(
     """Encode one VIDEO into a spike stream (.dat + sidecar), through the same per-clip
     pipeline as `spikesim convert` (decode, interpolate, encode, write)."""
     out = out or video.with_suffix(".dat")
-    if out.suffix.lower() != ".dat":
-        fail(f"{out}: the output must be a .dat file")
     check_not_input(out, video)
     check_not_input(out.with_suffix(".json"), video)
+    if out.suffix.lower() != ".dat":
+        fail(f"{out}: the output must be a .dat file")
     refuse_existing(out, out.with_suffix(".json"), overwrite=overwrite)
     settings = ConvertSettings(
         size=size,
@@ -288,6 +282,9 @@ def _reconstruct_command(name: str, what: str, iterate: Callable) -> click.Comma
                         top = stretch_top(chunk) if top is None else top
                         chunk = stretch(chunk, top)
                     writer.write(chunk)
+                # The video first: if it fails (a full disk), the .npy is still a temporary
+                # and the stack deletes it, so no output is left without the other.
+                writer.close()
         codec = f" ({writer.codec})" if writer.codec else ""
         click.echo(
             f"wrote {out}{codec}: {count} images"

@@ -13,6 +13,7 @@ from ._common import (
     checkpoint_option,
     data_option,
     device_option,
+    fail,
     loader_workers_option,
     out_dir_option,
     overwrite_option,
@@ -49,17 +50,29 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 
 @click.command("train")
 @data_option
-@click.option("--model", default="spklip-paper", show_default=True, help="model config name")
+@click.option(
+    "--model",
+    default=None,
+    help="model config name  [default: spklip-paper; with --resume: the run's]",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     help="run folder for checkpoints/ and results.jsonl  [default: runs/MODEL]",
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="[default: the model's, paper 30]")
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), help="clips per step and process [paper 8]"
+    "--epochs", type=click.IntRange(min=1), help="training epochs  [default: the model's recipe]"
 )
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="peak learning rate")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="clips per step and process  [default: the model's recipe]",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="peak learning rate  [default: the model's recipe]",
+)
 @click.option("--frames", type=click.IntRange(min=1), help="model input frames per clip (T)")
 @click.option(
     "--bin",
@@ -69,15 +82,26 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     show_default=True,
     help="spike frames summed into each input frame (reads T x bin spike frames)",
 )
-@click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue the run in --out from its latest epoch, with the run's settings",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="epoch checkpoints to keep: the newest N plus the best by validation top-1 (0: keep all)",
+)
 @seed_option
 @loader_workers_option
 @click.option(
     "--captions",
     type=click.Choice(_CAPTION_MODES),
     default=None,
-    help="training texts: clip captions, class prompts, or both  [default: the model's: "
-    "prompt for spklip-tiny, mixed otherwise]",
+    help="training texts: clip captions, class prompts, or both  [default: the model's recipe]",
 )
 @click.option(
     "--set",
@@ -86,6 +110,12 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     callback=_overrides,
     metavar="KEY=VALUE",
     help="model config override, repeatable (e.g. --set hsfe.n_blocks=3)",
+)
+@click.option(
+    "--exclude-classes",
+    default="",
+    metavar="A,B",
+    help="class folders left out of training (eval then scores them apart: true zero-shot)",
 )
 @device_option
 @threads_option
@@ -99,10 +129,12 @@ def train_cmd(
     frames: int | None,
     bin_: int,
     resume: bool,
+    keep_last: int,
     seed: int,
     loader_workers: int,
     captions: str | None,
     overrides: dict,
+    exclude_classes: str,
     device: str,
     threads: int | None,
 ) -> None:
@@ -116,7 +148,7 @@ def train_cmd(
 
     config = TrainConfig(
         data=data,
-        out=out or Path("runs") / model,
+        out=out or Path("runs") / (model or "spklip-paper"),
         model=model,
         model_overrides=overrides,
         epochs=epochs,
@@ -125,13 +157,22 @@ def train_cmd(
         frames=frames,
         bin=bin_,
         resume=resume,
+        keep_last=keep_last or None,
         seed=seed,
         workers=loader_workers,
         captions=captions,
         device=None if device == "auto" else device,
+        exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
         threads=threads,
     )
-    result = train(config)
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        fail(
+            "interrupted; the checkpoints of finished epochs are kept: run the same command "
+            "with --resume to continue",
+            130,
+        )
     if result["world_size"] > 1 and not _is_rank0():
         return
     last = result["results"][-1] if result["results"] else {}
@@ -155,6 +196,12 @@ def _is_rank0() -> bool:
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="clips per step"
 )
+@click.option(
+    "--prompts",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='class texts from a JSON file {"<class folder>": ["text", ...]} in place of the '
+    "built-in templates",
+)
 @loader_workers_option
 @device_option
 @overwrite_option
@@ -164,6 +211,7 @@ def eval_cmd(
     split: str,
     out: Path | None,
     batch_size: int,
+    prompts: Path | None,
     loader_workers: int,
     device: str,
     overwrite: bool,
@@ -174,7 +222,9 @@ def eval_cmd(
     """
     _one_line_warnings()
     from spklip.evaluation.zeroshot import evaluate
+    from spklip.prompts import load_prompts
 
+    class_texts = None if prompts is None else load_prompts(prompts)
     if out is not None:
         check_not_input(out, data, checkpoint)
         refuse_existing(out / EVAL_JSON, overwrite=overwrite)
@@ -187,6 +237,7 @@ def eval_cmd(
         device=device,
         out=None if out is None else out / EVAL_JSON,
         figures_dir=out,
+        class_texts=class_texts,
     )
     if out is None:
         click.echo(json.dumps(result, indent=2))
@@ -199,4 +250,30 @@ def eval_cmd(
     )
 
 
-COMMANDS: list[click.Command] = [train_cmd, eval_cmd]
+@click.command("retrieve")
+@checkpoint_option
+@data_option
+@click.option("--query", required=True, help="what to look for, in words  [required]")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=5, show_default=True, help="clips to list"
+)
+@split_option(default="all", what="search")
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="print one JSON list instead of a table")
+def retrieve_cmd(
+    checkpoint: Path, data: Path, query: str, top: int, split: str, device: str, as_json: bool
+) -> None:
+    """Search a converted dataset with words: the clips that best match --query, with their
+    scores (cosine similarity of the video and text embeddings)."""
+    _one_line_warnings()
+    from spklip.evaluation.zeroshot import retrieve
+
+    hits = retrieve(checkpoint, data, query, top=top, split=split_value(split), device=device)
+    if as_json:
+        click.echo(json.dumps(hits, indent=2))
+        return
+    for hit in hits:
+        click.echo(f"{hit['rank']:>3}  {hit['score']:+.3f}  {hit['path']}  ({hit['class']})")
+
+
+COMMANDS: list[click.Command] = [train_cmd, eval_cmd, retrieve_cmd]

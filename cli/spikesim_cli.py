@@ -6,7 +6,7 @@ import click
 
 from spikesim import __version__
 
-from . import commands_convert, commands_core
+from . import commands_convert, commands_core, commands_events
 from ._common import run_group
 
 
@@ -16,7 +16,7 @@ def app() -> None:
     """Convert videos and video datasets to spike-camera streams, and reconstruct images."""
 
 
-for _command in (*commands_core.COMMANDS, *commands_convert.COMMANDS):
+for _command in (*commands_core.COMMANDS, *commands_convert.COMMANDS, *commands_events.COMMANDS):
     app.add_command(_command)
 
 

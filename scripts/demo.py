@@ -330,8 +330,6 @@ def synth_and_convert(
 
 def _train_fsve(data: str, out: str, epochs: int | None) -> dict:
     """FSVE training and evaluation (run in a child process, beside the ANN's training)."""
-    import demo_spklip
-
     extra = {} if epochs is None else {"epochs": epochs}
     return demo_spklip.run_fsve(data, out, progress=False, **extra)
 

@@ -22,14 +22,8 @@ from spklip.training.loop import TrainConfig, read_results, train
 # What the demo trains, chosen by measurement on the 2-core CPU (docs/training.md, "What
 # the demo measures"): spklip-tiny as configured (300 raw spike frames binned by 10 inside
 # the model, one HSFE block over the clip, the flow maps that show the sense of a rotation).
-DEMO_TRAIN: dict[str, Any] = {
-    "model": "spklip-tiny",
-    "model_overrides": {},
-    "epochs": 40,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "captions": "prompt",
-}
+# The recipe (lr, batch, epochs, captions) is the model config's own ("recipe" section).
+DEMO_TRAIN: dict[str, Any] = {"model": "spklip-tiny", "model_overrides": {}}
 # What scripts/demo.py feeds it: `spikesim synth` and `spikesim convert` settings (synth
 # renders 120x160; convert interpolates x10 and resizes to 48x64, spklip-tiny's image_size).
 DEMO_DATA: dict[str, Any] = {"clips_per_class": 60, "size": (48, 64), "factor": 10}
@@ -43,10 +37,10 @@ def run(
     model_overrides: dict[str, Any] | None = None,
     frames: int | None = None,
     bin: int = 1,
-    epochs: int = DEMO_TRAIN["epochs"],
-    batch_size: int = DEMO_TRAIN["batch_size"],
-    lr: float = DEMO_TRAIN["lr"],
-    captions: str = DEMO_TRAIN["captions"],
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    captions: str | None = None,
     seed: int = 0,
     workers: int = 1,
     threads: int | None = 1,
@@ -56,6 +50,7 @@ def run(
 
     ``data_dir``: the converted synthetic dataset (see :data:`DEMO_DATA`).
     ``model_overrides``: None for the demo's (:data:`DEMO_TRAIN`), else replaces them.
+    ``epochs``, ``batch_size``, ``lr``, ``captions``: None for the model's recipe.
     ``frames`` (None: the model's) and ``bin`` (data-side binning, 1: the model bins) are
     for experiments with other models; see ``spklip.training.loop.TrainConfig``.
     ``threads``: torch threads. One by default: on a shared 2-core machine two threads
@@ -114,15 +109,12 @@ def run(
 # training on a loaded machine): one time step of 30 count frames (data-side binning by 10),
 # a mean-initialised readout and a BatchNorm on the embedding; from the defaults it stays at
 # chance.
+# Its recipe (65 epochs, lr 1e-3, batch 16, class prompts) is spklip-fsve-tiny's own.
 DEMO_FSVE: dict[str, Any] = {
     "model": "spklip-fsve-tiny",
     "model_overrides": {"fsve.steps": 1, "fsve.pool_init": "mean", "fsve.head_norm": True},
     "frames": 30,
     "bin": 10,
-    "epochs": 65,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "captions": "prompt",
 }
 
 

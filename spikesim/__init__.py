@@ -18,12 +18,22 @@ from .audio import (
     stft_spectrogram,
     write_wav,
 )
-from .checks import check_size, format_size, parse_size
+from .checks import check_memory, check_size, format_size, parse_size
 from .convert import ConvertSettings, convert_dataset, merge_shards, parse_shard
 from .converted import ClipRecord, ConvertedDataset, open_dataset, pack_dataset
 from .dat import DatFile, DatWriter, pack_frames, read_dat, unpack_frames, write_dat
+from .dvs import DVS_PRESETS, EVENT_DTYPE, DVSEncoder, DVSModel, dvs, resolve_dvs
 from .encode import Encoder, encode
-from .errors import AudioError, DatasetError, DatError, SpikesimError, VideoError
+from .errors import AudioError, DatasetError, DatError, EventsError, SpikesimError, VideoError
+from .events import (
+    EventFile,
+    EventWriter,
+    event_count_frames,
+    event_grey_frame,
+    event_time_bins,
+    read_events,
+    write_events,
+)
 from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
@@ -38,6 +48,8 @@ from .writers import FrameWriter, NpyWriter, save_npy
 
 __all__ = [
     "CLASS_SPECS",
+    "DVS_PRESETS",
+    "EVENT_DTYPE",
     "NOISE_PRESETS",
     "VIDEO_SUFFIXES",
     "AtomicOutput",
@@ -46,11 +58,16 @@ __all__ = [
     "ClipRecord",
     "ConvertSettings",
     "ConvertedDataset",
+    "DVSEncoder",
+    "DVSModel",
     "DatError",
     "DatFile",
     "DatWriter",
     "DatasetError",
     "Encoder",
+    "EventFile",
+    "EventWriter",
+    "EventsError",
     "FrameWriter",
     "Interpolator",
     "NoiseModel",
@@ -63,13 +80,18 @@ __all__ = [
     "__version__",
     "audio_spikes",
     "available_methods",
+    "check_memory",
     "check_size",
     "class_names",
     "compare_statistics",
     "convert_clip",
     "convert_dataset",
     "dataset_statistics",
+    "dvs",
     "encode",
+    "event_count_frames",
+    "event_grey_frame",
+    "event_time_bins",
     "format_size",
     "interpolate",
     "iter_frames",
@@ -89,11 +111,13 @@ __all__ = [
     "probe_video",
     "read_audio",
     "read_dat",
+    "read_events",
     "read_sidecar",
     "read_text",
     "read_video",
     "register_method",
     "render_clip",
+    "resolve_dvs",
     "resolve_noise",
     "save_npy",
     "scan_source",
@@ -108,6 +132,7 @@ __all__ = [
     "unpack_frames",
     "write_atomic",
     "write_dat",
+    "write_events",
     "write_json",
     "write_wav",
 ]

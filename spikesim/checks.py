@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from typing import Any
+
+import numpy as np
 
 from .errors import SpikesimError
 
@@ -111,6 +114,25 @@ def real_number(
     return value
 
 
+def check_unit_range(frames: np.ndarray) -> None:
+    """Raise unless every value of a float array is in [0, 1] (NaN is out of range)."""
+    ok = (frames >= 0) & (frames <= 1)
+    if ok.all():
+        return
+    bad = frames[~ok]
+    n_nan = int(np.isnan(bad).sum())
+    finite = bad[~np.isnan(bad)]
+    what = []
+    if finite.size:
+        what.append(f"values from {finite.min():g} to {finite.max():g}")
+    if n_nan:
+        what.append(f"{n_nan} NaN")
+    raise SpikesimError(
+        f"float frames must be intensities in [0, 1]; found {' and '.join(what)} "
+        "(scale 8-bit images by 1/255, or pass them as uint8)"
+    )
+
+
 def check_window(value: Any, total: int, name: str, method: str) -> int:
     """A half window ``n >= 0`` that leaves at least one output frame of ``total`` (T > 2n)."""
     n = whole_number(value, f"{method} {name}", minimum=0)
@@ -150,3 +172,39 @@ def _bounds_text(minimum: int | None, maximum: int | None) -> str:
     if maximum is not None:
         return f" <= {maximum}"
     return ""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (``MemAvailable``), None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``51200`` -> ``"50.0 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # unreachable: the loop returns
+
+
+def check_memory(nbytes: float, what: str, *, error: ErrorType = SpikesimError) -> None:
+    """Refuse, before allocating, ``nbytes`` that this machine does not have: an absurd size
+    (a typo, a damaged header) must fail in one line, not after swapping or by the OOM killer.
+    ``what`` names the allocation ("the interpolated clip", ...)."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise error(
+            f"{what} would need {format_bytes(nbytes)} of memory, but {format_bytes(free)} is "
+            "available; check the sizes asked for"
+        )

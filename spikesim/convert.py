@@ -45,7 +45,7 @@ from .converted.layout import CONFIG as CONFIG_FILE
 from .encode import Encoder
 from .errors import DatasetError, SpikesimError
 from .executors import check_executor, run_dask
-from .files import TMP_MARK
+from .files import TMP_MARK, hold_lock
 from .interpolate import Interpolator
 from .pipeline import ClipResult, ConvertSettings, convert_clip, finished_clip
 from .pool import one_thread, run_isolated
@@ -53,6 +53,7 @@ from .sources import SourceClip, SourceDataset, clip_seed, scan_source
 
 __all__ = ["ConvertSettings", "ConvertSummary", "convert_dataset", "merge_shards", "parse_shard"]
 
+_LOCK = ".convert.lock"  # held by the run converting into the folder (see hold_lock)
 _MANIFEST_EVERY = 30.0  # seconds between incremental manifest rewrites
 _STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no later clip can succeed either
 # SpikeCV's labeled_data_type codes (LABEL_DATA_TYPE in its spkData/load_dat.py): 0 raw
@@ -189,6 +190,36 @@ def convert_dataset(
         raise DatasetError(f"{out}: the output folder must not be the dataset folder")
     selection = select_clips(dataset.clips, shard=shard, limit=limit)
     out.mkdir(parents=True, exist_ok=True)
+    # One run per folder: a plain run holds the folder's lock alone; shards of one folder run
+    # side by side by design, so each shares the folder's lock and holds its own shard's.
+    with ExitStack() as locks:
+        what = "a spikesim convert"
+        locks.enter_context(hold_lock(out / _LOCK, what=what, shared=shard is not None))
+        if shard is not None:
+            name = f".convert.shard-{shard[0]}-of-{shard[1]}.lock"
+            locks.enter_context(hold_lock(out / name, what=f"{what} of shard {shard[0]}"))
+        summary = _convert_locked(
+            dataset, selection, src, out, settings, workers, shard, overwrite, progress, say,
+            executor, address,
+        )  # fmt: skip
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _convert_locked(
+    dataset: SourceDataset,
+    selection: list[SourceClip],
+    src: Path,
+    out: Path,
+    settings: ConvertSettings,
+    workers: int,
+    shard: tuple[int, int] | None,
+    overwrite: bool,
+    progress: bool,
+    say: Callable[[str], None],
+    executor: str = "local",
+    address: Any = None,
+) -> ConvertSummary:
     _check_config(out, settings, overwrite)
     _remove_stale_temps(out, selection, shared=shard is None)
 
@@ -209,7 +240,7 @@ def convert_dataset(
     listed = selection if shard is not None else dataset.clips
     for clip in listed:
         seed = clip_seed(settings.seed, clip.path)
-        dat = out / clip.out_path
+        dat = out / _clip_file(clip, settings)
         meta, mismatch = finished_clip(dat, settings.clip_meta(seed, clip.source))
         if meta is not None:
             rows[clip.path] = _record(clip, meta["frames"], settings, meta.get("repeat_frames"))
@@ -290,12 +321,11 @@ def convert_dataset(
     bar.close()
     _remove_stale_temps(out, selection, shared=False)  # left by workers that crashed
     write_manifest(manifest, rows.values())
-    if shard is None:  # shards link theirs when merged
+    if shard is None and settings.sensor == "spike":  # shards link theirs when merged
         write_spikecv_view(out, rows.values())
     if progress_file != manifest:
         progress_file.unlink(missing_ok=True)
     write_failures(failures_path, summary.failures)
-    summary.seconds = time.perf_counter() - t0
     return summary
 
 
@@ -314,11 +344,16 @@ def _progress_bar(total: int, enabled: bool):
     )
 
 
+def _clip_file(clip: SourceClip, settings: ConvertSettings) -> str:
+    """``<class>/<stem>.dat`` (spikes) or ``.h5`` (events), relative to the output folder."""
+    return str(Path(clip.out_path).with_suffix(settings.suffix).as_posix())
+
+
 def _record(
     clip: SourceClip, frames: int, settings: ConvertSettings, repeats: int | None
 ) -> ClipRecord:
     return ClipRecord(
-        path=clip.out_path,
+        path=_clip_file(clip, settings),
         cls=clip.cls,
         label=clip.label,
         split=clip.split,
@@ -353,7 +388,8 @@ def _config(dataset: SourceDataset, settings: ConvertSettings) -> dict[str, Any]
         "labels": list(dataset.classes),
         "num_classes": len(dataset.classes),
         "flipud": settings.flipud,
-        "format": "spikesim-dat/1",
+        "format": "spikesim-dat/1" if settings.sensor == "spike" else "spikesim-events/1",
+        "sensor": settings.sensor,
         "layout": dataset.layout,
         "splits": dataset.split_source,
         "source_clips": {"total": len(dataset.clips), **counts},
@@ -398,7 +434,7 @@ def _remove_stale_temps(out: Path, clips: Iterable[SourceClip], *, shared: bool)
             continue
         for entry in os.scandir(folder):
             head, mark, _ = entry.name.partition(TMP_MARK)
-            if mark and Path(head).stem in names and Path(head).suffix in (".dat", ".json"):
+            if mark and Path(head).stem in names and Path(head).suffix in (".dat", ".h5", ".json"):
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
     if shared:

@@ -11,10 +11,10 @@ file order.
 
 from __future__ import annotations
 
-import json
 import mmap
 import operator
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, temp_file, write_atomic
-from .sidecar import json_default, read_sidecar, sidecar_path
+from .files import AtomicOutput, file_kind, naming, temp_file
+from .sidecar import check_meta, publish, read_sidecar, sidecar_path
 
 __all__ = [
     "FORMAT",
@@ -169,18 +169,7 @@ class DatWriter(AtomicOutput):
 
     def _check_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         own = {"height": self.height, "width": self.width, "flipud": self.flipud}
-        for key, value in own.items():
-            if key in meta and meta[key] != value:
-                raise DatError(
-                    f"{self.path}: meta says {key}={meta[key]!r} but the writer has {value!r}; "
-                    f"drop {key!r} from meta"
-                )
-        meta = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
-        try:
-            json.dumps(meta, default=json_default)
-        except (TypeError, ValueError) as err:
-            raise DatError(f"{self.path}: meta cannot be saved as JSON ({err})") from None
-        return meta
+        return check_meta(self.path, meta, own, _OWN_KEYS, DatError)
 
     @property
     def frames(self) -> int:
@@ -207,7 +196,11 @@ class DatWriter(AtomicOutput):
                 f"{self.path}: expected packed uint8 (t, {self.frame_bytes}), "
                 f"got {packed.dtype} {packed.shape}"
             )
-        self._fh.write(np.ascontiguousarray(packed).data)
+        try:  # buffered: a failed or short write raises here or at close()
+            self._fh.write(np.ascontiguousarray(packed).data)
+        except OSError as err:
+            self.abort()
+            raise naming(err, self.path) from None
         self._frames += packed.shape[0]
 
     def update_meta(self, **values: Any) -> None:
@@ -237,9 +230,10 @@ class DatWriter(AtomicOutput):
         self._closed = True
         try:
             self._fh.close()
-            text = json.dumps(self.sidecar(), indent=2, default=json_default) + "\n"
-            write_atomic(sidecar_path(self.path), text)
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path, self.sidecar())
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise naming(err, self.path) from None
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -250,7 +244,10 @@ class DatWriter(AtomicOutput):
         if self._closed:
             return
         self._closed = True
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # the buffered tail could not be written either; the file is discarded
         self._tmp.unlink(missing_ok=True)
 
 
@@ -292,8 +289,14 @@ class DatFile:
         flipud: bool | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatError(f"{self.path}: no such .dat file; check the path")
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            raise DatError(f"{self.path}: no such .dat file; check the path") from None
+        except OSError as err:  # ELOOP: a symlink loop; EACCES; ...
+            raise DatError(f"{self.path}: cannot be read ({err.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise DatError(f"{self.path}: {file_kind(mode)}, not a .dat file")
         meta = read_sidecar(self.path)
         side = sidecar_path(self.path)
         if meta:

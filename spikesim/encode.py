@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from ._kernels import encode as _k
-from .checks import check_size
+from .checks import check_size, check_unit_range
 from .errors import SpikesimError
 from .noise import NoiseModel, resolve_noise
 
@@ -224,7 +224,7 @@ class Encoder:
                 "convert them to grayscale intensities first"
             )
         if frames.dtype == np.float64:
-            _check_range(frames)  # exact check before rounding to float32
+            check_unit_range(frames)  # exact check before rounding to float32
             frames = frames.astype(np.float32)
         return np.ascontiguousarray(frames).reshape(frames.shape[0], self._height * self._width)
 
@@ -257,28 +257,9 @@ class Encoder:
                     self._thr, self._dark, *noise_args, nblocks, out, bad,
                 )  # fmt: skip
         if bad.any():
-            _check_range(data)  # raises with the offending values; state is untouched
+            check_unit_range(data)  # raises with the offending values; state is untouched
         self._v, self._v_next = self._v_next, self._v
         self._frames_done += data.shape[0]
-
-
-def _check_range(frames: np.ndarray) -> None:
-    """Raise unless every value of a float array is in [0, 1] (NaN is out of range)."""
-    ok = (frames >= 0) & (frames <= 1)
-    if ok.all():
-        return
-    bad = frames[~ok]
-    n_nan = int(np.isnan(bad).sum())
-    finite = bad[~np.isnan(bad)]
-    what = []
-    if finite.size:
-        what.append(f"values from {finite.min():g} to {finite.max():g}")
-    if n_nan:
-        what.append(f"{n_nan} NaN")
-    raise SpikesimError(
-        f"float frames must be intensities in [0, 1]; found {' and '.join(what)} "
-        "(scale 8-bit images by 1/255, or pass them as uint8)"
-    )
 
 
 def encode(

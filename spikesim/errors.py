@@ -24,3 +24,7 @@ class DatasetError(SpikesimError):
 
 class AudioError(VideoError):
     """A file has no sound track, or its sound cannot be decoded or written."""
+
+
+class EventsError(SpikesimError):
+    """An event file or event array is missing, damaged, or not what was asked for."""

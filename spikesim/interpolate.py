@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ._kernels.warp import _fb_confidence, _occlusion_blend, _time_maps, _trust_blend
-from .checks import whole_number
+from .checks import check_memory, whole_number
 from .errors import SpikesimError
 
 PairFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -325,6 +325,9 @@ class Interpolator:
 
     def __init__(self, factor: int, method: str = "flow") -> None:
         self.factor = whole_number(factor, "factor", minimum=1)
+        # Each push returns `factor` frames at once, and the in-between times take 8 bytes
+        # each: a factor of a billion is refused here, not by the OOM killer.
+        check_memory(16 * self.factor, f"an interpolation by x{self.factor}")
         self.method = method
         factory = _factory(method)
         self._trusted = _BUILT_IN.get(method) is factory  # plug-in output gets checked
@@ -363,6 +366,10 @@ class Interpolator:
         in-betweens sit (e.g. from decoded timestamps); default ``m / (gap * factor)``.
         """
         f = _as_frame(frame, None if self._prev is None else self._prev.shape)
+        if self._prev is None:  # the frame size is known now: one push's frames must fit
+            check_memory(
+                self.factor * f.size * 8, f"x{self.factor} frames of {f.shape[0]}x{f.shape[1]}"
+            )
         gap = whole_number(gap, "gap", minimum=1)
         if gap > 1 and self._pair is None:
             raise SpikesimError(
@@ -423,8 +430,10 @@ def interpolate(frames: np.ndarray, *, factor: int, method: str = "flow") -> np.
     stack = np.asarray(frames)
     if stack.ndim != 3 or stack.shape[0] < 1:
         raise SpikesimError(f"frames must be (T, H, W) with T >= 1, got shape {stack.shape}")
-    interp = Interpolator(factor, method)
     t, h, w = stack.shape
+    total = ((t - 1) * factor + 1) * h * w * 4
+    check_memory(total, f"interpolating {t} frames of {h}x{w} by x{factor}")
+    interp = Interpolator(factor, method)
     out = np.empty(((t - 1) * factor + 1, h, w), np.float32)
     pos = 0
     for frame in stack:

@@ -18,10 +18,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .checks import check_size, format_size, positive_number, whole_number
 from .dat import DatWriter
+from .dvs import DVS_PRESETS, DVSEncoder
 from .encode import Encoder
 from .errors import SpikesimError, VideoError
+from .events import EventWriter
+from .files import AtomicOutput
 from .interpolate import Interpolator
 from .repeats import GapStream
 from .sidecar import valid_sidecar
@@ -29,6 +34,10 @@ from .video import frame_times, iter_frames, probe_video
 
 # Far beyond the x50 of HMDB51; a larger factor is a typo that would fill the disk.
 MAX_FACTOR = 1000
+# sensor -> the file suffix of a converted clip
+SENSORS = {"spike": ".dat", "dvs": ".h5"}
+# Frame rate assumed for a video whose container states none (DVS timestamps need one).
+FALLBACK_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,18 @@ class ConvertSettings:
     seed: int = 0
     flipud: bool = True
     drop_repeats: bool = True  # bridge source frames that repeat their predecessor
+    sensor: str = "spike"  # "spike": integrate-and-fire, .dat; "dvs": event camera, .h5
+    dvs_preset: str = "clean"  # with sensor "dvs": a name of spikesim.DVS_PRESETS
 
     def __post_init__(self) -> None:
+        if self.sensor not in SENSORS:
+            raise SpikesimError(
+                f"sensor {self.sensor!r} is unknown; use one of {', '.join(SENSORS)}"
+            )
+        if self.sensor == "dvs" and self.dvs_preset not in DVS_PRESETS:
+            raise SpikesimError(
+                f"DVS preset {self.dvs_preset!r} is unknown; use one of {', '.join(DVS_PRESETS)}"
+            )
         object.__setattr__(self, "size", check_size(*self.size))
         factor = whole_number(self.factor, "factor", minimum=1, maximum=MAX_FACTOR)
         object.__setattr__(self, "factor", factor)
@@ -57,11 +76,18 @@ class ConvertSettings:
         """JSON-able record (``config.yaml`` -> ``conversion``)."""
         out = asdict(self)
         out["size"] = format_size(*self.size)
+        if self.sensor == "spike":  # the only sensor of earlier conversions: left implicit
+            del out["sensor"], out["dvs_preset"]
         return out
+
+    @property
+    def suffix(self) -> str:
+        """The file of one converted clip: ``.dat`` (spikes) or ``.h5`` (events)."""
+        return SENSORS[self.sensor]
 
     def clip_meta(self, clip_seed: int, source: str) -> dict[str, Any]:
         """The sidecar keys that must match for a finished clip to be reused."""
-        return {
+        meta = {
             "height": self.size[0],
             "width": self.size[1],
             "flipud": self.flipud,
@@ -75,6 +101,12 @@ class ConvertSettings:
             "drop_repeats": self.drop_repeats,
             "source": source,
         }
+        if self.sensor == "dvs":
+            # flipud is a .dat row order; threshold, init and noise belong to the spike encoder
+            for key in ("flipud", "threshold", "init", "noise"):
+                del meta[key]
+            meta.update(sensor=self.sensor, dvs_preset=self.dvs_preset)
+        return meta
 
 
 @dataclass(frozen=True)
@@ -102,48 +134,39 @@ def convert_clip(
     """
     cpu0 = time.process_time()
     video, dat = Path(video), Path(dat)
-    height, width = settings.size
     info = probe_video(video)
     interpolator = Interpolator(settings.factor, settings.interp)
     stream = GapStream(interpolator, drop_repeats=settings.drop_repeats)
     times = frame_times(video)  # None when the container has no usable timestamps
-    encoder = Encoder(
-        height,
-        width,
-        threshold=settings.threshold,
-        init=settings.init,
-        noise=settings.noise,
-        seed=seed,
-    )
     meta = {k: v for k, v in settings.clip_meta(seed, source).items() if k not in _WRITER_KEYS}
     fps = float(info.fps) if info.fps and math.isfinite(info.fps) and info.fps > 0 else None
-    meta.update(encoder=encoder.settings(), source_fps=fps)
-    # Remove an old result first: an interruption must not leave an old .dat beside a new sidecar.
+    meta["source_fps"] = fps
+    # Remove an old result first: an interruption must not leave an old file beside a new sidecar.
     dat.unlink(missing_ok=True)
     n_source = 0
-    with DatWriter(dat, height, width, flipud=settings.flipud, meta=meta, overwrite=True) as writer:
+    with _sink(dat, settings, seed, meta, fps) as sink:
         for frame in iter_frames(video, size=settings.size):
             stamp = None if times is None or n_source >= len(times) else float(times[n_source])
             chunk = stream.push(frame, stamp)
             if len(chunk):
-                writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))
+                sink.write(chunk)
             n_source += 1
         if n_source == 0:
             raise VideoError(f"{video}: no frames could be decoded; the file is empty or corrupt")
         chunk = stream.finish()
         if len(chunk):
-            writer.write_packed(encoder.push_packed(chunk, flipud=settings.flipud))
-        writer.update_meta(
+            sink.write(chunk)
+        sink.update_meta(
             repeat_frames=stream.repeats if stream.drop_repeats else None,
             source_times=_times_summary(times, n_source),
         )
         expected = (n_source - 1) * settings.factor + 1
-        if writer.frames != expected:
+        if sink.frames != expected:
             raise SpikesimError(
-                f"{video}: wrote {writer.frames} spike frames, expected {expected} "
+                f"{video}: wrote {sink.frames} frames, expected {expected} "
                 f"from {n_source} source frames; this is a bug, please report it"
             )
-        frames = writer.frames
+        frames = sink.frames
     cpu = time.process_time() - cpu0
     return ClipResult(
         frames=frames,
@@ -167,6 +190,88 @@ def _times_summary(times: Any, n_source: int) -> dict[str, Any] | None:
         "max_step": round(high, 6),
         "variable": bool(high - low > 0.01 * (sum(steps) / len(steps))),
     }
+
+
+class _SpikeSink(AtomicOutput):
+    """Frames -> integrate-and-fire spikes -> a bit-packed ``.dat`` (fused encode + pack)."""
+
+    def __init__(self, path: Path, settings: ConvertSettings, seed: int, meta: dict) -> None:
+        height, width = settings.size
+        self._encoder = Encoder(
+            height,
+            width,
+            threshold=settings.threshold,
+            init=settings.init,
+            noise=settings.noise,
+            seed=seed,
+        )
+        self._flipud = settings.flipud
+        meta = {**meta, "encoder": self._encoder.settings()}
+        self._writer = DatWriter(
+            path, height, width, flipud=self._flipud, meta=meta, overwrite=True
+        )
+        self._closed = False
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    def write(self, frames: np.ndarray) -> None:
+        self._writer.write_packed(self._encoder.push_packed(frames, flipud=self._flipud))
+
+    def update_meta(self, **values: Any) -> None:
+        """Sidecar keys known only at the end (repeat count, timestamps)."""
+        self._writer.update_meta(**values)
+
+    def close(self) -> Path:
+        self._closed = True
+        return self._writer.close()
+
+    def abort(self) -> None:
+        self._closed = True
+        self._writer.abort()
+
+
+class _EventSink(AtomicOutput):
+    """Frames -> the DVS pixel model -> an event ``.h5`` (v2e's layout) and its sidecar."""
+
+    def __init__(
+        self, path: Path, settings: ConvertSettings, seed: int, meta: dict, fps: float | None
+    ) -> None:
+        height, width = settings.size
+        rate = (fps or FALLBACK_FPS) * settings.factor  # frames after interpolation
+        self._encoder = DVSEncoder(height, width, fps=rate, preset=settings.dvs_preset, seed=seed)
+        meta = {**meta, "encoder": self._encoder.settings(), "fps_assumed": fps is None}
+        self._writer = EventWriter(path, height, width, meta=meta)
+        self._extra: dict[str, Any] = {}
+        self._closed = False
+
+    @property
+    def frames(self) -> int:
+        return self._encoder.frames_done
+
+    def write(self, frames: np.ndarray) -> None:
+        self._writer.append(self._encoder.push(frames))
+
+    def update_meta(self, **values: Any) -> None:
+        """Sidecar keys known only at the end (repeat count, timestamps)."""
+        self._extra.update(values)
+
+    def close(self) -> Path:
+        self._closed = True
+        return self._writer.close(meta={"frames": self.frames, **self._extra})
+
+    def abort(self) -> None:
+        self._closed = True
+        self._writer.abort()
+
+
+def _sink(
+    path: Path, settings: ConvertSettings, seed: int, meta: dict, fps: float | None
+) -> _SpikeSink | _EventSink:
+    if settings.sensor == "dvs":
+        return _EventSink(path, settings, seed, meta, fps)
+    return _SpikeSink(path, settings, seed, meta)
 
 
 _WRITER_KEYS = ("height", "width", "flipud")  # the writer records these itself

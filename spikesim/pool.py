@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -62,10 +65,58 @@ def one_thread() -> Iterator[None]:
         numba.set_num_threads(nb_threads)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; the parent decides and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (from the parent stopping the pool, or a scheduler) ends the worker through
+    # SystemExit, so multiprocessing's exit handlers run: Numba's threading layer registers a
+    # semaphore in each worker, and a worker killed outright leaves it to the resource
+    # tracker, which then warns about "leaked semaphore objects" after Ctrl-C.
+    signal.signal(signal.SIGTERM, _exit_now)
+    _die_with(parent)
     limit_threads()
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    raise SystemExit(1)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the process that made the pool ends, however it ends (kill -9).
+
+    A worker's own parent is the fork server, not the pool's owner, so a parent-death signal
+    would not fire; and a worker blocked reading its task queue never notices the owner is
+    gone (it holds a write end of that queue itself). A daemon thread waits on a pidfd of the
+    owner (readable when it exits), or polls it where pidfds are missing, then exits hard.
+    """
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(1)  # already gone
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll the PID
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while _alive(parent):
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # a clean exit (see _init_worker) ...
+        time.sleep(5)
+        os._exit(1)  # ... or a hard one, if the main thread is stuck in native code
+
+    threading.Thread(target=watch, name="spikesim-parent-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -104,7 +155,10 @@ def run_isolated(
     lone_crashes = 0
     while pending or suspects:
         executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=_mp_context(), initializer=_init_worker
+            max_workers=workers,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         in_flight: dict[Future, T] = {}
         try:

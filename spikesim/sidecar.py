@@ -14,9 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatError
+from .errors import DatError, SpikesimError
+from .files import write_atomic
 
-__all__ = ["json_default", "read_sidecar", "sidecar_path", "valid_sidecar"]
+__all__ = [
+    "check_meta",
+    "json_default",
+    "publish",
+    "read_sidecar",
+    "sidecar_path",
+    "valid_sidecar",
+]
 
 
 def sidecar_path(data_path: str | os.PathLike[str]) -> Path:
@@ -55,16 +63,20 @@ def read_sidecar(data_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def valid_sidecar(dat: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The sidecar of a finished ``.dat``: readable and agreeing with the file size, else None
+    """The sidecar of a finished ``.dat`` (or event ``.h5``): readable and agreeing with the
+    file, else None
     (used to decide whether a clip is done; anything doubtful is simply made again)."""
     dat = Path(dat)
     try:
         meta = read_sidecar(dat)
-        frame_bytes = meta["height"] * meta["width"] // 8
         frames = meta["frames"]
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             return None
-        if dat.stat().st_size != frames * frame_bytes:
+        if dat.suffix == ".h5":  # an event file: its writer wrote the sidecar after the events
+            events = meta["events"]
+            if isinstance(events, bool) or not isinstance(events, int) or not dat.stat().st_size:
+                return None
+        elif dat.stat().st_size != frames * (meta["height"] * meta["width"] // 8):
             return None
     except (OSError, DatError, KeyError, TypeError):
         return None
@@ -80,3 +92,35 @@ def json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+
+def check_meta(
+    path: Path,
+    meta: dict[str, Any],
+    own: dict[str, Any],
+    owned_keys: tuple[str, ...],
+    error: type[SpikesimError],
+) -> dict[str, Any]:
+    """A writer's caller-given sidecar ``meta``, checked: keys the writer owns may repeat only
+    with the writer's values (``own``) and are dropped (``owned_keys``); the rest must be
+    JSON-able. ``error`` is the writer's error type."""
+    for key, value in own.items():
+        if key in meta and meta[key] != value:
+            raise error(
+                f"{path}: meta says {key}={meta[key]!r} but the writer has {value!r}; "
+                f"drop {key!r} from meta"
+            )
+    meta = {k: v for k, v in meta.items() if k not in owned_keys}
+    try:
+        json.dumps(meta, default=json_default)
+    except (TypeError, ValueError) as err:
+        raise error(f"{path}: meta cannot be saved as JSON ({err})") from None
+    return meta
+
+
+def publish(tmp: Path, path: Path, sidecar: dict[str, Any]) -> None:
+    """Finish a data file written under the temporary name ``tmp``: write its sidecar
+    (atomically), then rename ``tmp`` to ``path``. The data file appears last, so its presence
+    means the pair is complete."""
+    write_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, default=json_default) + "\n")
+    os.replace(tmp, path)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError
+from .files import read_text
 from .video import VIDEO_SUFFIXES
 
 SPLITS = ("train", "test", "unused")
@@ -202,13 +203,29 @@ def _inside(path: Path, real_src: Path) -> bool:
         path.resolve().relative_to(real_src)
     except ValueError:
         return False
+    except (RuntimeError, OSError):  # a symlink loop goes nowhere, so not outside
+        return True
     return True
+
+
+def _clip_entry(entry: os.DirEntry) -> bool:
+    """A file, or a link that cannot be followed (a loop): listed, so that converting it
+    fails that clip alone (in failures.jsonl) instead of stopping the scan."""
+    try:
+        return entry.is_file()  # follows links; a link's target is checked by the caller
+    except OSError:
+        return entry.is_symlink()
 
 
 def _walk_clips(root: Path, real_src: Path) -> list[tuple[str, str]]:
     """``(class, relative path)`` of every clip, sorted; raises for paths leaving ``src``."""
     found = []
     for class_dir in _subdirs(root):
+        if any(c in class_dir.name for c in "\n\r") or not class_dir.name.isprintable():
+            raise DatasetError(
+                f"{class_dir.parent}: the class folder {class_dir.name!r} has a line break or "
+                "control character in its name, which classes.txt cannot hold; rename it"
+            )
         if not _inside(class_dir, real_src):
             raise DatasetError(
                 f"{class_dir}: class folder links outside the dataset root {real_src}; "
@@ -220,7 +237,7 @@ def _walk_clips(root: Path, real_src: Path) -> list[tuple[str, str]]:
                 for e in entries
                 if e.name.lower().endswith(VIDEO_SUFFIXES)
                 and not e.name.startswith(".")
-                and e.is_file()  # follows links; a link's target is checked below
+                and _clip_entry(e)
                 and (not e.is_symlink() or _link_inside(Path(e.path), real_src))
             )
         found += [(class_dir.name, f"{class_dir.name}/{name}") for name in names]
@@ -255,7 +272,7 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
     """Class names in label order from a UCF101 ``classInd.txt`` (lines ``"1 ApplyEyeMakeup"``)."""
     path = Path(path)
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -296,7 +313,7 @@ def parse_ucf101_list(path: str | os.PathLike) -> list[str]:
     """
     path = Path(path)
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -313,7 +330,7 @@ def parse_hmdb51_split(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -441,7 +458,7 @@ def read_captions(path: str | os.PathLike) -> dict[str, str]:
     """``{relative clip path: caption}`` from JSON lines ``{"path": ..., "caption": ...}``."""
     path = Path(path)
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -57,6 +57,13 @@ class VideoInfo:
 def _open(path: str | os.PathLike[str]) -> tuple[Path, cv2.VideoCapture]:
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():  # a dangling link or a loop: say so, not "no such file"
+            try:
+                p.stat()
+            except OSError as err:
+                raise VideoError(
+                    f"{p}: a symlink that cannot be followed ({err.strerror})"
+                ) from None
         raise VideoError(f"{p}: no such video file; check the path")
     if not p.is_file():
         raise VideoError(f"{p}: is not a file; give the path of a video file")

@@ -6,6 +6,7 @@ complete, so a crash or Ctrl-C never leaves a half-written file under the final 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from fractions import Fraction
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import SpikesimError, VideoError
-from .files import AtomicOutput, temp_name
+from .files import AtomicOutput, naming, temp_name
 
 __all__ = ["H264", "VIDEO_CODECS", "FrameWriter", "NpyWriter", "save_npy"]
 
@@ -122,28 +123,59 @@ class FrameWriter(AtomicOutput):
                 )
         if pad_h or pad_w:
             image = np.pad(image, ((0, pad_h), (0, pad_w)), mode="edge")
-        self._video.write(np.ascontiguousarray(image))
+        try:
+            self._video.write(np.ascontiguousarray(image))
+        except OSError as err:  # PyAV reports a failed write (full disk) as an OSError
+            raise naming(err, self.path) from None
 
     def _write_png(self, image: np.ndarray) -> None:
+        # Encoded in memory and written by us: cv2.imwrite reports success when the disk is
+        # full and leaves an empty file, so it cannot be trusted to say the bytes arrived.
+        ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
+        if not ok:
+            raise VideoError(f"{self.path}: OpenCV could not encode frame {self.frames} as PNG")
         name = self._tmp / f"{self.frames:06d}.png"
-        if not cv2.imwrite(str(name), np.ascontiguousarray(image)):
-            raise VideoError(f"{name}: OpenCV could not write the PNG; check the disk and path")
+        try:
+            with open(name, "xb") as fh:  # buffered: a failed or short write raises at close
+                fh.write(data.tobytes())
+        except OSError as err:
+            raise naming(err, self.path) from None
 
     def close(self) -> Path:
         """Finish and rename the temporary output to ``out``; return the final path."""
         if self._closed:
             return self.path
         self._closed = True
-        if self._video is not None:
-            self._video.release()
-        if self.is_video and self.frames == 0:
+        try:
+            if self._video is not None:
+                self._video.release()
+            if self.is_video and self.frames == 0:
+                raise SpikesimError(f"{self.path}: no frames were written, so no video was made")
+            if self.is_video:
+                self._check_video()
+        except OSError as err:
             self._remove_tmp()
-            raise SpikesimError(f"{self.path}: no frames were written, so no video was made")
+            raise naming(err, self.path) from None
+        except BaseException:
+            self._remove_tmp()
+            raise
         # os.replace overwrites an existing file, or an empty folder on POSIX.
         if not self.is_video and self.path.is_dir():
             self.path.rmdir()  # empty (checked in __init__); a non-empty one makes this raise
         os.replace(self._tmp, self.path)
         return self.path
+
+    def _check_video(self) -> None:
+        """Read the finished video's frame count back from its container: OpenCV's writer
+        never reports a failed write (a full disk leaves a truncated, unplayable file), so a
+        file that does not open or holds fewer frames than were written was not saved."""
+        count = _h264_frames(self._tmp) if self.codec == H264 else _opencv_frames(self._tmp)
+        if count != self.frames:
+            found = "cannot be read back" if count < 0 else f"holds {count} frames"
+            raise VideoError(
+                f"{self.path}: the video {found} of the {self.frames} written (disk full or "
+                "a write error?); nothing was saved"
+            )
 
     def abort(self) -> None:
         """Stop and delete everything written; ``out`` is left untouched."""
@@ -151,7 +183,10 @@ class FrameWriter(AtomicOutput):
             return
         self._closed = True
         if self._video is not None:
-            self._video.release()
+            try:
+                self._video.release()
+            except OSError:
+                pass  # the output is being thrown away: the failed write is already reported
         self._remove_tmp()
 
     def _remove_tmp(self) -> None:
@@ -196,6 +231,26 @@ class _H264Writer:
             self._container = None
 
 
+def _opencv_frames(path: Path) -> int:
+    """Frames in the container of a video OpenCV wrote (read back by OpenCV), -1 if unreadable."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+
+
+def _h264_frames(path: Path) -> int:
+    """Frames in the container of a video PyAV wrote (read back by PyAV), -1 if unreadable."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames)
+    except (av.FFmpegError, IndexError, OSError):
+        return -1
+
+
 def _open_h264(path: Path, fps: float, size: tuple[int, int]) -> _H264Writer | None:
     """An H.264 writer, or None where PyAV or its libx264 encoder is missing."""
     try:
@@ -217,6 +272,9 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         with open(tmp, "xb") as f:
             np.save(f, np.asarray(array), allow_pickle=False)
         os.replace(tmp, final)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise naming(err, final) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -244,9 +302,10 @@ class NpyWriter(AtomicOutput):
         self.frames = 0
         self._tmp = temp_name(self.path, "")
         try:
-            self._array = np.lib.format.open_memmap(
-                self._tmp, mode="w+", dtype=self.dtype, shape=self.shape
-            )
+            self._array = _reserved_memmap(self._tmp, self.shape, self.dtype)
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise naming(err, self.path) from None
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -282,9 +341,14 @@ class NpyWriter(AtomicOutput):
                 f"{self.path}: got {self.frames} of {self.shape[0]} frames; nothing was saved"
             )
         self._closed = True
-        self._array.flush()
-        del self._array  # unmap before the rename
-        os.replace(self._tmp, self.path)
+        try:
+            if isinstance(self._array, np.memmap):  # an empty array is not mapped
+                self._array.flush()
+            del self._array  # unmap before the rename
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise naming(err, self.path) from None
         return self.path
 
     def abort(self) -> None:
@@ -294,3 +358,48 @@ class NpyWriter(AtomicOutput):
         self._closed = True
         del self._array
         self._tmp.unlink(missing_ok=True)
+
+
+def _reserved_memmap(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.memmap:
+    """A new ``.npy`` at ``path`` mapped for writing, with all its disk blocks reserved first.
+
+    A memory-mapped file is sparse until written, and a store into a page that the full disk
+    cannot back kills the process with SIGBUS (no message, no clean-up). Reserving the blocks
+    with ``posix_fallocate`` turns a full disk into an ``OSError`` (ENOSPC) here, before any
+    frame is computed.
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": shape}  # fmt: skip
+    with open(path, "xb") as fh:
+        if _fits_v1(header):
+            np.lib.format.write_array_header_1_0(fh, header)
+        else:
+            np.lib.format.write_array_header_2_0(fh, header)
+        offset = fh.tell()
+    total = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, total)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            _fill_zeros(fd, offset, total)  # a file system without fallocate: write the zeros
+    finally:
+        os.close(fd)
+    if total == offset:  # an empty array cannot be mapped
+        return np.zeros(shape, dtype)  # type: ignore[return-value]
+    return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=shape)
+
+
+def _fits_v1(header: dict) -> bool:
+    # Version 1.0 headers hold at most 65535 bytes (numpy picks 2.0 beyond that).
+    return len(repr(header)) < 65000
+
+
+def _fill_zeros(fd: int, start: int, end: int) -> None:
+    block = bytes(1 << 20)
+    os.lseek(fd, start, os.SEEK_SET)
+    while start < end:
+        n = os.write(fd, block[: min(len(block), end - start)])
+        start += n

@@ -6,6 +6,7 @@ from ._version import __version__
 from .errors import SpklipError
 from .factory import create_model, get_model_config, list_models
 from .loss import contrastive_loss
+from .minilm import load_minilm, minilm_available
 from .model import SPKLIP, SPKLIPConfig
 from .tokenizer import SpikeTokenizer
 
@@ -19,4 +20,6 @@ __all__ = [
     "create_model",
     "get_model_config",
     "list_models",
+    "load_minilm",
+    "minilm_available",
 ]

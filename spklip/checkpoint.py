@@ -4,8 +4,9 @@ Layout of a training run::
 
     OUT/checkpoints/epoch_001/      model.safetensors   weights (safetensors)
                                     config.json         model name, overrides, model and
-                                                        train config, classes, epoch
-                                    tokenizer.json      the run's tokenizer
+                                                        train config, classes, epoch, and
+                                                        tokenizer: {kind, version, sha256}
+                                    tokenizer.json      the run's tokenizer (SpikeTokenizer JSON)
                                     state.pt            optimizer, scheduler, epoch, RNG
                                                         (tensors and plain containers only)
     OUT/checkpoints/latest          text file: the name of the newest complete folder
@@ -14,6 +15,11 @@ A folder is written under a temporary name and renamed when complete, then ``lat
 replaced, so a run killed at any moment leaves the previous checkpoint usable.
 ``state.pt`` is read with ``torch.load(weights_only=True)``: a file carrying arbitrary
 Python objects is refused, never executed.
+
+Format 2 adds the tokenizer record to ``config.json`` (and checks ``tokenizer.json`` against
+its sha256 on reading). Format-1 checkpoints, written before the byte tokenizer existed, still
+load: their ``tokenizer.json`` is a run-trained BPE, and their model is rebuilt with
+``text.tokenizer = "bpe-run"``.
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 
+from spikesim import temp_name, write_atomic
+
 from .errors import SpklipError
 from .factory import create_model_from_config
 from .model import SPKLIP
 from .tokenizer import SpikeTokenizer
 
-FORMAT = "spklip-checkpoint/1"
+FORMAT = "spklip-checkpoint/2"
+READ_FORMATS = ("spklip-checkpoint/1", FORMAT)  # format 1: no tokenizer record, BPE tokenizer
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -71,12 +80,6 @@ def epoch_dir_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     folder: str | os.PathLike,
     model: torch.nn.Module,
@@ -90,31 +93,53 @@ def save_checkpoint(
     ``checkpoints/`` directory, ``checkpoints/latest`` is pointed at it. Returns ``folder``.
 
     ``train_state`` may hold tensors, numbers, strings, lists, tuples and dicts only
-    (what ``torch.load(weights_only=True)`` reads back).
+    (what ``torch.load(weights_only=True)`` reads back). When ``tokenizer_json`` is a
+    :meth:`SpikeTokenizer.to_json` string, its kind, version and sha256 are recorded in
+    ``config.json`` under ``"tokenizer"``.
     """
     folder = Path(folder)
+    record = _tokenizer_record(tokenizer_json)
+    if record is not None:
+        config = {**config, "tokenizer": record}
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = temp_name(folder)  # <name>.tmp-<pid>-<rand>, the scheme of every writer
     tmp.mkdir()
     try:
-        save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / CONFIG).write_text(
             json.dumps({"format": FORMAT, **config}, indent=2, default=str), encoding="utf-8"
         )
+        save_model(model, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        # safetensors creates its file 0600; give it the mode of the run's other files.
+        os.chmod(tmp / WEIGHTS, (tmp / CONFIG).stat().st_mode & 0o777)
         (tmp / TOKENIZER).write_text(tokenizer_json, encoding="utf-8")
         if train_state is not None:
             torch.save(train_state, tmp / STATE)
         if folder.exists():  # re-writing the same epoch (a resumed run redoing it)
             shutil.rmtree(folder)
         os.replace(tmp, folder)
+    except (SafetensorError, OSError) as err:  # a full disk, a quota, a read-only folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SpklipError(
+            f"{folder}: could not write the checkpoint ({err}); nothing of it was kept: free "
+            "some space and continue with --resume"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if folder.parent.name == CHECKPOINTS:
-        _write_text_atomic(folder.parent / LATEST, folder.name + "\n")
+        write_atomic(folder.parent / LATEST, folder.name + "\n")
     return folder
+
+
+def _tokenizer_record(tokenizer_json: str) -> dict[str, str] | None:
+    """``{"kind", "version", "sha256"}`` of a SpikeTokenizer JSON, or None for other text."""
+    try:
+        data = json.loads(tokenizer_json)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not all(k in data for k in ("kind", "version", "sha256")):
+        return None
+    return {k: data[k] for k in ("kind", "version", "sha256")}
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -187,7 +212,13 @@ def load_checkpoint(path: str | os.PathLike, *, with_train_state: bool = False) 
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _bad(folder / CONFIG, f"not valid JSON ({e.__class__.__name__})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not isinstance(config, dict) or config.get("format") not in READ_FORMATS:
+        found = config.get("format") if isinstance(config, dict) else None
+        if isinstance(found, str) and found.startswith("spklip-checkpoint/"):
+            raise SpklipError(
+                f"{folder / CONFIG}: checkpoint format {found} is newer than this spklip reads "
+                f"({', '.join(READ_FORMATS)}); upgrade spklip"
+            )
         raise SpklipError(f"{folder / CONFIG}: not a {FORMAT} config; is this a spklip checkpoint?")
     try:
         state_dict = load_file(folder / WEIGHTS)
@@ -195,6 +226,14 @@ def load_checkpoint(path: str | os.PathLike, *, with_train_state: bool = False) 
         first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise _bad(folder / WEIGHTS, f"unreadable weights ({first})") from None
     tokenizer_json = (folder / TOKENIZER).read_text(encoding="utf-8")
+    record = config.get("tokenizer")
+    if isinstance(record, dict):
+        found = _tokenizer_record(tokenizer_json)
+        if found is None or found["sha256"] != record.get("sha256"):
+            raise _bad(
+                folder / TOKENIZER,
+                f"not the {record.get('kind')} tokenizer config.json records (sha256 differs)",
+            )
     train_state = None
     if with_train_state:
         train_state = load_train_state(folder / STATE)
@@ -234,6 +273,12 @@ def load_model(
     model_config = ckpt.config.get("model_config")
     if not isinstance(model_config, dict):
         raise SpklipError(f"{ckpt.path / CONFIG}: no model_config; not written by spklip train")
+    if ckpt.config.get("format") == READ_FORMATS[0] and isinstance(model_config.get("text"), dict):
+        # Written before tokenizer kinds existed: its tokenizer.json is a run-trained BPE.
+        model_config = {
+            **model_config,
+            "text": {"tokenizer": "bpe-run", **model_config["text"]},
+        }
     model = create_model_from_config(model_config)
     try:
         missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
@@ -251,3 +296,13 @@ def load_model(
         )
     model.tokenizer = SpikeTokenizer.from_json(ckpt.tokenizer_json)
     return model.to(device).eval(), ckpt
+
+
+def checkpoint_tokenizer(ckpt: Checkpoint) -> dict[str, Any]:
+    """Which tokenizer a checkpoint used: ``{"kind", "version", "sha256"}`` from its
+    ``config.json`` (format 2), or rebuilt from its ``tokenizer.json`` (format 1)."""
+    record = ckpt.config.get("tokenizer")
+    if isinstance(record, dict):
+        return dict(record)
+    tok = SpikeTokenizer.from_json(ckpt.tokenizer_json)
+    return {"kind": tok.kind, "version": tok.version, "sha256": tok.sha256}

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from spikesim import open_dataset, pick_spread, unpack_frames
+from spikesim import SpikesimError, open_dataset, pick_spread, unpack_frames
 
 from .checkpoint import Checkpoint, load_model
 from .device import pick_device
@@ -81,6 +81,8 @@ class SpikeClips(Dataset):
     ``bin``: raw spike frames summed into each item frame (1: raw 0/1 spikes; at most 255).
     ``augment``: random temporal crop and random prompt template (else the centred window
     and the first template); it never selects a split (``split`` does).
+    ``exclude``: class names whose clips are left out (training without them; labels keep
+    their places in ``classes``).
     ``captions``: ``"caption"`` uses each clip's own caption (its class prompt when it has
     none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
     (the caption in evaluation). ``seed``: base seed.
@@ -105,6 +107,7 @@ class SpikeClips(Dataset):
         seed: int = 0,
         templates: Sequence[str] = TEMPLATES,
         bin: int = 1,
+        exclude: Sequence[str] = (),
     ) -> None:
         if captions not in CAPTION_MODES:
             raise SpklipError(
@@ -126,8 +129,17 @@ class SpikeClips(Dataset):
         self.width: int = int(ds.width)
         self.flipud: bool = bool(ds.flipud)
         # Positions in the underlying dataset, so reads go to the right clip.
+        unknown = sorted(set(exclude) - set(self.classes))
+        if unknown:
+            raise SpklipError(
+                f"{self.path}: no class {unknown[0]!r} to exclude; "
+                f"classes: {', '.join(self.classes)}"
+            )
+        self.excluded = tuple(sorted(exclude))
         self._source_index = [
-            i for i, c in enumerate(ds.clips) if split is None or c.split == split
+            i
+            for i, c in enumerate(ds.clips)
+            if (split is None or c.split == split) and c.cls not in self.excluded
         ]
         self.records = [ds.clips[i] for i in self._source_index]
         self.splits = sorted({str(c.split) for c in ds.clips})
@@ -217,7 +229,17 @@ class SpikeClips(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         i = int(i)
         rng = self.rng(epoch, i) if self.augment else None
-        spikes = self.read_clip(i, rng)
+        try:
+            spikes = self.read_clip(i, rng)
+        except (SpikesimError, SpklipError):
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            # A damaged file (a corrupt HDF5 chunk, an unreadable .dat): one line naming the
+            # clip, in a type the main process prints as such (see make_loader).
+            raise SpklipError(
+                f"{self.path}: clip {self.records[i].path} cannot be read "
+                f"({type(err).__name__}: {err}); the dataset is damaged: convert it again"
+            ) from None
         return {
             "spikes": torch.from_numpy(spikes),
             "label": int(self.records[i].label),
@@ -306,7 +328,7 @@ def make_loader(
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=2)
-    loader = DataLoader(
+    loader = _OneLineErrors(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
@@ -316,6 +338,36 @@ def make_loader(
         **kwargs,
     )
     return loader, sampler
+
+
+class _OneLineErrors(DataLoader):
+    """A DataLoader whose workers' user errors reach the caller as they were raised.
+
+    PyTorch re-raises a worker's exception in the main process with the worker's whole
+    traceback in its message; for the errors meant for the user (``SpikesimError``,
+    ``SpklipError``) the message is cut back to the worker's own line.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = super().__iter__()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (SpikesimError, SpklipError) as err:
+                raise type(err)(_worker_message(str(err))) from None
+            yield batch
+
+
+def _worker_message(text: str) -> str:
+    """The original message of an exception PyTorch re-raised from a worker ("Caught X in
+    DataLoader worker process 0.\nOriginal Traceback ...\nmodule.X: message")."""
+    if "\nOriginal Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    head, sep, message = last.partition(": ")
+    return message if sep and " " not in head else last
 
 
 # ---------------------------------------------------------------------------- a checkpoint's data

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ from .tokenizer import SpikeTokenizer
 
 __all__ = [
     "ABLATIONS",
+    "TrainRecipe",
     "add_model_config",
     "apply_overrides",
     "create_model",
     "create_model_from_config",
     "get_model_config",
+    "get_recipe",
     "list_models",
     "parse_overrides",
 ]
@@ -142,13 +145,45 @@ def apply_overrides(config: SPKLIPConfig, overrides: Mapping[str, Any]) -> SPKLI
     return SPKLIPConfig.from_dict(tree)
 
 
-def get_model_config(name: str, **overrides: Any) -> SPKLIPConfig:
-    """The config registered as ``name``, with ``overrides`` applied."""
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a named model is trained unless told otherwise: the ``recipe`` section of its
+    config JSON, the paper's numbers (Sec. 4.1) for what it leaves out."""
+
+    lr: float = 2e-5  # AdamW peak learning rate, reached after the warm-up
+    batch_size: int = 8  # clips per step and process
+    epochs: int = 30
+    captions: str = "mixed"  # training texts: "caption" | "prompt" | "mixed" (spklip.data)
+    label_aware: bool = True  # clips of one class in a batch are not negatives (our default)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> TrainRecipe:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SpklipError(
+                f"{where}: unknown recipe key {unknown[0]!r}; valid: {', '.join(sorted(names))}"
+            )
+        return cls(**data)
+
+
+def _entry(name: str) -> dict[str, Any]:
     registry = _registry()
     if name not in registry:
         raise SpklipError(f"unknown model {name!r}; available: {', '.join(sorted(registry))}")
-    config = SPKLIPConfig.from_dict(registry[name])
+    return registry[name]
+
+
+def get_model_config(name: str, **overrides: Any) -> SPKLIPConfig:
+    """The config registered as ``name``, with ``overrides`` applied."""
+    entry = {k: v for k, v in _entry(name).items() if k != "recipe"}
+    config = SPKLIPConfig.from_dict(entry)
     return apply_overrides(config, overrides) if overrides else config
+
+
+def get_recipe(name: str) -> TrainRecipe:
+    """The training recipe of the model registered as ``name`` (its config's ``recipe``)."""
+    return TrainRecipe.from_dict(_entry(name).get("recipe", {}), f"model config {name}")
 
 
 def create_model_from_config(

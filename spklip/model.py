@@ -1,7 +1,7 @@
 """SPKLIP: a CLIP-style model that aligns spike clips (B, T, H, W) with text.
 
     spikes (B, T, H, W) -> bin -> HSFE -> (B, n_blocks, C, H, W) -> STAR-Net -> (B, embed_dim)
-    tokens (B, L)       -> TextEncoder                                     -> (B, embed_dim)
+    tokens (B, L)       -> TextEncoder (from scratch) or MiniLM (pretrained) -> (B, embed_dim)
 
 ``bin``: with ``temporal_bin`` = K > 1 every run of K raw spike frames is summed into one
 count frame (a TFP-like exposure of K steps), so the encoder sees T / K frames. From raw 0/1
@@ -22,7 +22,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,17 +36,16 @@ from .errors import SpklipError
 from .fsve import FSVE, FSVEConfig
 from .hsfe import HSFE, HSFEConfig
 from .star_net import STARNet, STARNetConfig, token_grid
-from .text import TextConfig, TextEncoder
+from .text import TextConfig, build_text_encoder, default_tokenizer
 from .tokenizer import SpikeTokenizer
 
-__all__ = ["SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder"]
-
-VISUALS = ("ann", "fsve")  # the video encoders: HSFE + STAR-Net, or the full-spiking FSVE
+__all__ = ["ENCODERS", "SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder", "VisualEncoder"]
 
 
 @dataclass(frozen=True)
 class SPKLIPConfig:
-    """The whole model; the defaults are the paper's numbers (the spklip-paper config)."""
+    """The whole model; the defaults are the spklip-paper config (the paper's numbers where it
+    gives them; the text encoder's sizes are our choice, docs/text.md)."""
 
     frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
     temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
@@ -54,7 +53,7 @@ class SPKLIPConfig:
     embed_dim: int = 1024  # joint video/text embedding size
     hsfe: HSFEConfig = field(default_factory=HSFEConfig)  # sub-blocks, MTF branches, SA
     star: STARNetConfig = field(default_factory=STARNetConfig)  # MAPResNet + temporal Transformer
-    text: TextConfig = field(default_factory=TextConfig)  # text Transformer
+    text: TextConfig = field(default_factory=TextConfig)  # text tower and tokenizer
     visual: str = "ann"  # "ann": HSFE + STAR-Net; "fsve": the full-spiking encoder (fsve.*)
     fsve: FSVEConfig = field(default_factory=FSVEConfig)  # used only when visual is "fsve"
     logit_scale_init: float = math.log(1 / 0.07)  # initial log temperature multiplier (CLIP)
@@ -72,23 +71,9 @@ class SPKLIPConfig:
             raise SpklipError(f"image_size = {list(self.image_size)} must be two positive ints")
         if self.logit_scale_init > self.logit_scale_max:
             raise SpklipError("logit_scale_init must not exceed logit_scale_max")
-        if self.visual not in VISUALS:
+        if self.visual not in ENCODERS:
             raise SpklipError(f"visual = {self.visual!r}; choose one of {', '.join(VISUALS)}")
-        if self.visual == "fsve":
-            self.fsve.check(self.binned_frames)
-            return  # the hsfe and star sections are not used
-        self.hsfe.check_frames(self.binned_frames)
-        if min(token_grid(self.image_size, self.star.stage_strides)) < 1:
-            h, w = self.image_size
-            raise SpklipError(
-                f"image_size {h}x{w} leaves no tokens after STAR-Net's down-sampling; "
-                "use a larger image_size or smaller star.stage_strides"
-            )
-        if self.embed_dim % self.star.temporal_heads:
-            raise SpklipError(
-                f"star.temporal_heads = {self.star.temporal_heads} does not divide "
-                f"embed_dim {self.embed_dim}"
-            )
+        ENCODERS[self.visual].check(self)  # only the chosen encoder's section is used
 
     @property
     def binned_frames(self) -> int:
@@ -173,17 +158,9 @@ class SpikeVideoEncoder(nn.Module):
     def __init__(self, config: SPKLIPConfig) -> None:
         super().__init__()
         self.config = config
-        if config.visual == "fsve":
-            self.fsve = FSVE(config.fsve, config.binned_frames, config.image_size, config.embed_dim)
-            return
-        self.hsfe = HSFE(config.hsfe, config.binned_frames)
-        self.star = STARNet(
-            config.star,
-            in_channels=config.hsfe.features,
-            image_size=config.image_size,
-            n_blocks=config.hsfe.n_blocks,
-            out_dim=config.embed_dim,
-        )
+        self.kind = ENCODERS[config.visual]
+        for name, module in self.kind.build(config).items():
+            self.add_module(name, module)  # e.g. visual.hsfe, visual.star: stable weight names
 
     def check_input(self, spikes: torch.Tensor) -> None:
         """Raise a one-line SpklipError unless ``spikes`` is (B, frames, H, W) of this model."""
@@ -221,27 +198,138 @@ class SpikeVideoEncoder(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         self.check_input(spikes)
-        spikes = self.bin(spikes)
-        if self.config.visual == "fsve":
-            return self.fsve(spikes)
-        return self.star(self.hsfe(spikes))
+        return self.kind.forward(self, self.bin(spikes))
+
+    def fewshot_layers(self) -> list[str]:
+        """Qualified names (from the model root) of the modules few-shot adaptation trains."""
+        return [f"visual.{name}" for name in self.kind.fewshot_layers(self)]
+
+
+# ---------------------------------------------------------------------------- video encoders
+
+
+@dataclass(frozen=True)
+class VisualEncoder:
+    """One kind of video encoder (``SPKLIPConfig.visual``): everything SPKLIP and the rest of
+    the library ask of it, in one place. A new encoder is one more entry of :data:`ENCODERS`.
+
+    ``check(config)`` raises a one-line SpklipError for a bad section; ``build(config)`` gives
+    the submodules of ``model.visual`` by name; ``forward(encoder, binned)`` maps binned spikes
+    (B, frames // temporal_bin, H, W) to (B, embed_dim); ``time_steps(config)`` is how many
+    steps the energy estimate counts neuron updates over; ``fewshot_layers(encoder)`` names
+    the modules (inside ``model.visual``) that few-shot adaptation trains;
+    ``grad_checkpointing(encoder, on)`` trades compute for memory where the encoder can.
+    """
+
+    name: str
+    report_name: str  # its key in energy tables: "ann" or "snn"
+    spiking: bool
+    check: Callable[[SPKLIPConfig], None]
+    build: Callable[[SPKLIPConfig], dict[str, nn.Module]]
+    forward: Callable[[SpikeVideoEncoder, torch.Tensor], torch.Tensor]
+    time_steps: Callable[[SPKLIPConfig], int]
+    fewshot_layers: Callable[[SpikeVideoEncoder], list[str]]
+    grad_checkpointing: Callable[[SpikeVideoEncoder, bool], None]
+
+
+def _ann_check(config: SPKLIPConfig) -> None:
+    config.hsfe.check_frames(config.binned_frames)
+    if min(token_grid(config.image_size, config.star.stage_strides)) < 1:
+        h, w = config.image_size
+        raise SpklipError(
+            f"image_size {h}x{w} leaves no tokens after STAR-Net's down-sampling; "
+            "use a larger image_size or smaller star.stage_strides"
+        )
+    if config.embed_dim % config.star.temporal_heads:
+        raise SpklipError(
+            f"star.temporal_heads = {config.star.temporal_heads} does not divide "
+            f"embed_dim {config.embed_dim}"
+        )
+
+
+def _ann_build(config: SPKLIPConfig) -> dict[str, nn.Module]:
+    return {
+        "hsfe": HSFE(config.hsfe, config.binned_frames),
+        "star": STARNet(
+            config.star,
+            in_channels=config.hsfe.features,
+            image_size=config.image_size,
+            n_blocks=config.hsfe.n_blocks,
+            out_dim=config.embed_dim,
+        ),
+    }
+
+
+def _ann_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
+    # STAR-Net's last two layers: the temporal Transformer's last MLP and norm, or (with no
+    # temporal layers) the attention pool's value and output projections.
+    temporal = encoder.star.temporal
+    if len(temporal.layers):
+        last = f"star.temporal.layers.{len(temporal.layers) - 1}"
+        return [f"{last}.linear1", f"{last}.linear2", "star.temporal.norm"]
+    return ["star.spatial.attnpool.v_proj", "star.spatial.attnpool.out_proj"]
+
+
+def _ann_checkpointing(encoder: SpikeVideoEncoder, enable: bool) -> None:
+    # HSFE's full-resolution residual blocks hold most activations; STAR-Net is left alone:
+    # recomputing its BatchNorms would update their running statistics twice.
+    encoder.hsfe.grad_checkpointing = enable
+
+
+def _fsve_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
+    fsve = encoder.fsve
+    if len(fsve.temporal):
+        last = f"fsve.temporal.{len(fsve.temporal) - 1}"
+        return [f"{last}.fc2", f"{last}.bn2", "fsve.head"]
+    return ["fsve.token", "fsve.token_bn", "fsve.head"]
+
+
+ENCODERS: dict[str, VisualEncoder] = {
+    "ann": VisualEncoder(
+        name="ann",
+        report_name="ann",
+        spiking=False,
+        check=_ann_check,
+        build=_ann_build,
+        forward=lambda enc, x: enc.star(enc.hsfe(x)),
+        time_steps=lambda config: config.hsfe.n_blocks,
+        fewshot_layers=_ann_fewshot,
+        grad_checkpointing=_ann_checkpointing,
+    ),
+    "fsve": VisualEncoder(
+        name="fsve",
+        report_name="snn",
+        spiking=True,
+        check=lambda config: config.fsve.check(config.binned_frames),
+        build=lambda config: {
+            "fsve": FSVE(config.fsve, config.binned_frames, config.image_size, config.embed_dim)
+        },
+        forward=lambda enc, x: enc.fsve(x),
+        time_steps=lambda config: config.fsve.steps,
+        fewshot_layers=_fsve_fewshot,
+        grad_checkpointing=lambda enc, enable: None,  # no recomputation in the spiking encoder
+    ),
+}
+VISUALS = tuple(ENCODERS)  # "ann": HSFE + STAR-Net; "fsve": the full-spiking encoder
 
 
 class SPKLIP(nn.Module):
     """The SPKLIP model. Build it with ``spklip.factory.create_model(name, ...)``.
 
-    ``tokenizer`` (a :class:`SpikeTokenizer`, or None until set) is needed only to encode
-    raw strings; it is saved beside the weights in checkpoints.
+    ``tokenizer`` (a :class:`SpikeTokenizer`) is needed only to encode raw strings; it is
+    saved beside the weights in checkpoints. When not given, the model gets the one its
+    ``text.tokenizer`` names: the fixed byte tokenizer, MiniLM's WordPiece, or none yet for
+    ``"bpe-run"`` (training builds it from the run's captions).
     """
 
     def __init__(self, config: SPKLIPConfig, tokenizer: SpikeTokenizer | None = None) -> None:
         super().__init__()
         self.config = config
         self.visual = SpikeVideoEncoder(config)
-        self.text = TextEncoder(config.text, config.embed_dim)
+        self.text = build_text_encoder(config.text, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self._tokenizer: SpikeTokenizer | None = None
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer if tokenizer is not None else default_tokenizer(config.text)
 
     @property
     def tokenizer(self) -> SpikeTokenizer | None:
@@ -249,11 +337,19 @@ class SPKLIP(nn.Module):
 
     @tokenizer.setter
     def tokenizer(self, tokenizer: SpikeTokenizer | None) -> None:
-        if tokenizer is not None and tokenizer.vocab_size > self.config.text.vocab_size:
+        if tokenizer is None:
+            self._tokenizer = None
+            return
+        if (tokenizer.kind == "minilm") != (self.config.text.encoder == "minilm"):
+            raise SpklipError(
+                f"a {tokenizer.kind} tokenizer does not fit the {self.config.text.encoder} text "
+                "tower; the minilm tower takes minilm_tokenizer() and only it"
+            )
+        if tokenizer.vocab_size > self.text.vocab_size:
             raise SpklipError(
                 f"the tokenizer has {tokenizer.vocab_size} tokens but the model's text.vocab_size"
-                f" is {self.config.text.vocab_size}; retrain the tokenizer with vocab_size <= "
-                f"{self.config.text.vocab_size} or build the model with a larger text.vocab_size"
+                f" is {self.text.vocab_size}; retrain the tokenizer with vocab_size <= "
+                f"{self.text.vocab_size} or build the model with a larger text.vocab_size"
             )
         self._tokenizer = tokenizer
 
@@ -265,8 +361,9 @@ class SPKLIP(nn.Module):
         """Texts -> LongTensor (B, text.context_length) on the model's device."""
         if self._tokenizer is None:
             raise SpklipError(
-                "the model has no tokenizer; set model.tokenizer = SpikeTokenizer.train(captions)"
-                " or load a checkpoint, which carries its tokenizer"
+                "the model has no tokenizer (text.tokenizer 'bpe-run' is trained on the run's "
+                "captions); set model.tokenizer = SpikeTokenizer.train(captions), load a "
+                "checkpoint, or build the model with text.tokenizer=bytes"
             )
         tokens = self._tokenizer.encode_batch(texts, self.config.text.context_length)
         return tokens.to(self.device)
@@ -288,8 +385,7 @@ class SPKLIP(nn.Module):
         of the activations) keep none and are recomputed in backward. STAR-Net is left alone:
         recomputing its BatchNorms would update their running statistics twice.
         (No effect on an FSVE encoder.)"""
-        if self.config.visual == "ann":
-            self.visual.hsfe.grad_checkpointing = enable
+        self.visual.kind.grad_checkpointing(self.visual, enable)
 
     def scale(self) -> torch.Tensor:
         """The contrastive multiplier exp(min(logit_scale, logit_scale_max)), a 0-d tensor."""

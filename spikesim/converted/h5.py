@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import DatasetError
-from ..files import temp_file
+from ..files import check_room, remove_stale_temps, temp_file
 from ..sidecar import sidecar_path
 from .dataset import ConvertedDataset
 from .folder import FolderDataset
@@ -67,14 +70,25 @@ def pack_dataset(
     if Path(converted_dir).is_file():
         raise DatasetError(f"{converted_dir}: a file (already packed?); give the converted folder")
     src = FolderDataset(converted_dir)
+    if src.sensor != "spike":
+        raise DatasetError(
+            f"{converted_dir}: holds events (--sensor {src.sensor}), already one HDF5 file per "
+            "clip; pack packs spike streams"
+        )
     out_h5 = Path(out_h5)
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     frame_bytes = src.height * src.width // 8
     string = h5py.string_dtype("utf-8")
+    remove_stale_temps(out_h5)  # left by a pack that was killed
+    if compression is None:
+        # HDF5 cannot fail cleanly half-way (after a write error it crashes the interpreter at
+        # exit): make sure the spikes and a margin for the metadata fit before starting.
+        spikes = sum(c.frames for c in src.clips) * frame_bytes
+        check_room(out_h5, spikes + 4096 * len(src.clips) + (1 << 20))
     fd, tmp = temp_file(out_h5)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
+        with _lost_writes() as lost, h5py.File(tmp, "w") as f:
             f.attrs.update(
                 format=FORMAT,
                 height=src.height,
@@ -115,7 +129,15 @@ def pack_dataset(
                 for a in range(0, clip.frames, _COPY_FRAMES):
                     n = min(_COPY_FRAMES, clip.frames - a)
                     ds[a : a + n] = src.read_packed(i, a, n)
+        if lost:
+            raise lost[0]
         os.replace(tmp, out_h5)
+    except OSError as err:  # HDF5's messages run over several lines: keep the errno's words
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno:
+            raise OSError(err.errno, os.strerror(err.errno), str(out_h5)) from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"{out_h5}: could not be written ({first}); nothing was saved") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -131,6 +153,40 @@ def unpack_attrs(flipud: bool) -> dict[str, str]:
         "pixel_order": "row-major",
         "row_order": "bottom-up" if flipud else "top-down",
     }
+
+
+@contextmanager
+def _lost_writes() -> Iterator[list[OSError]]:
+    """Collect the write errors h5py reports only as "Exception ignored" when it frees an
+    object (HDF5 flushing its metadata cache onto a full disk): the pack must fail on them,
+    not go on and print tracebacks."""
+    lost: list[OSError] = []
+    unraisable_hook, except_hook = sys.unraisablehook, sys.excepthook
+
+    def keep(err: OSError) -> None:
+        # A copy without the traceback: frames holding HDF5 objects past the library's
+        # shutdown crash the interpreter at exit.
+        lost.append(OSError(err.errno, err.strerror or str(err).splitlines()[0]))
+
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, OSError):
+            keep(info.exc_value)
+        else:
+            unraisable_hook(info)
+
+    def printed(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        # Cython prints the traceback of an error in a deallocator through sys.excepthook
+        # before reporting it as unraisable.
+        if isinstance(value, OSError):
+            keep(value)
+        else:
+            except_hook(kind, value, tb)
+
+    sys.unraisablehook, sys.excepthook = unraisable, printed
+    try:
+        yield lost
+    finally:
+        sys.unraisablehook, sys.excepthook = unraisable_hook, except_hook
 
 
 def _chunk_len(frames: int, most: int) -> int:

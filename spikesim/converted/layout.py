@@ -256,7 +256,7 @@ def write_spikecv_view(out: str | os.PathLike, records: Iterable[ClipRecord]) ->
         )
     wanted: dict[Path, str] = {}
     for r in records:
-        if r.split in SPIKECV_SPLITS:
+        if r.split in SPIKECV_SPLITS and r.path.endswith(".dat"):  # SpikeCV reads .dat only
             link = out / r.split / r.cls / PurePosixPath(r.path).name
             wanted[link] = os.path.relpath(out / r.path, link.parent)
     for split in SPIKECV_SPLITS:

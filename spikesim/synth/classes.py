@@ -130,3 +130,4 @@ class SynthClip:
     frames: np.ndarray
     caption: str
     track: dict[str, np.ndarray]
+    paraphrases: tuple[str, ...] = ()  # the same clip said in other words

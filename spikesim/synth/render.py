@@ -198,6 +198,7 @@ def _look(style: str, rng: np.random.Generator) -> dict:
     return {
         "shape": shape,
         "texture": texture,
+        "bright": bright,
         "colour": colour,
         "obj_lo": _with_luma(anchor, lo).astype(np.float32),
         "obj_hi": _with_luma(anchor, hi).astype(np.float32),
@@ -382,7 +383,14 @@ def render_clip(
     traj = _trajectory(spec, style, rng, h, w, radius, frames)
     brightness = rng.uniform(-0.02, 0.02)  # shifts object and background alike: same contrast
     bg = _background(look, h, w) + np.float32(brightness)
-    caption = _caption(spec, look, rng)
+    caption, paraphrases = _caption(
+        spec,
+        look,
+        rng,
+        _rng(seed, style, 2, SPEC_INDEX[cls], group, clip),
+        size=(radius / short - r_lo) / (r_hi - r_lo),
+        start=(float(traj["cx"][0]) / w, float(traj["cy"][0]) / h),
+    )
 
     sprite[..., :3] += np.float32(brightness) * sprite[..., 3:]  # premultiplied
     camera = _Camera(style, rng, h, w, frames)
@@ -421,7 +429,7 @@ def render_clip(
         "angle": np.rad2deg(traj["angle"]),
         "visible": traj["visible"],
     }
-    return SynthClip(cls, group + 1, clip + 1, out, caption, track)
+    return SynthClip(cls, group + 1, clip + 1, out, caption, track, paraphrases)
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:
@@ -464,12 +472,48 @@ class _Camera:
         return clip
 
 
-def _caption(spec: ClassSpec, look: dict, rng: np.random.Generator) -> str:
-    """An instance-level sentence: the object, its texture and colour, the action, maybe the
-    background, e.g. "a striped red square moves quickly to the right"."""
-    subject = f"a {_TEXTURES[look['texture']]} {look['colour']} {look['shape']}"
+def _caption(
+    spec: ClassSpec,
+    look: dict,
+    rng: np.random.Generator,
+    words: np.random.Generator,
+    *,
+    size: float,
+    start: tuple[float, float],
+) -> tuple[str, tuple[str, ...]]:
+    """An instance-level sentence of what a luma-only sensor sees, and two paraphrases: the
+    object's size, texture, shape and brightness against the background, where it starts,
+    and the action (its speed and direction), e.g. "a small striped bright square in the
+    upper left moves quickly to the right against a dark background". No colour: spikes
+    carry none. ``size``: the object's radius as a fraction (0..1) of its class's range;
+    ``start``: its first centre as fractions (x, y) of the frame. ``rng`` makes the two draws
+    the renderer always made here (the camera's draws follow); ``words`` the rest."""
     verb = str(rng.choice(spec.phrases))
-    text = f"{subject} {verb}"
-    if rng.random() < 0.5:
-        text += f" {'on' if look['bg_kind'] != 'natural' else 'in front of'} a {look['backdrop']}"
-    return text
+    with_background = bool(rng.random() < 0.5)
+    size_word = ("small", "medium-sized", "large")[min(max(int(size * 3), 0), 2)]
+    tone = "bright" if look["bright"] else "dark"
+    texture = _TEXTURES[look["texture"]]
+    shape = look["shape"]
+    col = ("left", "centre", "right")[min(max(int(start[0] * 3), 0), 2)]
+    row = ("upper", "middle", "lower")[min(max(int(start[1] * 3), 0), 2)]
+    if (row, col) == ("middle", "centre"):
+        where = "in the centre"
+    elif col == "centre":
+        where = f"in the {row} middle"
+    else:
+        where = f"in the {row} {col}"
+    backdrop = (
+        f"against a {'dark' if look['bright'] else 'light'} background"
+        if look["bg_kind"] != "natural"
+        else "in front of a cluttered scene"
+    )
+    caption = f"a {size_word} {texture} {tone} {shape} {where} {verb}"
+    if with_background:
+        caption += f" {backdrop}"
+    others = [p for p in spec.phrases if p != verb] or [verb]
+    v1, v2 = (str(x) for x in words.choice(others, size=2))
+    paraphrases = (
+        f"{where}, a {tone} {shape} with a {texture} texture {v1}",
+        f"the {size_word} {shape}, {tone} {backdrop}, {v2}",
+    )
+    return caption, paraphrases

@@ -13,10 +13,12 @@ import numpy as np
 
 from ..checks import format_size, is_whole
 from ..errors import DatasetError, SpikesimError, VideoError
+from .audio import assign_corruption, render_av_clip, write_clip_sound
 from .classes import (
     CLIPS_PER_GROUP,
     MAX_GROUPS,
     SPLIT_DIR,
+    SynthClip,
     class_names,
     clip_name,
     is_test_group,
@@ -28,6 +30,9 @@ from .render import (
 
 # ---------------------------------------------------------------------------------------------
 # The dataset on disk
+
+RECORD = ".synth-files.json"  # the files a synth run wrote: all that --overwrite may delete
+RECORD_FORMAT = "spikesim-synth-files/1"
 
 
 def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
@@ -43,12 +48,42 @@ def _write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
-def _make_clip(folder: Path, cls: str, index: int, fps: float, **kw) -> str:
-    """Render clip ``index`` of ``cls``, write it under ``folder``; return its caption."""
-    clip = render_clip(cls, index, **kw)
+def _make_clip(
+    folder: Path, cls: str, index: int, fps: float, corruption: str | None, **kw
+) -> SynthClip:
+    """Render clip ``index`` of ``cls``, write it under ``folder`` (with ``corruption`` not
+    None, also its sound track ``<stem>.wav``, one modality degraded as it says); return the
+    clean clip (its caption and paraphrases)."""
     (folder / cls).mkdir(exist_ok=True)
-    _write_avi(folder / cls / clip_name(cls, index), clip.frames, fps)
-    return clip.caption
+    video = folder / cls / clip_name(cls, index)
+    if corruption is None:
+        clip = render_clip(cls, index, **kw)
+        _write_avi(video, clip.frames, fps)
+        return clip
+    av = render_av_clip(cls, index, corruption=corruption, fps=fps, **kw)
+    _write_avi(video, av.frames, fps)
+    write_clip_sound(video, av.sound, av.sample_rate)
+    return av.clip
+
+
+def _corruptions(
+    names: list[str], clips_per_class: int, seed: int, corrupt: bool
+) -> dict[tuple[str, int], str]:
+    """Which modality each clip loses: a third "video", a third "audio", a third "none" within
+    every class and split (``corrupt``), else "none" everywhere."""
+    out = {}
+    for c, cls in enumerate(names):
+        for s, test in enumerate((False, True)):
+            ks = [
+                k for k in range(clips_per_class) if is_test_group(k // CLIPS_PER_GROUP + 1) == test
+            ]
+            labels = (
+                assign_corruption(len(ks), seed * 1000 + c * 2 + s)
+                if corrupt
+                else ["none"] * len(ks)
+            )
+            out.update({(cls, k): str(label) for k, label in zip(ks, labels, strict=True)})
+    return out
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -63,11 +98,39 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise DatasetError(
             f"{out} is not empty; choose another OUT or pass overwrite (--overwrite)"
         )
-    if not ((out / "captions.jsonl").is_file() and (out / SPLIT_DIR / "classInd.txt").is_file()):
+    recorded = _recorded_files(out)
+    if recorded is None:
         raise DatasetError(
-            f"{out} does not look like a synth dataset (no captions.jsonl / {SPLIT_DIR}); "
-            "refusing to delete it, choose another OUT"
+            f"{out} holds no {RECORD} (the list of files synth wrote), so it is not a synth "
+            "output that may be replaced; refusing to delete it, choose another OUT"
         )
+    folders = {parent for name in recorded for parent in Path(name).parents}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if rel.as_posix() == RECORD:
+            continue
+        ours = (
+            rel in folders
+            if path.is_dir() and not path.is_symlink()
+            else rel.as_posix() in recorded
+        )
+        if not ours:
+            raise DatasetError(
+                f"{out} holds {rel}, which synth did not write; refusing to delete it: move it "
+                "out or choose another OUT"
+            )
+
+
+def _recorded_files(out: Path) -> set[str] | None:
+    """The relative paths the synth that wrote ``out`` recorded, or None without a record."""
+    try:
+        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return set(files)
 
 
 def synthesize(
@@ -82,6 +145,8 @@ def synthesize(
     seed: int = 0,
     overwrite: bool = False,
     workers: int | None = None,
+    audio: bool = False,
+    corrupt: bool = False,
 ) -> Path:
     """Write the synthetic action dataset to ``out`` in UCF101 layout; return ``out``.
 
@@ -91,7 +156,12 @@ def synthesize(
     ``style``: ``"sim"`` (clean, high-contrast, large motions) or ``"real"`` (small motions, a
     shaded object that stands out from a static cluttered background, lower contrast than sim,
     camera noise and flicker). ``workers``: threads (default up to 4); the bytes do not
-    depend on it.
+    depend on it. ``audio``: every clip also gets a sound track synchronised with its motion
+    (``<stem>.wav`` beside the video, 16 kHz, ``spikesim.synth.audio``; a time-reversed class
+    gets the reversed sound), named in ``captions.jsonl`` (``"audio"``). ``corrupt`` (with
+    ``audio``): in every class and split a third of the clips have their picture degraded
+    and a third their sound (``"corruption"`` in ``captions.jsonl``), so that neither
+    modality alone solves the dataset.
 
     Same arguments give the same bytes; clip k of a class does not depend on
     ``clips_per_class`` or ``classes``. The folder is built beside ``out`` and renamed at
@@ -105,8 +175,11 @@ def synthesize(
     h, w = _check_args(size, frames, style, seed)
     if not isinstance(fps, (int, float, np.number)) or not fps > 0:
         raise SpikesimError(f"fps must be positive, got {fps!r}")
+    if corrupt and not audio:
+        raise SpikesimError("corrupt needs audio: the corrupted shares lose one of two modalities")
     out = Path(out)
     _prepare_out(out, overwrite)
+    lost = _corruptions(names, clips_per_class, seed, corrupt)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.synth-partial-{os.getpid()}"
@@ -117,11 +190,19 @@ def synthesize(
         kw = {"size": (h, w), "frames": frames, "style": style, "seed": seed}
         # Clips are independent, and OpenCV and NumPy release the GIL while they work.
         with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            texts = list(pool.map(lambda job: _make_clip(tmp, *job, fps, **kw), jobs))
+            rendered = list(
+                pool.map(
+                    lambda job: _make_clip(tmp, *job, fps, lost[job] if audio else None, **kw),
+                    jobs,
+                )
+            )
         captions, train, test = [], [], []
-        for (cls, k), text in zip(jobs, texts, strict=True):
+        for (cls, k), clip in zip(jobs, rendered, strict=True):
             rel = f"{cls}/{clip_name(cls, k)}"
-            captions.append(json.dumps({"path": rel, "caption": text}))
+            row = {"path": rel, "caption": clip.caption, "paraphrases": list(clip.paraphrases)}
+            if audio:
+                row.update(audio=str(Path(rel).with_suffix(".wav")), corruption=lost[(cls, k)])
+            captions.append(json.dumps(row))
             if is_test_group(k // CLIPS_PER_GROUP + 1):
                 test.append(rel)
             else:
@@ -135,6 +216,9 @@ def synthesize(
         _write_lines(
             tmp / "README.txt", [_readme(names, clips_per_class, h, w, frames, fps, style, seed)]
         )
+        # What synth wrote, so that `--overwrite` can tell its files from anything else.
+        written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        _write_lines(tmp / RECORD, [json.dumps({"format": RECORD_FORMAT, "files": written})])
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,6 +40,7 @@ from spikesim import write_json
 from ..data import load_checkpoint_clips
 from ..errors import SpklipError
 from ..fsve import SpikeMatmul, is_spiking_neuron
+from ..model import ENCODERS
 
 __all__ = [
     "PJ_PER_MAC",
@@ -119,17 +120,33 @@ def _encoder(model: nn.Module) -> nn.Module:
     return visual if isinstance(visual, nn.Module) else model
 
 
+def _inputs(spikes: torch.Tensor | Sequence[torch.Tensor], clips: int | None) -> tuple[tuple, int]:
+    """The encoder's positional inputs and the clips (samples) they hold: a tensor is a batch
+    (B, T, H, W); a sequence of tensors (a multi-input model such as S-CMRL, whose batch axis
+    is not the first) needs ``clips``."""
+    if isinstance(spikes, torch.Tensor):
+        if spikes.ndim != 4 or spikes.shape[0] < 1:
+            raise SpklipError(
+                f"spikes have shape {tuple(spikes.shape)}; expected a batch (B, T, H, W)"
+            )
+        return (spikes,), spikes.shape[0]
+    if clips is None or clips < 1:
+        raise SpklipError("several model inputs were given: pass clips= (samples in the batch)")
+    return tuple(spikes), int(clips)
+
+
 def survey_layers(
-    model: nn.Module, spikes: torch.Tensor
+    model: nn.Module, spikes: torch.Tensor | Sequence[torch.Tensor], *, clips: int | None = None
 ) -> tuple[list[LayerCount], dict[str, float]]:
     """Run the video encoder of ``model`` once on ``spikes`` (B, T, H, W) and measure it.
 
+    ``spikes`` may also be a sequence of inputs passed positionally (e.g. S-CMRL's
+    ``(vision, audio)``), with ``clips`` the samples they hold.
     Returns the synaptic layers in call order (per clip) and totals per clip:
     ``flop_counter_macs`` (all MACs FlopCounterMode saw), ``neuron_updates``, ``clips``.
     The encoder runs in eval mode without gradients; its mode is restored afterwards.
     """
-    if spikes.ndim != 4 or spikes.shape[0] < 1:
-        raise SpklipError(f"spikes have shape {tuple(spikes.shape)}; expected a batch (B, T, H, W)")
+    inputs, b = _inputs(spikes, clips)
     encoder = _encoder(model)
     names = _module_names(encoder)
     layers: dict[str, LayerCount] = {}
@@ -194,7 +211,7 @@ def survey_layers(
             handles.append(module.register_forward_hook(on_neuron))
     was_training = encoder.training
     param = next(encoder.parameters(), None)
-    device = param.device if param is not None else spikes.device
+    device = param.device if param is not None else inputs[0].device
     # The fused Transformer fast path of eval mode runs no Linear modules and no op that
     # FlopCounterMode counts: take the plain path while counting.
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -205,14 +222,13 @@ def survey_layers(
             torch.no_grad(),
             FlopCounterMode(display=False, custom_mapping=_CUSTOM_FLOPS) as counter,
         ):
-            encoder(spikes.to(device))
+            encoder(*(x if x is None else x.to(device) for x in inputs))
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
         for handle in handles:
             handle.remove()
         encoder.train(was_training)
 
-    b = spikes.shape[0]
     per_clip = []
     for count in layers.values():
         for key in (
@@ -236,7 +252,7 @@ def _time_steps(model: nn.Module) -> int | None:
     config = getattr(_encoder(model), "config", None)
     if config is None or not hasattr(config, "visual"):
         return None
-    return config.fsve.steps if config.visual == "fsve" else config.hsfe.n_blocks
+    return ENCODERS[config.visual].time_steps(config)
 
 
 def _fraction(layers: list[LayerCount]) -> dict[str, Any]:
@@ -255,7 +271,9 @@ def _fraction(layers: list[LayerCount]) -> dict[str, Any]:
     }
 
 
-def binary_activation_fraction(model: nn.Module, spikes: torch.Tensor) -> dict[str, Any]:
+def binary_activation_fraction(
+    model: nn.Module, spikes: torch.Tensor | Sequence[torch.Tensor], *, clips: int | None = None
+) -> dict[str, Any]:
     """The share of the activations feeding convolutions and linear layers that are 0/1.
 
     Measured on ``spikes`` (B, T, H, W) with hooks on every convolution and linear layer of
@@ -264,7 +282,7 @@ def binary_activation_fraction(model: nn.Module, spikes: torch.Tensor) -> dict[s
     ``binary_layers`` of ``layers``, and the names of the layers whose input was real-valued
     (``real_valued_inputs``; e.g. FSVE's readout with ``fsve.readout = "membrane"``).
     """
-    layers, _ = survey_layers(model, spikes)
+    layers, _ = survey_layers(model, spikes, clips=clips)
     return _fraction(layers)
 
 
@@ -279,9 +297,12 @@ def estimate_energy(
     pj_per_memory_access: float = PJ_PER_MEMORY_ACCESS,
     spike_bits: int = 1,
     include_layers: bool = True,
+    clips: int | None = None,
 ) -> dict[str, Any]:
     """Operation counts and energy of one clip of ``spikes`` (B, T, H, W) through the video
     encoder of ``model`` (a SPKLIP, or any module taking spikes); averages over the B clips.
+    A multi-input model (S-CMRL) takes a sequence of inputs and ``clips`` (see
+    :func:`survey_layers`).
 
     ``spiking`` (None: whether the encoder has SpikingJelly neurons): in a spiking encoder a
     layer whose input is all 0/1 costs SOPs (rate x MACs), in an ANN every layer costs MACs.
@@ -304,7 +325,7 @@ def estimate_energy(
     encoder = _encoder(model)
     if spiking is None:
         spiking = any(is_spiking_neuron(m) for m in encoder.modules())
-    layers, totals = survey_layers(model, spikes)
+    layers, totals = survey_layers(model, spikes, clips=clips)
     as_sop = [c for c in layers if spiking and c.binary_input]
     as_mac = [c for c in layers if not (spiking and c.binary_input)]
     hooked = sum(c.macs for c in layers)
@@ -337,7 +358,11 @@ def estimate_energy(
     result: dict[str, Any] = {
         "spiking": bool(spiking),
         "clips": int(totals["clips"]),
-        "input_shape": list(spikes.shape[1:]),
+        "input_shape": (
+            list(spikes.shape[1:])
+            if isinstance(spikes, torch.Tensor)
+            else [None if x is None else list(x.shape) for x in spikes]
+        ),
         "time_steps": steps,
         "macs": macs,
         "other_macs": other_macs,
@@ -423,9 +448,6 @@ def energy_table_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-ENCODER_NAMES = {"ann": "ann", "fsve": "snn"}  # report key of each SPKLIPConfig.visual
-
-
 def energy_report(
     checkpoints: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
     data: str | os.PathLike,
@@ -462,7 +484,7 @@ def energy_report(
     for name, path in named:
         loaded = load_checkpoint_clips(path, data, split=split, clips=clips, device=device)
         if name is None:
-            base = ENCODER_NAMES.get(loaded.model.config.visual, loaded.model.config.visual)
+            base = ENCODERS[loaded.model.config.visual].report_name
             name, k = base, 2
             while name in results:
                 name, k = f"{base}_{k}", k + 1

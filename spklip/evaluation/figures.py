@@ -21,6 +21,8 @@ import numpy as np
 
 from spikesim import SpikeStatistics, temp_name
 
+from ..errors import SpklipError
+
 
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     """Write ``fig`` to ``path`` through a temporary name (the format from its suffix), close it."""
@@ -242,5 +244,29 @@ def plot_fewshot(report: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_title(f"Few-shot adaptation ({fraction:.1%} of parameters trained)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_noise_curve(results: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Test Top-1 against the SNR of the white noise added to the audio, one line per variant
+    (mean over seeds, band ± sd), from :func:`run_av_experiment` run with ``audio_at_snr``.
+    Written as PNG (or the format of ``path``'s suffix) under a temporary name, then renamed."""
+    variants = {k: v for k, v in results["variants"].items() if v.get("noise")}
+    if not variants:
+        raise SpklipError("no noise curves in these results; run the experiment with audio_at_snr")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for name, e in variants.items():
+        snr = [p["snr_db"] for p in e["noise"]]
+        mean = np.array([p["top1_mean"] for p in e["noise"]])
+        sd = np.array([p["top1_sd"] for p in e["noise"]])
+        (line,) = ax.plot(snr, mean, marker="o", ms=3, label=name)
+        ax.fill_between(snr, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("SNR of the white noise on the audio, dB")
+    ax.set_ylabel("test Top-1")
+    ax.set_ylim(0.0, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Noise robustness (mean ± sd over {len(results['seeds'])} seeds)")
     fig.tight_layout()
     return save_figure(fig, path)

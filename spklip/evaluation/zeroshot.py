@@ -11,9 +11,10 @@ Ties count against the model throughout (see ``spklip.metrics``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from .. import metrics
 from ..checkpoint import load_model
 from ..data import SpikeClips, check_compatible, checkpoint_dataset, make_loader
 from ..device import pick_device
+from ..errors import SpklipError
 from ..model import SPKLIP
-from ..prompts import TEMPLATES, ensemble_prompts
+from ..prompts import TEMPLATES, class_text_groups
 from . import figures
 
 
@@ -73,12 +75,17 @@ def encode_texts(model: SPKLIP, texts: Sequence[str], *, batch_size: int = 256) 
 
 
 def class_features(
-    model: SPKLIP, classes: Sequence[str], templates: Sequence[str] = TEMPLATES
+    model: SPKLIP,
+    classes: Sequence[str],
+    templates: Sequence[str] = TEMPLATES,
+    class_texts: Mapping[str, Sequence[str]] | None = None,
 ) -> np.ndarray:
-    """float32 (C, D): per class, the normalised mean of its prompts' text features."""
-    groups = ensemble_prompts(classes, templates)
+    """float32 (C, D): per class, the normalised mean of its texts' features (its prompts
+    under ``templates``, or its own ``class_texts``)."""
+    groups = class_text_groups(classes, templates, class_texts)
     flat = encode_texts(model, [p for g in groups for p in g])
-    per = flat.reshape(len(classes), len(templates), -1).mean(axis=1)
+    bounds = np.cumsum([0, *(len(g) for g in groups)])
+    per = np.stack([flat[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
     return per / np.maximum(np.linalg.norm(per, axis=1, keepdims=True), 1e-12)
 
 
@@ -103,9 +110,16 @@ def evaluate_model(
     batch_size: int = 16,
     workers: int = 0,
     templates: Sequence[str] = TEMPLATES,
+    class_texts: Mapping[str, Sequence[str]] | None = None,
+    unseen: Sequence[str] = (),
     progress: bool = False,
 ) -> dict[str, Any]:
     """Zero-shot and retrieval metrics of ``model`` on ``dataset`` (see the module doc).
+
+    ``class_texts``: each class's own texts in place of ``templates`` (``spklip eval
+    --prompts``). ``unseen``: classes left out of training (``--exclude-classes``): Top-1
+    is then also reported over their clips alone (``unseen_top1``, scored against every
+    class, true zero-shot) and over the others (``seen_top1``).
 
     Returns ``{"zero_shot": {"top1", "top5", "per_class": {class: top1}, "confusion":
     [[int]]}, "retrieval": {"t2v_R@1", ..., "v2t_mean_rank", "texts", "text_source"},
@@ -115,8 +129,19 @@ def evaluate_model(
     video = encode_clips(model, dataset, batch_size=batch_size, workers=workers, progress=progress)
     labels = dataset.labels
     classes = dataset.classes
-    logits = video @ class_features(model, classes, templates).T
+    logits = video @ class_features(model, classes, templates, class_texts).T
     zero_shot: dict[str, Any] = metrics.zero_shot_accuracy(logits, labels, ks=(1, 5))
+    if unseen:
+        unknown = sorted(set(unseen) - set(classes))
+        if unknown:
+            raise SpklipError(f"unseen classes {unknown} are not classes of {dataset.path}")
+        held = np.isin(labels, [classes.index(c) for c in unseen])
+        for name, mask in (("unseen_top1", held), ("seen_top1", ~held)):
+            if mask.any():
+                zero_shot[name] = metrics.zero_shot_accuracy(logits[mask], labels[mask], ks=(1,))[
+                    "top1"
+                ]
+        zero_shot["unseen_classes"] = sorted(unseen)
     present = sorted(set(labels.tolist()))
     per_class = metrics.per_class_accuracy(logits, labels, classes)
     zero_shot["per_class"] = {classes[c]: per_class[classes[c]] for c in present}
@@ -149,13 +174,15 @@ def evaluate(
     out: str | os.PathLike | None = None,
     figures_dir: str | os.PathLike | None = None,
     templates: Sequence[str] = TEMPLATES,
+    class_texts: Mapping[str, Sequence[str]] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint (folder, run folder or file in it) on ``split`` of ``data``.
 
     Returns the dict of :func:`evaluate_model` plus ``checkpoint``, ``epoch``, ``data``,
     ``split``, ``seconds``; writes it as JSON to ``out`` when given, and the confusion
-    matrix as ``confusion.png`` into ``figures_dir`` when given.
+    matrix as ``confusion.png`` into ``figures_dir`` when given. Classes the run left out of
+    training (``exclude_classes`` in its config) are scored apart as ``unseen_top1``.
     """
     t0 = time.perf_counter()
     model, ckpt = load_model(checkpoint, device=pick_device(device))
@@ -166,6 +193,8 @@ def evaluate(
         batch_size=batch_size,
         workers=workers,
         templates=templates,
+        class_texts=class_texts,
+        unseen=ckpt.config.get("exclude_classes") or (),
         progress=progress,
     )
     result = {
@@ -187,3 +216,37 @@ def evaluate(
     if out is not None:
         write_json(out, result)
     return result
+
+
+def retrieve(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    query: str,
+    *,
+    top: int = 5,
+    split: str | None = None,
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+) -> list[dict[str, Any]]:
+    """The ``top`` clips of ``data`` (``split``, None: every clip) that match a text ``query``
+    best: ``[{"rank", "score", "path", "class", "caption"}]``, highest cosine first."""
+    if not query.strip():
+        raise SpklipError(
+            "the query is empty; describe the clips to find, e.g. 'a square moves left'"
+        )
+    model, ckpt = load_model(checkpoint, device=pick_device(device))
+    dataset = checkpoint_dataset(model, ckpt, data, split=split, augment=False, captions="caption")
+    check_compatible(model, dataset)
+    video = encode_clips(model, dataset, batch_size=batch_size)
+    scores = video @ encode_texts(model, [query])[0]
+    order = np.argsort(-scores, kind="stable")[: max(int(top), 1)]
+    return [
+        {
+            "rank": r + 1,
+            "score": float(scores[i]),
+            "path": dataset.records[i].path,
+            "class": dataset.records[i].cls,
+            "caption": dataset.records[i].caption,
+        }
+        for r, i in enumerate(order)
+    ]

@@ -111,20 +111,7 @@ def parse_shots(text: str | Iterable[int]) -> tuple[int, ...]:
 def fewshot_layers(model: SPKLIP) -> list[str]:
     """Qualified names of the modules that train in few-shot adaptation: the final two
     layers of STAR-Net (or of FSVE), as described in the module docstring."""
-    if model.config.visual == "fsve":
-        fsve = model.visual.fsve
-        if len(fsve.temporal):
-            last = f"visual.fsve.temporal.{len(fsve.temporal) - 1}"
-            before = [f"{last}.fc2", f"{last}.bn2"]
-        else:
-            before = ["visual.fsve.token", "visual.fsve.token_bn"]
-        return [*before, "visual.fsve.head"]
-    temporal = model.visual.star.temporal
-    if len(temporal.layers):
-        last = f"visual.star.temporal.layers.{len(temporal.layers) - 1}"
-        return [f"{last}.linear1", f"{last}.linear2", "visual.star.temporal.norm"]
-    pool = "visual.star.spatial.attnpool"
-    return [f"{pool}.v_proj", f"{pool}.out_proj"]
+    return model.visual.fewshot_layers()
 
 
 def freeze_for_fewshot(model: SPKLIP, layers: Sequence[str] | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from ..checkpoint import (
 from ..data import CAPTION_MODES, SpikeClips, check_compatible, data_bin, make_loader
 from ..errors import SpklipError
 from ..evaluation.zeroshot import zero_shot_top1
-from ..factory import create_model_from_config, get_model_config
+from ..factory import create_model_from_config, get_model_config, get_recipe
 from ..loss import contrastive_loss
 from ..model import SPKLIP
 from ..prompts import all_prompt_texts
@@ -52,25 +53,17 @@ from .optim import lr_factor, param_groups
 
 RESULTS = "results.jsonl"
 
-# The paper's recipe, used for any model without its own entry below.
-PAPER_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "batch_size": 8, "epochs": 30, "captions": "mixed"}
-# Recommended settings per named model: small models from scratch want a larger step.
-# spklip-tiny: the demo's recipe (docs/training.md, "What the demo measures"); class prompts,
-# because the synthetic captions mostly describe the look and slow zero-shot learning down.
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "spklip-paper": PAPER_DEFAULTS,
-    "spklip-tiny": {"lr": 1e-3, "batch_size": 16, "epochs": 40, "captions": "prompt"},
-}
-
 
 @dataclass
 class TrainConfig:
-    """What a training run needs; None means "the model's recommended value"
-    (:data:`TRAIN_DEFAULTS`, else the paper's lr 2e-5, batch 8, 30 epochs, mixed texts)."""
+    """What a training run needs; None means "the model's recipe" (the ``recipe`` section of
+    its config, ``spklip.factory.get_recipe``; the paper's lr 2e-5, batch 8, 30 epochs and
+    mixed texts where it says nothing)."""
 
     data: str | os.PathLike  # converted folder or packed .h5
     out: str | os.PathLike = "runs/spklip"  # run folder: checkpoints/, results.jsonl
-    model: str = "spklip-paper"  # a name from spklip.factory.list_models()
+    model: str | None = None  # a name from spklip.factory.list_models(); None: spklip-paper
+    # (or, with ``resume``, the run's)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # create_model overrides
     epochs: int | None = None
     batch_size: int | None = None  # per process
@@ -85,9 +78,9 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2  # DataLoader worker processes per training process
     resume: bool = False  # continue from OUT/checkpoints/latest
-    captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips);
-    # None: the model's (TRAIN_DEFAULTS), else "mixed"
-    label_aware: bool = True  # clips of one class in a batch are not negatives
+    captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
+    label_aware: bool | None = None  # clips of one class in a batch are not negatives
+    exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
     train_split: str = "train"
     val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
@@ -97,17 +90,18 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads per process; None: torch's default
     stop_after: int | None = None  # end after this epoch, as if interrupted (the schedule
     # still plans for `epochs`; `resume` continues)
+    keep_last: int | None = 3  # epoch checkpoints kept: the newest N plus the best by
+    # val_top1; None keeps them all
 
     def resolved(self) -> TrainConfig:
         """A copy with every None default filled in for ``self.model``."""
-        rec = {**PAPER_DEFAULTS, **TRAIN_DEFAULTS.get(self.model, {})}
-        return dataclasses.replace(
-            self,
-            epochs=self.epochs if self.epochs is not None else rec["epochs"],
-            batch_size=self.batch_size if self.batch_size is not None else rec["batch_size"],
-            lr=self.lr if self.lr is not None else rec["lr"],
-            captions=self.captions if self.captions is not None else rec["captions"],
-        )
+        model = self.model or "spklip-paper"
+        recipe = get_recipe(model)
+        chosen = {
+            name: getattr(recipe, name) if getattr(self, name) is None else getattr(self, name)
+            for name in ("epochs", "batch_size", "lr", "captions", "label_aware")
+        }
+        return dataclasses.replace(self, model=model, **chosen)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -204,6 +198,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; see the module docstring. Returns ``{"out", "epochs",
     "checkpoint", "results": [rows], "train_seconds", "world_size"}`` (on every rank;
     files are written by rank 0 only)."""
+    if config.keep_last is not None and config.keep_last < 1:
+        raise SpklipError(f"keep_last must be >= 1 (or None: keep all), got {config.keep_last}")
+    if config.resume:
+        config = _resume_settings(config)
     cfg = config.resolved()
     if cfg.captions not in CAPTION_MODES:
         raise SpklipError(f"captions must be one of {', '.join(CAPTION_MODES)}")
@@ -218,6 +216,61 @@ def train(config: TrainConfig) -> dict[str, Any]:
     finally:
         if d.started:
             dist.destroy_process_group()
+
+
+# Settings a resumed run takes from its run folder; the rest (data, out, device, threads,
+# workers, progress, stop_after, keep_last) may change from one session to the next.
+_RUN_SETTINGS = (
+    "model", "model_overrides", "epochs", "batch_size", "lr", "weight_decay", "warmup",
+    "min_lr_ratio", "grad_clip", "frames", "bin", "seed", "captions", "label_aware",
+    "train_split", "val_split", "amp", "tokenizer_vocab",
+)  # fmt: skip
+
+
+def _resume_settings(config: TrainConfig) -> TrainConfig:
+    """``config`` with every run setting taken from the run's latest checkpoint. A setting
+    counts as given when it differs from TrainConfig's default; a given setting that differs
+    from the run's raises ``SpklipError`` (a resumed run must follow its own recipe: another
+    model, learning rate or caption mode would silently continue a different experiment)."""
+    found = latest_checkpoint(config.out)
+    if found is None:
+        return config  # nothing to resume: a fresh run
+    saved = load_checkpoint(found).config.get("train_config") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults["model_overrides"] = {}
+    changes: dict[str, Any] = {}
+    clashes = []
+    for name in _RUN_SETTINGS:
+        if name not in saved:
+            continue
+        given, old = getattr(config, name), saved[name]
+        if given == defaults[name] or given == old:
+            changes[name] = old
+        elif name == "frames" and old is None:
+            continue  # the checkpoint's model config decides (checked below)
+        else:
+            clashes.append(f"{name}={given!r} (the run has {old!r})")
+    if clashes:
+        raise SpklipError(
+            f"{config.out}: --resume continues the run with its own settings, but "
+            f"{', '.join(clashes)}; drop those options, or start a new run in another --out"
+        )
+    return dataclasses.replace(config, **changes)
+
+
+def _prune_checkpoints(ckdir: Path, keep: int | None, history: list[dict[str, Any]]) -> None:
+    """Delete epoch folders beyond the newest ``keep``, except the best by ``val_top1``."""
+    if keep is None:
+        return
+    folders = sorted(p for p in ckdir.glob("epoch_*") if p.is_dir() and not p.name.startswith("."))
+    kept = {p.name for p in folders[-keep:]}
+    scored = [r for r in history if "val_top1" in r]
+    if scored:
+        best = max(scored, key=lambda r: (r["val_top1"], r["epoch"]))
+        kept.add(epoch_dir_name(int(best["epoch"])))
+    for folder in folders:
+        if folder.name not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
@@ -255,11 +308,17 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         captions=cfg.captions,
         seed=cfg.seed,
         bin=cfg.bin,
+        exclude=cfg.exclude_classes,
     )
     val_set = None
     if cfg.val_split and cfg.val_split in train_set.splits:
         val_set = SpikeClips(
-            cfg.data, frames=frames, split=cfg.val_split, augment=False, bin=cfg.bin
+            cfg.data,
+            frames=frames,
+            split=cfg.val_split,
+            augment=False,
+            bin=cfg.bin,
+            exclude=cfg.exclude_classes,
         )
 
     model = _build_model(cfg, train_set, ckpt)
@@ -317,7 +376,10 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         history = list(ckpt.config.get("history", []))
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_results(out / RESULTS, history)  # drops rows of epochs after the checkpoint
+        if history:
+            _write_results(out / RESULTS, history)  # drops rows of epochs after the checkpoint
+        else:  # no epoch saved yet: no results file (an empty one would say "trained")
+            (out / RESULTS).unlink(missing_ok=True)
 
     tok_json = model.tokenizer.to_json()
     model_config = model.config.to_dict()
@@ -395,6 +457,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     "data_bin": cfg.bin,
                     "train_config": cfg.to_dict(),
                     "classes": train_set.classes,
+                    "exclude_classes": list(train_set.excluded),
                     "epoch": epoch,
                     "world_size": d.world,
                     "history": history,
@@ -403,6 +466,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                 train_state=state,
             )
             _write_results(out / RESULTS, history)
+            _prune_checkpoints(out / CHECKPOINTS, cfg.keep_last, history)
             if cfg.progress:
                 shown = ", ".join(
                     f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()

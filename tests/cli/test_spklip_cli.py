@@ -89,3 +89,54 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(data, tmp_path, capsys, argv
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0]
+
+
+def test_prompts_exclude_classes_and_retrieve(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = [f"--set={key}={json.dumps(value)}" for key, value in MINI.items()]
+    code, _, err = run_main(
+        ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(run),
+         "--epochs", "1", "--batch-size", "2", "--loader-workers", "0", "--threads", "1",
+         "--captions", "prompt", "--exclude-classes", "MoveRight", *sets],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    config = json.loads(next(run.glob("checkpoints/epoch_*/config.json")).read_text())
+    assert config["exclude_classes"] == ["MoveRight"]
+    # eval scores the left-out class apart, with texts from a prompts file
+    prompts = tmp_path / "prompts.json"
+    texts = {"MoveLeft": ["it travels leftwards"], "MoveRight": ["it goes rightwards", "right"]}
+    prompts.write_text(json.dumps(texts))
+    code, out, err = run_main(
+        ["eval", "--checkpoint", str(run), "--data", str(data), "--split", "all",
+         "--prompts", str(prompts), "--loader-workers", "0"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    zero_shot = json.loads(out)["zero_shot"]
+    assert zero_shot["unseen_classes"] == ["MoveRight"]
+    assert 0 <= zero_shot["unseen_top1"] <= 1 and 0 <= zero_shot["seen_top1"] <= 1
+    # a prompts file that misses a class is one line
+    prompts.write_text(json.dumps({"MoveLeft": ["left"]}))
+    code, _, err = run_main(
+        ["eval", "--checkpoint", str(run), "--data", str(data), "--prompts", str(prompts)], capsys
+    )
+    assert code == 2 and "MoveRight" in err and err.count("\n") == 1
+    # retrieve lists the top clips, best first
+    code, out, err = run_main(
+        ["retrieve", "--checkpoint", str(run), "--data", str(data), "--query",
+         "a square moves left", "--top", "3", "--json"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    hits = json.loads(out)
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    from spklip.evaluation.zeroshot import retrieve
+
+    assert retrieve(run, data, "a square moves left", top=3) == hits
+    code, _, err = run_main(
+        ["train", "--data", str(data), "--out", str(tmp_path / "x"), "--exclude-classes", "Nope"],
+        capsys,
+    )
+    assert code == 2 and "Nope" in err

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+import spikesim
 import spikesim.convert as convert_module
 import spikesim.pipeline as pipeline_module
 import spikesim.pool as pool_module
@@ -30,6 +31,7 @@ from spikesim.convert import (
 from spikesim.converted import open_dataset
 from spikesim.dat import DatFile, read_dat
 from spikesim.errors import DatasetError, SpikesimError
+from spikesim.pipeline import convert_clip
 from spikesim.sources import clip_seed, scan_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,9 +232,9 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_clip(
     assert not (tmp_path / "failures.jsonl").exists()
 
 
-def _crash_on_marked_clips() -> None:
+def _crash_on_marked_clips(parent: int) -> None:
     """Worker initializer for the test below: the worker dies on clips named CRASH_*."""
-    pool_module._init_worker()
+    pool_module._init_worker(parent)
     real = convert_module.convert_clip
 
     def convert_clip(video, *args, **kw):
@@ -395,3 +397,49 @@ def test_bad_settings_fail_before_any_work(clips_dir: Path, tmp_path: Path) -> N
     assert not (tmp_path / "out").exists()
     with pytest.raises(DatasetError, match="must not be the dataset folder"):
         convert(clips_dir / "hmdb51-mini", clips_dir / "hmdb51-mini")
+
+
+# ---------------------------------------------------------------------------- the DVS sensor
+
+
+def test_dvs_sensor_converts_the_real_clips_to_event_files_and_resumes(
+    clips_dir: Path, tmp_path: Path
+) -> None:
+    settings = ConvertSettings(
+        size=(48, 64), factor=2, interp="linear", seed=3, sensor="dvs", dvs_preset="noisy"
+    )
+    out = tmp_path / "events"
+    summary = convert(clips_dir / "ucf101-mini", out, settings)
+    assert summary.failed == 0 and summary.converted == summary.total > 0
+    ds = open_dataset(out)
+    assert ds.sensor == "dvs" and all(c.path.endswith(".h5") for c in ds.clips)
+    for i, clip in enumerate(ds.clips):
+        events = ds.read_events(i)
+        assert len(events) > 1000  # real footage moves: plenty of events
+        assert np.all(np.diff(events["t"]) >= 0) and set(np.unique(events["p"])) <= {-1, 1}
+        assert events["x"].max() < 64 and events["y"].max() < 48
+        meta = spikesim.read_sidecar(out / clip.path)
+        assert meta["encoder"]["encoder"] == "dvs" and meta["frames"] == clip.frames
+        # the event clock follows the interpolated frame rate of the source
+        fps = meta["source_fps"] * settings.factor
+        assert events["t"][-1] <= (clip.frames - 1) / fps * 1e6 + 1
+    with pytest.raises(DatasetError, match="read_events"):
+        ds.read(0)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")}
+    again = convert(clips_dir / "ucf101-mini", out, settings)
+    assert again.skipped == again.total and again.converted == 0
+    assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")}
+
+
+def test_dvs_conversion_is_the_library_call_on_the_same_frames(
+    clips_dir: Path, tmp_path: Path
+) -> None:
+    video = next((clips_dir / "hmdb51-mini" / "wave").glob("*.avi"))
+    settings = ConvertSettings(size=(24, 32), factor=1, interp="none", seed=5, sensor="dvs")
+    result = convert_clip(video, tmp_path / "w.h5", settings, seed=5, source="w.avi")
+    frames = np.stack(list(spikesim.iter_frames(video, size=(24, 32))))
+    fps = spikesim.probe_video(video).fps
+    expected = spikesim.dvs(frames, fps=fps, preset="clean", seed=5)
+    got = spikesim.read_events(tmp_path / "w.h5")
+    assert result.frames == len(frames)
+    np.testing.assert_array_equal(got, expected)

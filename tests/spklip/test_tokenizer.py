@@ -103,3 +103,70 @@ def test_training_needs_texts_and_room_for_bytes() -> None:
         SpikeTokenizer.train(["", "  "])
     with pytest.raises(SpklipError, match="vocab_size"):
         SpikeTokenizer.train(CAPTIONS, vocab_size=100)
+
+
+# --- the fixed byte tokenizer (the default kind) and the kind/version/sha256 record ----------
+
+
+def byte_ids(text: str) -> list[int]:
+    """The contract of the byte kind, written out: id 3 + b for each UTF-8 byte b of the
+    NFKC-normalised, lower-cased text with one leading space."""
+    import unicodedata
+
+    return [3 + b for b in (" " + unicodedata.normalize("NFKC", text).lower()).encode()]
+
+
+@pytest.mark.parametrize(
+    "text", ["a person waving", "A Square GROWS, fast!", "Ça tourne à 90° — ½ tour", "雪 ❄ 🙂"]
+)
+def test_byte_tokenizer_ids_are_the_bytes_and_round_trip(text: str) -> None:
+    tok = SpikeTokenizer.bytes()
+    assert (tok.kind, tok.version, tok.vocab_size) == ("bytes", "1", 259)
+    assert tok.encode(text) == byte_ids(text)
+    import unicodedata
+
+    assert tok.decode(tok.encode(text)) == unicodedata.normalize("NFKC", text).lower()
+
+
+def test_byte_tokenizer_is_the_same_every_time_and_survives_json() -> None:
+    a, b = SpikeTokenizer.bytes(), SpikeTokenizer.bytes()
+    assert a.sha256 == b.sha256 and a.to_json() == b.to_json()
+    again = SpikeTokenizer.from_json(a.to_json())
+    assert again.describe() == a.describe()
+    assert again.encode("<eos> is text") == byte_ids("<eos> is text")  # never a special token
+
+
+def test_byte_batches_pad_and_cut_to_the_context_length() -> None:
+    tok = SpikeTokenizer.bytes()
+    batch = tok.encode_batch(["a disc", "x" * 500], context_length=16)
+    assert batch.shape == (2, 16) and batch.dtype == torch.long
+    assert batch[0].tolist() == [BOS_ID, *byte_ids("a disc"), EOS_ID] + [PAD_ID] * 7
+    assert batch[1, 0] == BOS_ID and batch[1, -1] == EOS_ID
+    assert batch[1, 1:-1].tolist() == byte_ids("x" * 500)[:14]
+    with pytest.raises(SpklipError, match="strings"):
+        tok.encode_batch([b"bytes"], 16)
+
+
+def test_format_1_bpe_json_loads_as_bpe_run(tok: SpikeTokenizer) -> None:
+    import json
+
+    body = json.loads(tok.to_json())["tokenizer"]
+    old = json.dumps({"format": "spklip-tokenizer/1", "tokenizer": body})
+    loaded = SpikeTokenizer.from_json(old)
+    assert (loaded.kind, loaded.version) == ("bpe-run", "1")
+    assert loaded.encode("a zebra brushing hair") == tok.encode("a zebra brushing hair")
+    assert tok.kind == "bpe-run" and tok.describe()["sha256"] == loaded.sha256
+
+
+def test_a_tampered_tokenizer_json_is_refused_in_one_line() -> None:
+    import json
+
+    data = json.loads(SpikeTokenizer.bytes().to_json())
+    data["tokenizer"]["model"]["vocab"]["a"] = 5  # one id changed, the recorded hash kept
+    with pytest.raises(SpklipError, match="sha256") as info:
+        SpikeTokenizer.from_json(json.dumps(data))
+    assert "\n" not in str(info.value)
+    data = json.loads(SpikeTokenizer.bytes().to_json())
+    data["kind"] = "words"
+    with pytest.raises(SpklipError, match="kind"):
+        SpikeTokenizer.from_json(json.dumps(data))

@@ -3,6 +3,8 @@ enough to tell the classes apart on clean clips, and corruptions that take that 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -319,3 +321,27 @@ def test_spoken_digits():
     assert not np.array_equal(words[1], spoken_digit(1, RATE, seed=9))
     with pytest.raises(SpikesimError, match="digit"):
         spoken_digit(10)
+
+
+def test_synth_audio_writes_a_sound_per_clip_and_corrupts_a_third_of_each_modality(
+    tmp_path: Path,
+) -> None:
+    import json
+    from collections import Counter
+
+    from spikesim import read_audio, synthesize
+
+    out = synthesize(
+        tmp_path / "av", classes=2, clips_per_class=6, size=(32, 32), frames=8, fps=12.5,
+        audio=True, corrupt=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    for row in rows:
+        wave, rate = read_audio(out / row["audio"], sample_rate=None)
+        assert rate == 16000 and len(wave) == round(8 / 12.5 * 16000)
+    shares = Counter(r["corruption"] for r in rows)
+    assert shares["video"] == shares["audio"] == shares["none"] == 4
+    with pytest.raises(SpikesimError, match="needs audio"):
+        synthesize(tmp_path / "x", classes=2, clips_per_class=2, size=(32, 32), frames=8,
+                   corrupt=True)  # fmt: skip

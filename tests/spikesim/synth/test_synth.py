@@ -160,12 +160,20 @@ def test_captions_name_object_and_action(small: Path):
     assert sorted(r["path"] for r in rows) == sorted(
         str(p.relative_to(small)) for p in small.rglob("*.avi")
     )
-    assert all(set(r) == {"path", "caption"} for r in rows)
+    assert all(set(r) == {"path", "caption", "paraphrases"} for r in rows)
     phrases = {s.name: s.phrases for s in CLASS_SPECS}
+    colours = {"red", "orange", "yellow", "green", "blue", "purple", "white", "pink", "brown"}
     for r in rows:
         cls = r["path"].split("/")[0]
         assert r["caption"].startswith("a ")
         assert any(p in r["caption"] for p in phrases[cls]), r
+        # what a luma-only sensor sees: brightness, size, position; never a colour
+        assert ("bright" in r["caption"]) != ("dark " in r["caption"].split(" in ")[0]), r
+        assert any(w in r["caption"] for w in ("small", "medium-sized", "large")), r
+        assert " in the " in r["caption"], r
+        words = set(" ".join([r["caption"], *r["paraphrases"]]).replace(",", "").split())
+        assert not words & colours, r
+        assert len(r["paraphrases"]) == 2 and r["caption"] not in r["paraphrases"]
     assert len({r["caption"] for r in rows}) > len(rows) // 2  # instance-level, not per class
 
 
@@ -217,7 +225,7 @@ def test_refuses_a_non_empty_out_and_overwrites_only_its_own(small: Path, tmp_pa
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("keep me")
-    with pytest.raises(DatasetError, match="does not look like a synth dataset"):
+    with pytest.raises(DatasetError, match="not a synth output that may be replaced"):
         synthesize(foreign, **tiny, overwrite=True)
     assert (foreign / "thesis.tex").read_text() == "keep me"
     (tmp_path / "empty").mkdir()
@@ -378,7 +386,8 @@ def test_blink_fade_and_bounce():
 
 
 def test_a_group_shows_the_same_scene_in_every_class():
-    subject = {c: render_clip(c, 0).caption.split(" ")[:4] for c in class_names(16)}
+    # texture, brightness and shape (the scene); size and position are drawn per clip
+    subject = {c: render_clip(c, 0).caption.split(" ")[2:5] for c in class_names(16)}
     assert len({tuple(s) for s in subject.values()}) == 1
     assert render_clip("Grow", 0).caption != render_clip("Grow", 2).caption
 

@@ -47,7 +47,16 @@ MINI = {
         "temporal_layers": 1,
         "temporal_heads": 2,
     },
-    "text": {"vocab_size": 300, "context_length": 16, "width": 16, "heads": 2, "layers": 1},
+    # A run-trained BPE: 16 of its tokens hold a whole prompt (16 bytes would not), and it
+    # keeps train.py's tokenizer-training path tested.
+    "text": {
+        "vocab_size": 300,
+        "context_length": 16,
+        "width": 16,
+        "heads": 2,
+        "layers": 1,
+        "tokenizer": "bpe-run",
+    },
 }
 
 

@@ -1,0 +1,295 @@
+"""Audio-visual spike data for S-CMRL: ``(vision, audio, label)`` samples.
+
+Any torch ``Dataset`` whose items are ``(vision, audio, label)``: vision spikes (T, Cv, H, W),
+audio spikes (T, 1, M, F) (0/1, any dtype) and an int class, or the in-memory
+:class:`AVTensors` (batched by indexing, no DataLoader). Batches are batch-major as a
+DataLoader stacks them and are moved to time-major (T, B, ...) for the model.
+:func:`vision_to_steps` and :func:`audio_to_steps` bin a spike stream (frames, H, W) and
+spectrogram spikes (frames, M) into those per-sample layouts. :func:`make_synthetic_av`: a
+seeded synthetic set whose class is carried by a bar's orientation in the picture and a
+tone's band in the sound, with a share of samples where one of the two is degraded to noise,
+so that only fusion solves the whole set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import SpklipError
+
+# ----------------------------------------------------------------------------- data
+
+
+class AVTensors(Dataset):
+    """An in-memory audio-visual spike set.
+
+    ``vision`` (N, T, Cv, H, W) and ``audio`` (N, T, 1, M, F) 0/1 (uint8 or bool or float),
+    ``labels`` (N,) int64 in [0, len(classes)); ``classes`` names the classes (default
+    "class0", ...); ``audio_power`` (N, T, M, F) float32, optional: the clean spectrogram
+    power the audio spikes were drawn from (the synthetic set keeps it to redraw the spikes at
+    an SNR)."""
+
+    def __init__(
+        self,
+        vision: torch.Tensor | np.ndarray,
+        audio: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray | Sequence[int],
+        classes: Sequence[str] | None = None,
+        audio_power: np.ndarray | None = None,
+    ) -> None:
+        self.vision = torch.as_tensor(vision)
+        self.audio = torch.as_tensor(audio)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        n = len(self.labels)
+        if self.vision.ndim != 5 or self.audio.ndim != 5 or self.audio.shape[2] != 1:
+            raise SpklipError(
+                f"AVTensors: vision {tuple(self.vision.shape)} and audio "
+                f"{tuple(self.audio.shape)} must be (N, T, Cv, H, W) and (N, T, 1, M, F)"
+            )
+        if (
+            len(self.vision) != n
+            or len(self.audio) != n
+            or self.vision.shape[1] != self.audio.shape[1]
+        ):
+            raise SpklipError(
+                f"AVTensors: {len(self.vision)} vision, {len(self.audio)} audio samples and "
+                f"{n} labels, time steps {self.vision.shape[1]} / {self.audio.shape[1]}: "
+                "they must match"
+            )
+        k = int(self.labels.max()) + 1 if n else 0
+        self.classes = list(classes) if classes is not None else [f"class{i}" for i in range(k)]
+        if n and (int(self.labels.min()) < 0 or k > len(self.classes)):
+            raise SpklipError(f"AVTensors: labels must lie in [0, {len(self.classes)})")
+        self.audio_power = audio_power
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.vision[i], self.audio[i], int(self.labels[i])
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> AVTensors:
+        """The samples at ``indices``, in that order."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        power = None if self.audio_power is None else self.audio_power[idx.numpy()]
+        return AVTensors(self.vision[idx], self.audio[idx], self.labels[idx], self.classes, power)
+
+    def with_audio(self, audio: torch.Tensor | np.ndarray) -> AVTensors:
+        """The same samples with ``audio`` (N, T, 1, M, F) spikes instead."""
+        return AVTensors(self.vision, audio, self.labels, self.classes, self.audio_power)
+
+    @property
+    def shapes(self) -> dict[str, Any]:
+        """steps, vision_channels, vision_size, audio_size and num_classes of the set, as
+        SCMRLConfig fields."""
+        return {
+            "steps": int(self.vision.shape[1]),
+            "vision_channels": int(self.vision.shape[2]),
+            "vision_size": tuple(int(s) for s in self.vision.shape[3:]),
+            "audio_size": tuple(int(s) for s in self.audio.shape[3:]),
+            "num_classes": len(self.classes),
+        }
+
+
+def split_train_val(
+    dataset: AVTensors, val_fraction: float = 0.2, *, seed: int = 0
+) -> tuple[AVTensors, AVTensors]:
+    """Carve a validation split from ``dataset``, stratified by class and seeded: about
+    ``val_fraction`` of each class goes to validation. Returns (train, val)."""
+    if not 0 < val_fraction < 1:
+        raise SpklipError(f"val_fraction = {val_fraction} must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels.numpy()
+    val: list[int] = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        rng.shuffle(members)
+        val += members[: max(1, round(val_fraction * len(members)))].tolist()
+    is_val = np.zeros(len(labels), dtype=bool)
+    is_val[val] = True
+    return dataset.subset(np.flatnonzero(~is_val)), dataset.subset(np.flatnonzero(is_val))
+
+
+def _bar_mask(h: int, w: int, angle: float, cy: float, cx: float, half_length: float) -> np.ndarray:
+    """Pixels within 1 pixel of a segment through (cy, cx) at ``angle`` radians: bool (H, W)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    dy, dx = yy - cy, xx - cx
+    along = dx * np.cos(angle) + dy * np.sin(angle)
+    across = -dx * np.sin(angle) + dy * np.cos(angle)
+    return (np.abs(across) <= 1.0) & (np.abs(along) <= half_length)
+
+
+def _encode_power(power: np.ndarray, rng: np.random.Generator, max_rate: float) -> np.ndarray:
+    """Spectrogram power (..., M, F) -> 0/1 spikes uint8: rate = max_rate x the log power mapped
+    from [1e-2, 1] to [0, 1] (clipped), one Bernoulli draw per bin."""
+    level = np.clip((np.log10(power + 1e-12) + 2.0) / 2.0, 0.0, 1.0)
+    return (rng.random(power.shape) < max_rate * level).astype(np.uint8)
+
+
+def synthetic_audio_at_snr(
+    power: np.ndarray, snr_db: float, *, seed: int = 0, max_rate: float = 0.6
+) -> np.ndarray:
+    """Audio spikes (N, T, 1, M, F) uint8 redrawn from clean spectrogram ``power``
+    (N, T, M, F) with Gaussian white noise added at ``snr_db`` dB (signal power / noise power
+    over each clip). White Gaussian noise has a flat expected power spectrum and, per STFT
+    bin, an exponentially distributed power (chi-square with 2 degrees of freedom), so each bin
+    gets noise power sigma^2 * Exp(1) with sigma^2 = mean clip power / 10^(snr/10). Seeded."""
+    p = np.asarray(power, dtype=np.float64)
+    if p.ndim != 4 or not np.isfinite(snr_db):
+        raise SpklipError("synthetic_audio_at_snr: power must be (N, T, M, F) and snr_db finite")
+    rng = np.random.default_rng(seed)
+    sigma2 = p.mean(axis=(1, 2, 3), keepdims=True) / 10.0 ** (snr_db / 10.0)
+    noisy = p + sigma2 * rng.exponential(1.0, size=p.shape)
+    return _encode_power(noisy, rng, max_rate)[:, :, None]
+
+
+def make_synthetic_av(
+    n: int,
+    *,
+    num_classes: int = 4,
+    steps: int = 4,
+    vision_size: tuple[int, int] = (32, 32),
+    audio_size: tuple[int, int] = (16, 16),
+    degraded: tuple[float, float] = (1 / 3, 1 / 3),
+    bar_rate: float = 0.5,
+    background_rate: float = 0.03,
+    tone_power: float = 1.0,
+    audio_noise_power: float = 0.0,
+    seed: int = 0,
+) -> AVTensors:
+    """A synthetic audio-visual spike set of ``n`` samples, ``num_classes`` balanced classes.
+
+    Vision (N, T, 1, H, W) uint8: class c is a bar at angle c x 180/C degrees, centred at a
+    random place and drifting one pixel per step in a random direction; spike probability
+    ``bar_rate`` on the bar, ``background_rate`` elsewhere. Audio (N, T, 1, M, F) uint8 (M bands
+    x F frames per step): class c is a tone of peak power ``tone_power`` in band (c + 0.5) M / C
+    (jittered by one band, Gaussian profile of width one band) sounding over a random span of at
+    least half the clip; clean power 1e-2 + tone, spikes by :func:`_encode_power`. Shares
+    ``degraded`` = (picture, sound) of the samples have that modality degraded to noise (no bar
+    and background 5 x ``background_rate`` / no tone and white noise of the tone's power), the
+    rest are clean; the two shares never overlap, so one modality always carries the class.
+    ``audio_noise_power`` > 0 adds white noise of that mean power per bin to every sound (a
+    noisier recording for a harder set). ``audio_power`` keeps the spectrogram (recording noise
+    included) for :func:`synthetic_audio_at_snr`.
+    """
+    if n < num_classes or num_classes < 2 or steps < 1:
+        raise SpklipError("make_synthetic_av: need num_classes >= 2, steps >= 1 and n >= classes")
+    if not (0 <= background_rate <= bar_rate <= 1 and tone_power > 0 <= audio_noise_power):
+        raise SpklipError(
+            "make_synthetic_av: need 0 <= background_rate <= bar_rate <= 1, tone_power > 0"
+        )
+    if min(degraded) < 0 or sum(degraded) > 1:
+        raise SpklipError(f"make_synthetic_av: degraded shares {degraded} must be >= 0, sum <= 1")
+    rng = np.random.default_rng(seed)
+    h, w = vision_size
+    m, f = audio_size
+    labels = rng.permutation(np.arange(n) % num_classes)
+    kind = np.zeros(n, dtype=np.int64)  # 0 clean, 1 picture degraded, 2 sound degraded
+    order = rng.permutation(n)
+    n_vis, n_aud = round(degraded[0] * n), round(degraded[1] * n)
+    kind[order[:n_vis]] = 1
+    kind[order[n_vis : n_vis + n_aud]] = 2
+    vision = np.zeros((n, steps, 1, h, w), dtype=np.uint8)
+    power = np.full((n, steps, m, f), 1e-2, dtype=np.float64)
+    bands = np.arange(m)[:, None]
+    for i in range(n):
+        c = int(labels[i])
+        # picture
+        rate = np.full((steps, h, w), background_rate)
+        if kind[i] == 1:
+            rate[:] = min(1.0, 5 * background_rate)
+        else:
+            angle = math.pi * c / num_classes
+            cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+            vy, vx = rng.choice([-1.0, 0.0, 1.0], size=2)
+            for t in range(steps):
+                bar = _bar_mask(h, w, angle, cy + vy * t, cx + vx * t, 0.3 * min(h, w))
+                rate[t][bar] = bar_rate
+        vision[i, :, 0] = rng.random((steps, h, w)) < rate
+        # sound
+        frames = steps * f
+        if kind[i] == 2:
+            level = np.mean(np.exp(-0.5 * ((np.arange(m) - m / 2) / 1.0) ** 2)) * 0.75
+            power[i] += tone_power * level * rng.exponential(1.0, size=(steps, m, f))
+        else:
+            centre = (c + 0.5) * m / num_classes + rng.integers(-1, 2)
+            profile = np.exp(-0.5 * ((bands - centre) / 1.0) ** 2)  # (M, 1)
+            span = rng.integers(frames // 2, frames + 1)
+            start = rng.integers(0, frames - span + 1)
+            on = np.zeros(frames)
+            on[start : start + span] = 1.0
+            tone = profile * on[None, :]  # (M, T*F)
+            power[i] += tone_power * tone.reshape(m, steps, f).transpose(1, 0, 2)
+    if audio_noise_power > 0:
+        power += audio_noise_power * rng.exponential(1.0, size=power.shape)
+    audio = _encode_power(power, rng, 0.6)[:, :, None]
+    classes = [f"angle{round(180 * c / num_classes)}-band{c}" for c in range(num_classes)]
+    return AVTensors(vision, audio, labels, classes, power.astype(np.float32))
+
+
+def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
+    """(frames, ...) -> (steps, frames // steps, ...) over the centred window of whole bins."""
+    per = x.shape[0] // steps
+    if steps < 1 or per < 1:
+        raise SpklipError(f"{what}: {x.shape[0]} frames cannot fill {steps} time steps")
+    start = (x.shape[0] - per * steps) // 2
+    return x[start : start + per * steps].reshape(steps, per, *x.shape[1:])
+
+
+def vision_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
+    """A spike stream (frames, H, W) (spike camera) or event frames (frames, 2, H, W) (ON/OFF)
+    0/1 -> the model's vision input (steps, Cv, H, W) uint8: the centred frames // steps x
+    steps frames, each step the OR of its frames (a spike in the bin), so inputs stay 0/1."""
+    x = np.asarray(spikes)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 2):
+        raise SpklipError(
+            f"vision spikes have shape {x.shape}; expected (frames, H, W) or (frames, 2, H, W)"
+        )
+    return (_bin_frames(x, steps, "vision_to_steps") != 0).any(axis=1).astype(np.uint8)
+
+
+def audio_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
+    """Spectrogram spikes (frames, M) 0/1 (time first, M mel channels) -> the model's audio
+    input (steps, 1, M, F) uint8: the centred steps x F frames (F = frames // steps), step t
+    holding its F frames as the columns of an M x F image."""
+    x = np.asarray(spikes)
+    if x.ndim != 2:
+        raise SpklipError(f"audio spikes have shape {x.shape}; expected (frames, mel channels)")
+    binned = _bin_frames(x, steps, "audio_to_steps")  # (steps, F, M)
+    return (binned != 0).transpose(0, 2, 1)[:, None].astype(np.uint8)
+
+
+def time_major(x: torch.Tensor) -> torch.Tensor:
+    """A batch-major batch (B, T, ...) as the model takes it, (T, B, ...)."""
+    return x.transpose(0, 1)
+
+
+def iter_batches(
+    dataset: Dataset, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(vision, audio, labels) batches, batch-major; shuffled when ``generator`` is given."""
+    n = len(dataset)
+    if isinstance(dataset, AVTensors):
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for s in range(0, n, batch_size):
+            idx = order[s : s + batch_size]
+            yield dataset.vision[idx], dataset.audio[idx], dataset.labels[idx]
+        return
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator
+    )
+    for vision, audio, labels in loader:
+        yield vision, audio, torch.as_tensor(labels, dtype=torch.int64)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
