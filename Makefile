@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, from the index chosen above (TORCH_VARIANT / TORCH_INDEX).
 	$(PY) -m pip install --quiet $(TORCH_PIP) torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[spklip,dev]'
+	$(PY) -m pip install --quiet -e '.[spklip,dev,dask]'
 	# SpikingJelly's own requirements pull torchvision and a CUDA torch: take only what FSVE uses.
 	$(PY) -m pip install --quiet --no-deps spikingjelly
 	$(PY) -m pip install --quiet loguru

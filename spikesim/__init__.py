@@ -21,6 +21,8 @@ from .audio import (
 from .checks import check_memory, check_size, format_size, parse_size
 from .convert import ConvertSettings, convert_dataset, merge_shards, parse_shard
 from .converted import ClipRecord, ConvertedDataset, open_dataset, pack_dataset
+from .converted.layout import write_spikecv_view
+from .converted.tonic import FrameView
 from .dat import DatFile, DatWriter, pack_frames, read_dat, unpack_frames, write_dat
 from .dvs import DVS_PRESETS, EVENT_DTYPE, DVSEncoder, DVSModel, dvs, resolve_dvs
 from .encode import Encoder, encode
@@ -34,22 +36,25 @@ from .events import (
     read_events,
     write_events,
 )
+from .executors import EXECUTORS, check_executor
 from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
 from .pipeline import convert_clip
 from .reconstruct import SpikeSource, iter_tfi, iter_tfp, stretch, stretch_top, tfi, tfp
+from .repeats import GapStream, RepeatParams, find_repeats, frame_change
 from .sidecar import read_sidecar, sidecar_path
 from .sources import scan_source
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
-from .video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_video
+from .video import VIDEO_SUFFIXES, VideoInfo, frame_times, iter_frames, probe_video, read_video
 from .writers import FrameWriter, NpyWriter, save_npy
 
 __all__ = [
     "CLASS_SPECS",
     "DVS_PRESETS",
     "EVENT_DTYPE",
+    "EXECUTORS",
     "NOISE_PRESETS",
     "VIDEO_SUFFIXES",
     "AtomicOutput",
@@ -68,10 +73,13 @@ __all__ = [
     "EventFile",
     "EventWriter",
     "EventsError",
+    "FrameView",
     "FrameWriter",
+    "GapStream",
     "Interpolator",
     "NoiseModel",
     "NpyWriter",
+    "RepeatParams",
     "SpikeSource",
     "SpikeStatistics",
     "SpikesimError",
@@ -80,6 +88,7 @@ __all__ = [
     "__version__",
     "audio_spikes",
     "available_methods",
+    "check_executor",
     "check_memory",
     "check_size",
     "class_names",
@@ -92,7 +101,10 @@ __all__ = [
     "event_count_frames",
     "event_grey_frame",
     "event_time_bins",
+    "find_repeats",
     "format_size",
+    "frame_change",
+    "frame_times",
     "interpolate",
     "iter_frames",
     "iter_tfi",
@@ -134,5 +146,6 @@ __all__ = [
     "write_dat",
     "write_events",
     "write_json",
+    "write_spikecv_view",
     "write_wav",
 ]
