@@ -45,7 +45,8 @@ __all__ = ["ENCODERS", "SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder",
 @dataclass(frozen=True)
 class SPKLIPConfig:
     """The whole model; the defaults are the spklip-paper config (the paper's numbers where it
-    gives them; the text encoder's sizes are our choice, docs/text.md)."""
+    gives them; the text encoder's sizes are our choice, docs/text.md), except HSFE's SA gate
+    and output (see :class:`~spklip.hsfe.HSFEConfig`)."""
 
     frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
     temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
