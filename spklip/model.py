@@ -281,6 +281,8 @@ def _fsve_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
     fsve = encoder.fsve
     if len(fsve.temporal):
         last = f"fsve.temporal.{len(fsve.temporal) - 1}"
+        if fsve.temporal_norm is not None:  # the hybrid: the ANN Transformer's last MLP
+            return [f"{last}.linear1", f"{last}.linear2", "fsve.temporal_norm", "fsve.head"]
         return [f"{last}.fc2", f"{last}.bn2", "fsve.head"]
     return ["fsve.token", "fsve.token_bn", "fsve.head"]
 

@@ -93,9 +93,7 @@ def test_registry_has_the_paper_and_tiny_models() -> None:
     assert {"spklip-paper", TINY} <= set(list_models())
     # The dataclass defaults are the paper's numbers, as written in its JSON, but for the SA
     # gate and output, whose defaults stay what older checkpoints were trained with.
-    paper = SPKLIPConfig(
-        hsfe=dataclasses.replace(HSFEConfig(), gate="sigmoid", sa_output="stack")
-    )
+    paper = SPKLIPConfig(hsfe=dataclasses.replace(HSFEConfig(), gate="sigmoid", sa_output="stack"))
     assert get_model_config("spklip-paper") == paper
 
 
