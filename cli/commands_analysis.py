@@ -77,7 +77,7 @@ _out_option = out_dir_option(_DEFAULT_OUT, "the JSON, Markdown and PNG outputs")
     "evals",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="eval.json of `spklip evaluate` for each --checkpoint, in the same order: its "
+    help="eval.json of `spklip eval` for each --checkpoint, in the same order: its "
     "zero-shot Top-1 is shown next to the joules",
 )
 @device_option

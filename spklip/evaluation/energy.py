@@ -20,7 +20,7 @@ paper): 4.6 pJ per MAC, 0.9 pJ per accumulate (SOP) and per neuron update, 5.0 p
 memory access. ``energy_table_markdown`` lays several results side by side;
 ``energy_report`` measures checkpoints on clips of a dataset and writes the table
 (``spklip energy``), with each checkpoint's zero-shot Top-1 read from the ``eval.json`` that
-``spklip evaluate`` wrote for it (``evals``), so that accuracy stands next to the joules
+``spklip eval`` wrote for it (``evals``), so that accuracy stands next to the joules
 (the paper's hybrid vs fully spiking FSVE, A.5).
 
 The binary share is reported twice: over every synaptic layer's input, the first layer's
@@ -458,7 +458,7 @@ def energy_report(
     Returns ``{name: result}``, each the per-clip dict of :func:`estimate_energy` (``macs``,
     ``sops``, ``neuron_updates``, ``memory``, ``compute_J``, ``memory_J``, ``total_J``, ...)
     plus ``checkpoint``, ``model_name``, ``visual``, ``epoch``, ``data``, ``split`` and the
-    clips used. ``evals``: the ``eval.json`` of each checkpoint (``spklip evaluate``; by
+    clips used. ``evals``: the ``eval.json`` of each checkpoint (``spklip eval``; by
     name, or one per checkpoint in order); each result then holds ``accuracy``
     (:func:`read_accuracy`), shown as the table's first row. The hybrid FSVE
     (``fsve.temporal = "ann"``) is named ``"hybrid"``. With ``out``, writes
@@ -509,7 +509,7 @@ def energy_report(
 
 
 def read_accuracy(path: str | os.PathLike) -> dict[str, Any]:
-    """``{"top1", "top5", "source"}`` from an ``eval.json`` written by ``spklip evaluate``
+    """``{"top1", "top5", "source"}`` from an ``eval.json`` written by ``spklip eval``
     (zero-shot Top-1/Top-5 as fractions in [0, 1])."""
     path = Path(path)
     try:
@@ -518,7 +518,7 @@ def read_accuracy(path: str | os.PathLike) -> dict[str, Any]:
         top1 = float(zero_shot["top1"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SpklipError(
-            f"{path} is not an eval.json of spklip evaluate ({e}); run spklip evaluate --out"
+            f"{path} is not an eval.json of spklip eval ({e}); run spklip eval --out"
         ) from e
     top5 = zero_shot.get("top5")
     return {"top1": top1, "top5": None if top5 is None else float(top5), "source": str(path)}
