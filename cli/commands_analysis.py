@@ -72,6 +72,14 @@ _out_option = out_dir_option(_DEFAULT_OUT, "the JSON, Markdown and PNG outputs")
     help="bits per stored 0/1 spike in the memory model (32: spikes stored as words)",
 )
 @click.option("--layers", is_flag=True, help="also write per-layer counts into energy.json")
+@click.option(
+    "--eval",
+    "evals",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="eval.json of `spklip eval` for each --checkpoint, in the same order: its "
+    "zero-shot Top-1 is shown next to the joules",
+)
 @device_option
 @threads_option
 def energy_cmd(
@@ -82,6 +90,7 @@ def energy_cmd(
     out: Path,
     spike_bits: int,
     layers: bool,
+    evals: tuple[Path, ...],
     device: str,
     threads: int | None,
 ) -> None:
@@ -104,6 +113,7 @@ def energy_cmd(
         device=device,
         include_layers=layers,
         spike_bits=spike_bits,
+        evals=list(evals) if evals else None,
     )
     click.echo(energy_report_markdown(results))
     click.echo(f"written: {out / 'energy.json'}, {out / 'energy.md'}")

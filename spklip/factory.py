@@ -12,7 +12,8 @@ Overrides change a named config without editing it. Each keyword is either
 
 On the command line, ``parse_overrides(["hsfe.n_blocks=3", "hsfe.step=null"])`` turns
 ``KEY=VALUE`` strings into that dict (values are JSON; anything else is a string).
-:data:`ABLATIONS` names the overrides of the paper's ablations.
+:data:`ABLATIONS` names the overrides of the paper's ablations; ``create_model(name,
+ablation="blocks-7")`` builds one (:func:`ablation_overrides` resolves it on the named config).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from typing import Any
 import torch
 
 from .errors import SpklipError
+from .loss import loss_options
 from .model import SPKLIP, SPKLIPConfig
 from .tokenizer import SpikeTokenizer
 
 __all__ = [
     "ABLATIONS",
     "TrainRecipe",
+    "ablation_overrides",
     "add_model_config",
     "apply_overrides",
     "create_model",
@@ -51,15 +54,44 @@ _SCANNED = False
 
 # The paper's ablations (Tables 2-4) as overrides of a named config (see docs/model.md).
 # "full" is the model as configured: MTF + SA in HSFE, and STAR-Net's temporal Transformer.
+# blocks-N (Table 3) keep the sub-block step, so more blocks cover a longer window: the
+# input frames grow to hold them (ablation_overrides adds hsfe.step and frames).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
     "mtf-only": {"hsfe.fusion": "mean", "star.temporal_layers": 0},
     "mtf-sa": {"hsfe.fusion": "attention", "star.temporal_layers": 0},
     "no-channel-slicing": {"hsfe.channel_slicing": False},
-    "blocks-3": {"hsfe.n_blocks": 3, "hsfe.step": None},
-    "blocks-5": {"hsfe.n_blocks": 5, "hsfe.step": None},
-    "blocks-7": {"hsfe.n_blocks": 7, "hsfe.step": None},
+    "blocks-3": {"hsfe.n_blocks": 3},
+    "blocks-5": {"hsfe.n_blocks": 5},
+    "blocks-7": {"hsfe.n_blocks": 7},
 }
+
+
+def ablation_overrides(name: str, config: SPKLIPConfig) -> dict[str, Any]:
+    """The overrides of ablation ``name`` (:data:`ABLATIONS`) for a model built from ``config``.
+
+    A block-count ablation keeps ``config``'s sub-block step (``hsfe.step``; with
+    ``hsfe.step = null`` the step the config resolves to, or 2r+1, adjacent blocks, when it
+    has one block) and sets ``frames`` to max(config frames, the raw frames the N blocks span):
+    for spklip-paper (r = 30, step 45) 3 and 5 blocks read 151 and 241 of the 250 frames, 7
+    blocks read 331 frames.
+    """
+    if name not in ABLATIONS:
+        raise SpklipError(f"unknown ablation {name!r}; available: {', '.join(ABLATIONS)}")
+    overrides = dict(ABLATIONS[name])
+    if "hsfe.n_blocks" in overrides:
+        hsfe = config.hsfe
+        n = overrides["hsfe.n_blocks"]
+        if hsfe.step is not None:
+            step = hsfe.step
+        elif hsfe.n_blocks > 1:
+            step = hsfe.resolved_step(config.binned_frames)
+        else:
+            step = hsfe.block_length
+        span = hsfe.block_length + (n - 1) * step  # binned frames
+        overrides["hsfe.step"] = step
+        overrides["frames"] = max(config.frames, span * config.temporal_bin)
+    return overrides
 
 
 def _scan() -> None:
@@ -154,7 +186,22 @@ class TrainRecipe:
     batch_size: int = 8  # clips per step and process
     epochs: int = 30
     captions: str = "mixed"  # training texts: "caption" | "prompt" | "mixed" (spklip.data)
-    label_aware: bool = True  # clips of one class in a batch are not negatives (our default)
+    loss: str = "eq6"  # spklip.loss.LOSSES: "eq6" (the paper's Eq. 6: identity
+    # positives, sum of the two directions) or "label-aware" (ours: clips of one class in a
+    # batch are not negatives, mean of the two directions)
+
+    def __post_init__(self) -> None:
+        loss_options(self.loss)  # a SpklipError naming the choices
+
+    @property
+    def label_aware(self) -> bool:
+        """Whether the recipe's loss uses label-aware targets."""
+        return bool(loss_options(self.loss)["label_aware"])
+
+    @property
+    def reduction(self) -> str:
+        """How the recipe's loss combines the two directions: "sum" (Eq. 6) or "mean"."""
+        return str(loss_options(self.loss)["reduction"])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> TrainRecipe:
@@ -174,11 +221,15 @@ def _entry(name: str) -> dict[str, Any]:
     return registry[name]
 
 
-def get_model_config(name: str, **overrides: Any) -> SPKLIPConfig:
-    """The config registered as ``name``, with ``overrides`` applied."""
+def get_model_config(name: str, *, ablation: str | None = None, **overrides: Any) -> SPKLIPConfig:
+    """The config registered as ``name``, with ``overrides`` applied, then the named
+    ``ablation`` (:func:`ablation_overrides`, resolved on the overridden config)."""
     entry = {k: v for k, v in _entry(name).items() if k != "recipe"}
     config = SPKLIPConfig.from_dict(entry)
-    return apply_overrides(config, overrides) if overrides else config
+    config = apply_overrides(config, overrides) if overrides else config
+    if ablation is not None:
+        config = apply_overrides(config, ablation_overrides(ablation, config))
+    return config
 
 
 def get_recipe(name: str) -> TrainRecipe:
@@ -210,12 +261,15 @@ def create_model(
     *,
     seed: int | None = None,
     tokenizer: SpikeTokenizer | None = None,
+    ablation: str | None = None,
     **overrides: Any,
 ) -> SPKLIP:
-    """Build the model registered as ``name`` with ``overrides`` (see the module docstring).
+    """Build the model registered as ``name`` with ``overrides`` (see the module docstring)
+    and, if given, the paper's ``ablation`` (a key of :data:`ABLATIONS`).
 
     >>> model = create_model("spklip-tiny", seed=0, **{"hsfe.n_blocks": 3, "hsfe.step": None})
+    >>> model = create_model("spklip-paper", ablation="blocks-7")  # 331 input frames
     """
     return create_model_from_config(
-        get_model_config(name, **overrides), seed=seed, tokenizer=tokenizer
+        get_model_config(name, ablation=ablation, **overrides), seed=seed, tokenizer=tokenizer
     )

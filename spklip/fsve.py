@@ -23,11 +23,24 @@ alpha x V_th (alpha = 1, and 1/sqrt(2) on the two branches that are summed in a 
 Spikes use a Heaviside forward and a rectangular surrogate gradient of width ``surrogate_width``
 (height 1/width).
 
-Temporal part. Spike-driven self-attention across the S steps: Q, K, V are LIF spikes; the
-scores Q K^T count coincident spikes (no softmax), a causal mask keeps step s to steps <= s,
-and (Q K^T) V is normalised to the firing threshold by tdBN before a LIF neuron turns it into
-spikes. Matrix products of spikes go through :class:`SpikeMatmul` so the energy counter sees
-them.
+Temporal part (``fsve.temporal``). ``"spiking"`` (the fully spiking encoder, the paper's
+67.29 % variant): spike-driven self-attention blocks across the S steps, in one of two forms
+(``fsve.attention``):
+
+- ``"eq9-11"``, the paper's (A.7, Eq. 9-11): Q, K, V are the spikes of neurons whose
+  threshold is alpha * mean(|input|) with a learnable alpha (:class:`ThresholdSpike`) on the
+  projections of the block's input spikes; the score map Q K^T, scaled by 1/sqrt(d_head), is
+  itself turned into spikes by such a neuron (no softmax, no causal mask) and multiplies V.
+  A V (integer counts) goes through one more such neuron before the output projection, so
+  that layer reads spikes too (Eq. 11 stops at A V).
+- ``"legacy"`` (ours, spklip-fsve-tiny): Q, K, V are LIF spikes after tdBN; the scores count
+  coincident spikes, an optional causal mask keeps step s to steps <= s, and (Q K^T) V is
+  normalised to the firing threshold by tdBN before a LIF neuron turns it into spikes.
+
+``"ann"`` (the hybrid, the paper's 74.14 % variant, spklip-fsve-hybrid): the spiking
+convolutional stem and stages, then an ordinary (ANN) pre-norm Transformer over the S step
+tokens, softmax attention and GELU MLPs on real values, and the linear head on their mean.
+Matrix products of spikes go through :class:`SpikeMatmul` so the energy counter sees them.
 
 Readout. By default (``readout: "spikes"``) a LIF layer feeds the final projection at every
 step and the projections are averaged over the steps: every layer reads 0/1 spikes. With
@@ -55,9 +68,11 @@ __all__ = [
     "READOUTS",
     "FSVEConfig",
     "SpikeMatmul",
+    "ThresholdSpike",
     "is_spiking_neuron",
     "lif_layer",
     "spikingjelly",
+    "threshold_spike",
 ]
 
 INSTALL_HINT = (
@@ -66,6 +81,8 @@ INSTALL_HINT = (
 )
 READOUTS = ("spikes", "membrane")
 POOL_INITS = ("random", "mean")
+ATTENTIONS = ("eq9-11", "legacy")
+TEMPORALS = ("spiking", "ann")
 _SJ: SimpleNamespace | None = None
 
 
@@ -91,7 +108,10 @@ def spikingjelly() -> SimpleNamespace:
 
 
 def is_spiking_neuron(module: nn.Module) -> bool:
-    """Whether ``module`` is a SpikingJelly neuron (False when SpikingJelly is not loaded)."""
+    """Whether ``module`` is a spiking neuron: a SpikingJelly neuron (False when SpikingJelly is
+    not loaded) or FSVE's :class:`ThresholdSpike`."""
+    if isinstance(module, ThresholdSpike):
+        return True
     neuron = sys.modules.get("spikingjelly.activation_based.neuron")
     return neuron is not None and isinstance(module, neuron.BaseNode)
 
@@ -108,9 +128,16 @@ class FSVEConfig:
     stem_stride: int = 2  # stride of the stem convolution
     stage_strides: tuple[int, ...] = (2, 2, 2, 2)  # stride of each stage's first block
     dim: int = 512  # width of the temporal tokens
-    temporal_layers: int = 2  # spike-driven self-attention blocks over the steps (0: none)
+    temporal: str = "spiking"  # "spiking": spike-driven attention (fully spiking encoder);
+    # "ann": an ANN Transformer over the step tokens (the paper's hybrid)
+    attention: str = "legacy"  # spiking attention: "eq9-11" (the paper's A.7) or "legacy"
+    # (ours: LIF Q/K/V after tdBN, optional causal mask)
+    threshold_alpha: float = 1.0  # initial alpha of the eq9-11 neurons' threshold
+    # alpha * mean(|x|)
+    temporal_layers: int = 2  # attention blocks over the steps (0: none)
     temporal_heads: int = 8  # attention heads (must divide dim)
-    temporal_causal: bool = True  # step s attends to steps <= s only
+    temporal_causal: bool = True  # step s attends to steps <= s only ("legacy" and "ann";
+    # the paper's eq9-11 attention has no mask)
     temporal_pos: bool = True  # learnable temporal position embedding added to the tokens
     mlp_ratio: float = 4.0  # hidden size of the spiking MLP / dim
     tau: float = 2.0  # LIF membrane time constant, in time steps (> 1)
@@ -160,6 +187,18 @@ class FSVEConfig:
             )
         if self.pool_init not in POOL_INITS:
             raise SpklipError(f"fsve.pool_init = {self.pool_init!r}; choose one of random, mean")
+        if self.temporal not in TEMPORALS:
+            raise SpklipError(f"fsve.temporal = {self.temporal!r}; choose one of spiking, ann")
+        if self.attention not in ATTENTIONS:
+            raise SpklipError(
+                f"fsve.attention = {self.attention!r}; choose one of {', '.join(ATTENTIONS)}"
+            )
+        if self.attention == "eq9-11" and self.temporal_causal and self.temporal == "spiking":
+            raise SpklipError(
+                "fsve.attention = 'eq9-11' has no causal mask; set fsve.temporal_causal = false"
+            )
+        if self.threshold_alpha <= 0:
+            raise SpklipError(f"fsve.threshold_alpha = {self.threshold_alpha} must be > 0")
         if self.readout not in READOUTS:
             raise SpklipError(f"fsve.readout = {self.readout!r}; choose one of spikes, membrane")
 
@@ -345,6 +384,95 @@ class SpikingSelfAttention(nn.Module):
         return u + self.out_bn(_per_step(self.out, a))
 
 
+class _Spike(torch.autograd.Function):
+    """Heaviside step z > 0 -> 1.0 forward; rectangular surrogate backward: the gradient passes
+    (scaled by 1/width) where |z| < width/2."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, width: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.width = width
+        return (z > 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        window = (z.abs() < ctx.width / 2).to(grad.dtype) / ctx.width
+        return grad * window, None
+
+
+def threshold_spike(
+    x: torch.Tensor, alpha: torch.Tensor, batch_dim: int, width: float = 1.0
+) -> torch.Tensor:
+    """Spikes of x where x > alpha * mean(|x|), the mean taken per sample (over every dim but
+    ``batch_dim``); 0/1 floats of x's shape. Rectangular surrogate gradient of ``width`` to x
+    and alpha (the threshold moves with both)."""
+    dims = [d for d in range(x.ndim) if d != batch_dim % x.ndim]
+    threshold = alpha * x.abs().mean(dim=dims, keepdim=True)
+    return _Spike.apply(x - threshold, width)
+
+
+class ThresholdSpike(nn.Module):
+    """The neuron of Eq. 9-11: stateless, fires where its input exceeds alpha * mean(|input|)
+    (per sample), alpha learnable (initialised to ``cfg.threshold_alpha``). Its threshold
+    follows the input's scale, so it needs no normalisation before it."""
+
+    def __init__(self, cfg: FSVEConfig, batch_dim: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(float(cfg.threshold_alpha)))
+        self.batch_dim = batch_dim
+        self.width = cfg.surrogate_width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return threshold_spike(x, self.alpha.to(x.dtype), self.batch_dim, self.width)
+
+    def extra_repr(self) -> str:
+        return f"batch_dim={self.batch_dim}, width={self.width}"
+
+
+class SpikeDrivenAttention(nn.Module):
+    """The paper's spike-driven self-attention (A.7, Eq. 9-11) over the S steps of tokens
+    u (S, B, dim), plus the membrane shortcut:
+
+        x = LIF(u);  Q, K, V = SN(x W_q), SN(x W_k), SN(x W_v)           (Eq. 9)
+        A = SN(Q K^T / sqrt(d_head))  per head, no mask                   (Eq. 10)
+        out = u + tdBN(W_o SN(A V))                                        (Eq. 11)
+
+    where SN is a :class:`ThresholdSpike` (threshold alpha * mean(|input|), learnable alpha).
+    """
+
+    def __init__(self, cfg: FSVEConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.heads = cfg.temporal_heads
+        self.scale = 1.0 / math.sqrt(d // cfg.temporal_heads)
+        self.lif_in = lif_layer(cfg)
+        self.q, self.k, self.v = (_linear(cfg, d, d) for _ in range(3))
+        self.q_sn, self.k_sn, self.v_sn = (ThresholdSpike(cfg, batch_dim=1) for _ in range(3))
+        self.scores = SpikeMatmul()
+        self.score_sn = ThresholdSpike(cfg, batch_dim=0)  # on (B, heads, S, S)
+        self.mix = SpikeMatmul()
+        self.attn_sn = ThresholdSpike(cfg, batch_dim=1)  # on (S, B, dim)
+        self.out = _linear(cfg, d, d)
+        self.out_bn = _tdbn1d(cfg, d, 0.0)  # starts as the identity (see _RESIDUAL_ALPHA)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        s, b, d = u.shape
+        x = self.lif_in(u)
+        q = self.q_sn(_per_step(self.q, x))
+        k = self.k_sn(_per_step(self.k, x))
+        v = self.v_sn(_per_step(self.v, x))
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (S, B, d) -> (B, heads, S, d/heads)
+            return t.view(s, b, self.heads, d // self.heads).permute(1, 2, 0, 3)
+
+        scores = self.scores(heads(q), heads(k).transpose(-1, -2)) * self.scale
+        a = self.score_sn(scores)  # (B, heads, S, S) spikes
+        mixed = self.mix(a, heads(v))  # (B, heads, S, d/heads) integer counts
+        spikes = self.attn_sn(mixed.permute(2, 0, 1, 3).reshape(s, b, d))
+        return u + self.out_bn(_per_step(self.out, spikes))
+
+
 class SpikingMLP(nn.Module):
     """u + tdBN(W2 LIF(tdBN(W1 LIF(u)))) on tokens (S, B, dim)."""
 
@@ -410,10 +538,29 @@ class FSVE(nn.Module):
             nn.Parameter(torch.randn(cfg.steps, 1, cfg.dim) * 0.02) if cfg.temporal_pos else None
         )
         self.temporal = nn.ModuleList()
-        for _ in range(cfg.temporal_layers):
-            self.temporal.append(SpikingSelfAttention(cfg))
-            self.temporal.append(SpikingMLP(cfg))
-        self.head_lif = lif_layer(cfg) if cfg.readout == "spikes" else None
+        self.temporal_norm: nn.Module | None = None
+        if cfg.temporal == "ann":
+            # the hybrid: an ANN Transformer on the real-valued step tokens
+            for _ in range(cfg.temporal_layers):
+                self.temporal.append(
+                    nn.TransformerEncoderLayer(
+                        cfg.dim,
+                        cfg.temporal_heads,
+                        dim_feedforward=max(1, round(cfg.dim * cfg.mlp_ratio)),
+                        dropout=0.0,
+                        activation="gelu",
+                        norm_first=True,
+                    )
+                )
+            self.temporal_norm = nn.LayerNorm(cfg.dim)
+        else:
+            attention = SpikeDrivenAttention if cfg.attention == "eq9-11" else SpikingSelfAttention
+            for _ in range(cfg.temporal_layers):
+                self.temporal.append(attention(cfg))
+                self.temporal.append(SpikingMLP(cfg))
+        # the hybrid's head reads the Transformer's real-valued tokens
+        spiking_head = cfg.readout == "spikes" and cfg.temporal == "spiking"
+        self.head_lif = lif_layer(cfg) if spiking_head else None
         self.head = nn.Linear(cfg.dim, out_dim)
         self.head_norm = nn.BatchNorm1d(out_dim) if cfg.head_norm else nn.Identity()
 
@@ -423,6 +570,17 @@ class FSVE(nn.Module):
         window = spikes.narrow(1, self.offset, self.steps * self.frames_per_step)
         window = window.reshape(b, self.steps, self.frames_per_step, h, w).transpose(0, 1)
         return window.to(self.head.weight.dtype)
+
+    def _ann_temporal(self, x: torch.Tensor) -> torch.Tensor:
+        """The hybrid's Transformer over the steps: (S, B, dim) -> (S, B, dim), real values."""
+        s = x.shape[0]
+        mask = None
+        if self.config.temporal_causal:  # True above the diagonal: step s sees steps <= s
+            mask = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
+        for layer in self.temporal:
+            x = layer(x, src_mask=mask)
+        assert self.temporal_norm is not None
+        return self.temporal_norm(x)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         reset_net = spikingjelly().functional.reset_net
@@ -434,8 +592,11 @@ class FSVE(nn.Module):
             x = self.token_bn(_per_step(self.token, self.token_lif(pooled)))  # (S, B, dim)
             if self.positional_embedding is not None:
                 x = x + self.positional_embedding.to(x.dtype)
-            for block in self.temporal:
-                x = block(x)
+            if self.temporal_norm is not None:
+                x = self._ann_temporal(x)
+            else:
+                for block in self.temporal:
+                    x = block(x)
             if self.head_lif is None:
                 return self.head_norm(self.head(x.mean(dim=0)))
             return self.head_norm(_per_step(self.head, self.head_lif(x)).mean(dim=0))

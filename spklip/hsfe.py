@@ -10,8 +10,12 @@ goes through
   window is a shorter exposure). Each branch scales its frames by a learnable temporal mask
   (initialised to 1), then the frames, as the input channels of 3x3 convolutions, give a map.
 - SA (spatial attention): a small convolutional gate looks at all branch maps and gives a
-  per-pixel weight to each branch (softmax or sigmoid over branches); the weighted sum of the
-  branch maps is refined by residual 3x3 convolutions at full resolution.
+  per-pixel weight W^i to each branch (sigmoid per branch, or softmax across branches). With
+  ``sa_output: "stack"`` (the paper's Fig. 2, spklip-paper) the gated maps W^i * H^i are
+  stacked, [W^1 * H^1, ..., W^m * H^m] (m x branch_channels channels), and the fusion
+  convolution reads all of them; with ``"sum"`` (ours, spklip-tiny) they are summed into one
+  branch_channels map first. The fused map is refined by residual 3x3 convolutions at full
+  resolution.
 
 Optionally (``motion: "flow"``, not in the paper) a motion stage reads the whole sub-block
 too: per pixel, the gradient-based (Lucas-Kanade) estimate of the local velocity (u, v) over
@@ -43,11 +47,14 @@ FUSIONS = ("attention", "mean")
 MOTIONS = ("none", "flow")
 MOTION_MAPS = 4  # u, v, circulation, divergence
 GATES = ("softmax", "sigmoid")
+SA_OUTPUTS = ("stack", "sum")
 
 
 @dataclass(frozen=True)
 class HSFEConfig:
-    """HSFE settings; the defaults are the paper's (spklip-paper)."""
+    """HSFE settings; the defaults are the paper's (spklip-paper) except ``gate`` and
+    ``sa_output``, which keep the values older checkpoints were trained with (spklip-paper's
+    JSON sets the paper's sigmoid gates and stacked output)."""
 
     n_blocks: int = 5  # sub-blocks per clip; the paper's ablation tries 3, 5, 7
     radius: int = 30  # r: a sub-block holds 2r+1 frames
@@ -59,7 +66,10 @@ class HSFEConfig:
     branch_width: int = 16  # channels of each branch's hidden 3x3 convolution
     branch_channels: int = 16  # channels of each branch's output map (the map SA weighs)
     fusion: str = "attention"  # "attention": SA gate (MTF+SA); "mean": plain average (MTF only)
-    gate: str = "softmax"  # how SA normalises its per-pixel weights: "softmax" or "sigmoid"
+    gate: str = "softmax"  # how SA normalises its per-pixel weights: "softmax" (across
+    # branches) or "sigmoid" (each branch on its own, the paper's)
+    sa_output: str = "sum"  # "stack": the gated branch maps stacked (m x branch_channels
+    # channels into the fusion conv, the paper's); "sum": summed into one map (ours)
     gate_width: int = 16  # hidden channels of the SA gate
     features: int = 64  # channels of the output feature map of a sub-block
     res_blocks: int = 6  # residual blocks after the fusion, at full resolution
@@ -92,6 +102,10 @@ class HSFEConfig:
             raise SpklipError(f"hsfe.step = {self.step} must be at least 1, or null (spread)")
         if self.fusion not in FUSIONS:
             raise SpklipError(f"hsfe.fusion = {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.sa_output not in SA_OUTPUTS:
+            raise SpklipError(
+                f"hsfe.sa_output = {self.sa_output!r}; choose one of {', '.join(SA_OUTPUTS)}"
+            )
         if self.gate not in GATES:
             raise SpklipError(f"hsfe.gate = {self.gate!r}; choose one of {', '.join(GATES)}")
         shortest = self.window_lengths()[-1]
@@ -290,7 +304,7 @@ class HSFE(nn.Module):
             else None
         )  # BatchNorm: the maps enter at the scale of the MTF maps, whatever the data
         extra = MOTION_MAPS if self.motion is not None else 0
-        self.fuse = conv3x3(config.branch_channels + extra, config.features)
+        self.fuse = conv3x3(self.fused_channels + extra, config.features)
         self.body = nn.Sequential(
             *(ResidualBlock(config.features, config.res_convs) for _ in range(config.res_blocks))
         )
@@ -302,6 +316,13 @@ class HSFE(nn.Module):
         for block in self.body:
             x = checkpoint(block, x, use_reentrant=False)
         return x
+
+    @property
+    def fused_channels(self) -> int:
+        """Channels of the MTF+SA map the fusion convolution reads (before motion maps)."""
+        cfg = self.config
+        stacked = cfg.fusion == "attention" and cfg.sa_output == "stack"
+        return cfg.branch_channels * (cfg.n_branches if stacked else 1)
 
     @property
     def block_starts(self) -> list[int]:
@@ -341,9 +362,13 @@ class HSFE(nn.Module):
             fused = torch.stack(maps).mean(dim=0)
         else:
             weights = self.gate(torch.cat(maps, dim=1))
-            fused = maps[0] * weights[:, :1]
-            for i in range(1, len(maps)):
-                fused = fused + maps[i] * weights[:, i : i + 1]
+            gated = [m * weights[:, i : i + 1] for i, m in enumerate(maps)]
+            if self.config.sa_output == "stack":
+                fused = torch.cat(gated, dim=1)  # [W^1 H^1, ..., W^m H^m]
+            else:
+                fused = gated[0]
+                for g in gated[1:]:
+                    fused = fused + g
         if self.motion is not None:
             fused = torch.cat([fused, self.motion(blocks)], dim=1)
         x = F.relu(self.fuse(fused))

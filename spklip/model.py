@@ -45,7 +45,8 @@ __all__ = ["ENCODERS", "SPKLIP", "VISUALS", "SPKLIPConfig", "SpikeVideoEncoder",
 @dataclass(frozen=True)
 class SPKLIPConfig:
     """The whole model; the defaults are the spklip-paper config (the paper's numbers where it
-    gives them; the text encoder's sizes are our choice, docs/text.md)."""
+    gives them; the text encoder's sizes are our choice, docs/text.md), except HSFE's SA gate
+    and output (see :class:`~spklip.hsfe.HSFEConfig`)."""
 
     frames: int = 250  # T: raw spike frames per input clip (the sub-blocks are centred in it)
     temporal_bin: int = 1  # K: raw frames summed into each frame HSFE / FSVE sees (T / K)
@@ -280,6 +281,8 @@ def _fsve_fewshot(encoder: SpikeVideoEncoder) -> list[str]:
     fsve = encoder.fsve
     if len(fsve.temporal):
         last = f"fsve.temporal.{len(fsve.temporal) - 1}"
+        if fsve.temporal_norm is not None:  # the hybrid: the ANN Transformer's last MLP
+            return [f"{last}.linear1", f"{last}.linear2", "fsve.temporal_norm", "fsve.head"]
         return [f"{last}.fc2", f"{last}.bn2", "fsve.head"]
     return ["fsve.token", "fsve.token_bn", "fsve.head"]
 

@@ -37,7 +37,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class STARNetConfig:
-    """STAR-Net settings; the defaults are the paper's (spklip-paper)."""
+    """STAR-Net settings; the defaults are spklip-paper's: the paper's numbers where it gives
+    them, and ``temporal_pos`` (on), which is ours (docs/model.md, "Departures from the
+    paper")."""
 
     layers: tuple[int, ...] = (2, 2, 2, 2)  # bottleneck blocks in each stage
     width: int = 64  # stem width; stage s has width*2**s planes and 4x that many outputs,
@@ -46,7 +48,8 @@ class STARNetConfig:
     heads: int = 8  # heads of the attention pooling
     temporal_layers: int = 2  # Transformer layers over the sub-block tokens (0: mean only)
     temporal_heads: int = 8  # heads of the temporal Transformer (must divide embed_dim)
-    temporal_pos: bool = True  # learnable temporal position embeddings (order-aware)
+    temporal_pos: bool = True  # learnable temporal position embeddings (order-aware; ours,
+    # the paper states none)
     mlp_ratio: float = 4.0  # hidden size of the temporal Transformer's MLP / embed_dim
     dropout: float = 0.0  # dropout in the temporal Transformer
 

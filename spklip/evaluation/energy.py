@@ -19,11 +19,17 @@ and turns them into energy with the 45 nm figures (Horowitz, ISSCC 2014, as used
 paper): 4.6 pJ per MAC, 0.9 pJ per accumulate (SOP) and per neuron update, 5.0 pJ per 32-bit
 memory access. ``energy_table_markdown`` lays several results side by side;
 ``energy_report`` measures checkpoints on clips of a dataset and writes the table
-(``spklip energy``).
+(``spklip energy``), with each checkpoint's zero-shot Top-1 read from the ``eval.json`` that
+``spklip eval`` wrote for it (``evals``), so that accuracy stands next to the joules
+(the paper's hybrid vs fully spiking FSVE, A.5).
+
+The binary share is reported twice: over every synaptic layer's input, the first layer's
+(the spike stream) included, and between layers only.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -53,6 +59,7 @@ __all__ = [
     "energy_report_markdown",
     "energy_table_markdown",
     "estimate_energy",
+    "read_accuracy",
     "survey_layers",
     "write_energy_report",
 ]
@@ -395,6 +402,7 @@ def estimate_energy(
 
 _ROWS: list[tuple[str, str, float]] = [
     # (label, key path in the result, unit the value is divided by)
+    ("zero-shot Top-1 (from eval.json)", "accuracy.top1", 1.0),
     ("MACs, M", "macs", 1e6),
     ("SOPs, M", "sops", 1e6),
     ("MACs of the SOP layers if run dense, M", "sop_layer_macs", 1e6),
@@ -404,7 +412,8 @@ _ROWS: list[tuple[str, str, float]] = [
     ("memory: activations, M words", "memory.activations", 1e6),
     ("memory: neuron state, M words", "memory.neuron_state", 1e6),
     ("memory: total, M words", "memory.total", 1e6),
-    ("binary activation fraction", "binary_activation_fraction", 1.0),
+    ("binary share of layer inputs, input layer counted", "binary_activation_fraction", 1.0),
+    ("binary share between layers", "inter_layer_binary_fraction", 1.0),
     ("compute_J", "compute_J", 1.0),
     ("memory_J", "memory_J", 1.0),
     ("total_J", "total_J", 1.0),
@@ -425,8 +434,10 @@ def _cell(value: Any, scale: float, key: str) -> str:
         return "-"
     if key.endswith("_J"):
         return f"{value:.3e}"
+    if key == "accuracy.top1":
+        return f"{value:.4f}"
     value = value / scale
-    if key in ("firing_rate", "binary_activation_fraction"):
+    if key in ("firing_rate", "binary_activation_fraction", "inter_layer_binary_fraction"):
         text = f"{value:.4f}"
         return ">0.9999" if text == "1.0000" and value < 1 else text  # never round up to all
     return f"{value:,.1f}" if value >= 100 else f"{value:.3g}"
@@ -458,6 +469,7 @@ def energy_report(
     device: str | torch.device | None = "cpu",
     include_layers: bool = False,
     spike_bits: int = 1,
+    evals: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The Table-6-like energy estimate of each checkpoint's video encoder on real clips.
 
@@ -470,8 +482,12 @@ def energy_report(
     Returns ``{name: result}``, each the per-clip dict of :func:`estimate_energy` (``macs``,
     ``sops``, ``neuron_updates``, ``memory``, ``compute_J``, ``memory_J``, ``total_J``, ...)
     plus ``checkpoint``, ``model_name``, ``visual``, ``epoch``, ``data``, ``split`` and the
-    clips used. With ``out``, writes ``OUT/energy.json`` (that dict) and ``OUT/energy.md``
-    (:func:`energy_table_markdown` with a header saying what was measured).
+    clips used. ``evals``: the ``eval.json`` of each checkpoint (``spklip eval``; by
+    name, or one per checkpoint in order); each result then holds ``accuracy``
+    (:func:`read_accuracy`), shown as the table's first row. The hybrid FSVE
+    (``fsve.temporal = "ann"``) is named ``"hybrid"``. With ``out``, writes
+    ``OUT/energy.json`` (that dict) and ``OUT/energy.md`` (:func:`energy_table_markdown` with
+    a header saying what was measured).
     """
 
     if isinstance(checkpoints, Mapping):
@@ -480,11 +496,19 @@ def energy_report(
         named = [(None, v) for v in checkpoints]
     if not named:
         raise SpklipError("no checkpoints given; pass at least one --checkpoint")
+    if evals is not None and not isinstance(evals, Mapping) and len(evals) != len(named):
+        raise SpklipError(
+            f"{len(evals)} eval.json files for {len(named)} checkpoints; give one per checkpoint"
+        )
     results: dict[str, dict[str, Any]] = {}
-    for name, path in named:
+    for index, (name, path) in enumerate(named):
         loaded = load_checkpoint_clips(path, data, split=split, clips=clips, device=device)
+        given = name
         if name is None:
-            base = ENCODERS[loaded.model.config.visual].report_name
+            config = loaded.model.config
+            base = ENCODERS[config.visual].report_name
+            if config.visual == "fsve" and config.fsve.temporal == "ann":
+                base = "hybrid"  # spiking CNN + ANN Transformer: not an SNN throughout
             name, k = base, 2
             while name in results:
                 name, k = f"{base}_{k}", k + 1
@@ -494,9 +518,34 @@ def energy_report(
             loaded.model, loaded.spikes, include_layers=include_layers, spike_bits=spike_bits
         )
         results[name] = {**loaded.describe(), "split": split, **measured}
+        if evals is not None:
+            source = (
+                evals.get(given if given is not None else name)
+                if isinstance(evals, Mapping)
+                else evals[index]
+            )
+            if source is None:
+                raise SpklipError(f"no eval.json given for checkpoint {name!r}; add it to evals")
+            results[name]["accuracy"] = read_accuracy(source)
     if out is not None:
         write_energy_report(results, out)
     return results
+
+
+def read_accuracy(path: str | os.PathLike) -> dict[str, Any]:
+    """``{"top1", "top5", "source"}`` from an ``eval.json`` written by ``spklip eval``
+    (zero-shot Top-1/Top-5 as fractions in [0, 1])."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        zero_shot = result["zero_shot"]
+        top1 = float(zero_shot["top1"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SpklipError(
+            f"{path} is not an eval.json of spklip eval ({e}); run spklip eval --out"
+        ) from e
+    top5 = zero_shot.get("top5")
+    return {"top1": top1, "top5": None if top5 is None else float(top5), "source": str(path)}
 
 
 def write_energy_report(results: Mapping[str, Mapping[str, Any]], out: str | os.PathLike) -> Path:
@@ -527,9 +576,11 @@ def energy_report_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
         "",
     ]
     for name, r in results.items():
+        accuracy = r.get("accuracy")
+        source = f"; Top-1 from `{accuracy['source']}`" if accuracy else ""
         lines.append(
             f"- {name}: `{r.get('checkpoint')}`, input {r.get('input_shape')} "
-            f"(data bin {r.get('data_bin')}, model temporal_bin {r.get('temporal_bin')})"
+            f"(data bin {r.get('data_bin')}, model temporal_bin {r.get('temporal_bin')}){source}"
         )
     model = first["energy_model"]
     lines += [

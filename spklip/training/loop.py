@@ -410,6 +410,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     feats["logit_scale"].float(),
                     _gather(labels, d),
                     label_aware=cfg.label_aware,
+                    reduction=get_recipe(cfg.model).reduction,  # "sum": Eq. 6's, "mean": ours
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()

@@ -12,6 +12,8 @@ and one test helper, ``calibrate_batchnorm``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -120,3 +122,62 @@ def calibrate_batchnorm(model: torch.nn.Module, spikes: torch.Tensor, passes: in
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
+
+
+def threshold_spike_reference(x: np.ndarray, alpha: float, batch_dim: int) -> np.ndarray:
+    """Eq. 9-11's neuron, element by element: x > alpha * mean(|x|) of its own sample."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), batch_dim, 0)
+    out = np.zeros_like(x)
+    for b in range(x.shape[0]):
+        flat = x[b].ravel()
+        threshold = alpha * sum(abs(v) for v in flat) / len(flat)
+        out[b] = np.array([1.0 if v > threshold else 0.0 for v in flat]).reshape(x[b].shape)
+    return np.moveaxis(out, 0, batch_dim)
+
+
+def spike_driven_attention_reference(
+    u: np.ndarray,
+    *,
+    wq: np.ndarray,
+    wk: np.ndarray,
+    wv: np.ndarray,
+    wo: np.ndarray,
+    alphas: dict[str, float],
+    heads: int,
+    tau: float,
+    bn: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float],
+) -> np.ndarray:
+    """Eq. 9-11 with loops, tokens u (S, B, d) -> (S, B, d):
+
+    x = LIF(u) per channel over the S steps; Q = SN(x Wq^T), K, V likewise (Eq. 9);
+    A[b, h, i, j] = SN(sum_c Q[i, b, h, c] K[j, b, h, c] / sqrt(d/heads)) (Eq. 10, no mask);
+    M[i, b, h, c] = sum_j A[b, h, i, j] V[j, b, h, c]; out = u + BN(SN(M) Wo^T) (Eq. 11),
+    BN in eval form (weight, bias, running mean, running var, eps); SN a threshold spike."""
+    s, b, d = u.shape
+    dh = d // heads
+    x = np.zeros_like(u)
+    for bi in range(b):
+        x[:, bi, :] = lif_reference(u[:, bi, :], tau=tau)[0]
+    q = threshold_spike_reference(x @ wq.T, alphas["q"], 1)
+    k = threshold_spike_reference(x @ wk.T, alphas["k"], 1)
+    v = threshold_spike_reference(x @ wv.T, alphas["v"], 1)
+    scores = np.zeros((b, heads, s, s))
+    for bi in range(b):
+        for h in range(heads):
+            for i in range(s):
+                for j in range(s):
+                    total = 0.0
+                    for c in range(h * dh, (h + 1) * dh):
+                        total += q[i, bi, c] * k[j, bi, c]
+                    scores[bi, h, i, j] = total / math.sqrt(dh)
+    a = threshold_spike_reference(scores, alphas["score"], 0)
+    mixed = np.zeros((s, b, d))
+    for bi in range(b):
+        for h in range(heads):
+            for i in range(s):
+                for c in range(h * dh, (h + 1) * dh):
+                    mixed[i, bi, c] = sum(a[bi, h, i, j] * v[j, bi, c] for j in range(s))
+    spikes = threshold_spike_reference(mixed, alphas["attn"], 1)
+    weight, bias, mean, var, eps = bn
+    y = spikes @ wo.T
+    return u + (y - mean) / np.sqrt(var + eps) * weight + bias

@@ -22,6 +22,8 @@ from .naive_snn import (
     lif_autograd_reference,
     lif_reference,
     rect_surrogate_grad,
+    spike_driven_attention_reference,
+    threshold_spike_reference,
 )
 
 TINY = "spklip-fsve-tiny"
@@ -153,7 +155,10 @@ def test_fsve_configs_are_registered_and_round_trip() -> None:
     assert type(config).from_dict(config.to_dict()) == config
     assert get_model_config(TINY, **{"fsve.steps": 10}).fsve.resolved_frames_per_step(250) == 25
     assert get_model_config("spklip-tiny").visual == "ann"  # the default encoder is unchanged
-    assert get_model_config("spklip-fsve").fsve == FSVEConfig()  # defaults: the full size
+    # defaults: the full size; the full encoder uses the paper's Eq. 9-11 attention (no mask)
+    assert get_model_config("spklip-fsve").fsve == FSVEConfig(
+        attention="eq9-11", temporal_causal=False
+    )
 
 
 def test_fsve_tiny_embeds_clips_as_unit_vectors(tiny: SPKLIP, clip: torch.Tensor) -> None:
@@ -303,3 +308,112 @@ def test_without_spikingjelly_fsve_says_how_to_install_it(monkeypatch, clip) -> 
     with torch.no_grad():
         assert ann.encode_video(clip).shape == (2, 128)
     assert estimate_energy(ann, clip[:1], include_layers=False)["sops"] == 0
+
+
+# --- the paper's spike-driven attention (A.7, Eq. 9-11) and the hybrid (A.5) ----------------
+
+
+def test_threshold_spike_matches_the_reference_and_moves_with_alpha() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, 6, generator=g, dtype=torch.float64)
+    for alpha in (0.5, 1.0, 1.7):
+        got = fsve.threshold_spike(x, torch.tensor(alpha, dtype=torch.float64), batch_dim=1)
+        assert np.array_equal(got.numpy(), threshold_spike_reference(x.numpy(), alpha, 1))
+    # a silent input stays silent (0 > 0 is false), whatever alpha
+    assert fsve.threshold_spike(torch.zeros(2, 3), torch.tensor(1.0), 0).sum() == 0
+    # the surrogate reaches alpha: raising the threshold lowers the (surrogate) spike count
+    alpha = torch.tensor(0.2, requires_grad=True)
+    fsve.threshold_spike(torch.rand(5, 2, 8, generator=g), alpha, 1).sum().backward()
+    assert alpha.grad is not None and alpha.grad < 0
+
+
+def test_spike_driven_attention_equals_a_slow_reference_of_eq_9_to_11() -> None:
+    cfg = FSVEConfig(
+        dim=8, temporal_heads=2, attention="eq9-11", temporal_causal=False, init_gain=1.0
+    )
+    block = fsve.SpikeDrivenAttention(cfg).double().eval()
+    g = torch.Generator().manual_seed(3)
+    alphas = {"q": 0.8, "k": 1.1, "v": 0.9, "score": 0.7, "attn": 1.2}
+    with torch.no_grad():
+        for name, alpha in alphas.items():
+            getattr(block, f"{name}_sn").alpha.fill_(alpha)
+        bn = block.out_bn
+        bn.weight.copy_(torch.rand(8, generator=g, dtype=torch.float64) + 0.5)
+        bn.bias.copy_(torch.randn(8, generator=g, dtype=torch.float64))
+        bn.running_mean.copy_(torch.randn(8, generator=g, dtype=torch.float64))
+        bn.running_var.copy_(torch.rand(8, generator=g, dtype=torch.float64) + 0.5)
+    u = torch.randn(5, 3, 8, generator=g, dtype=torch.float64) * 2  # (S, B, dim)
+    fsve.spikingjelly().functional.reset_net(block)
+    seen = {}
+    block.score_sn.register_forward_hook(lambda m, i, o: seen.setdefault("a", o))
+    with torch.no_grad():
+        got = block(u)
+    expected = spike_driven_attention_reference(
+        u.numpy(),
+        wq=block.q.weight.detach().numpy(),
+        wk=block.k.weight.detach().numpy(),
+        wv=block.v.weight.detach().numpy(),
+        wo=block.out.weight.detach().numpy(),
+        alphas=alphas,
+        heads=2,
+        tau=cfg.tau,
+        bn=(
+            bn.weight.detach().numpy(),
+            bn.bias.detach().numpy(),
+            bn.running_mean.numpy(),
+            bn.running_var.numpy(),
+            bn.eps,
+        ),
+    )
+    assert np.allclose(got.numpy(), expected, atol=1e-10)
+    assert 0 < seen["a"].mean() < 1  # a non-trivial case: the spike map is neither empty nor full
+
+
+def test_eq9_11_attention_has_no_causal_mask_and_says_so() -> None:
+    with pytest.raises(SpklipError, match="no causal mask"):
+        FSVEConfig(attention="eq9-11", temporal_causal=True)
+    with pytest.raises(SpklipError, match="eq9-11, legacy"):
+        FSVEConfig(attention="softmax")
+    with pytest.raises(SpklipError, match="spiking, ann"):
+        FSVEConfig(temporal="rnn")
+
+
+def test_fully_spiking_eq9_11_encoder_learns_through_its_thresholds(clip) -> None:
+    model = create_model(
+        TINY, seed=0, **{"fsve.attention": "eq9-11", "fsve.temporal_causal": False}
+    )
+    blocks = [m for m in model.visual.fsve.temporal if isinstance(m, fsve.SpikeDrivenAttention)]
+    assert len(blocks) == model.config.fsve.temporal_layers
+    out = model.encode_video(clip)
+    assert out.shape == (2, 128)
+    (out @ torch.randn(128, 1, generator=torch.Generator().manual_seed(0))).sum().backward()
+    assert model.visual.fsve.stem[0].weight.grad.abs().sum() > 0
+    assert all(b.q_sn.alpha.grad is not None for b in blocks)
+    calibrate_batchnorm(model, clip)
+    found = binary_activation_fraction(model.eval(), clip)
+    assert found["real_valued_inputs"] == []  # every layer still reads spikes
+
+
+def test_hybrid_is_a_spiking_cnn_with_an_ann_transformer(clip) -> None:
+    assert "spklip-fsve-hybrid" in list_models()
+    full = get_model_config("spklip-fsve-hybrid").fsve
+    assert full.temporal == "ann" and full.widths == FSVEConfig().widths
+    model = create_model("spklip-fsve-hybrid-tiny", seed=0)
+    visual = model.visual.fsve
+    assert all(isinstance(m, torch.nn.TransformerEncoderLayer) for m in visual.temporal)
+    assert any(is_spiking_neuron(m) for m in visual.stages.modules())
+    assert not any(is_spiking_neuron(m) for m in visual.temporal.modules())
+    out = model.encode_video(clip)
+    assert out.shape == (2, 128) and torch.isfinite(out).all()
+    (out @ torch.randn(128, 1, generator=torch.Generator().manual_seed(0))).sum().backward()
+    assert visual.stem[0].weight.grad.abs().sum() > 0
+    assert visual.temporal[0].linear1.weight.grad.abs().sum() > 0
+    assert model.visual.fewshot_layers()[-1] == "visual.fsve.head"
+    calibrate_batchnorm(model, torch.cat([clip, clip.flip(1)]))
+    found = binary_activation_fraction(model.eval(), clip)
+    # the convolutions read spikes, the Transformer's MLP and the head real values
+    assert {"fsve.temporal.0.linear1", "fsve.temporal.0.linear2", "fsve.head"} <= set(
+        found["real_valued_inputs"]
+    )
+    assert "fsve.stem.0" not in found["real_valued_inputs"]
+    assert 0.9 < found["binary_activation_fraction"] < 1.0

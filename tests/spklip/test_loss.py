@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from spklip.errors import SpklipError
-from spklip.loss import ContrastiveLoss, contrastive_loss, contrastive_targets
+from spklip.loss import (
+    LOSSES,
+    ContrastiveLoss,
+    contrastive_loss,
+    contrastive_targets,
+    loss_options,
+)
 
 
 def slow_loss(video, text, scale, labels=None):
@@ -114,3 +120,43 @@ def test_bad_shapes_are_user_errors() -> None:
         contrastive_loss(v, t[:3], 1.0)
     with pytest.raises(SpklipError, match="labels"):
         contrastive_loss(v, t, 1.0, torch.zeros(3, dtype=torch.long))
+
+
+def slow_eq6(video, text, scale):
+    """The paper's Eq. 6 term by term: -1/B sum_i log softmax_j(s_ij)[i] over the texts plus the
+    same over the videos (identity positives, the two directions added)."""
+    n = video.shape[0]
+    sim = [[scale * float(video[i] @ text[j]) for j in range(n)] for i in range(n)]
+    v2t = -sum(sim[i][i] - math.log(sum(math.exp(sim[i][k]) for k in range(n))) for i in range(n))
+    t2v = -sum(sim[i][i] - math.log(sum(math.exp(sim[k][i]) for k in range(n))) for i in range(n))
+    return v2t / n + t2v / n
+
+
+@pytest.mark.parametrize("labels", [None, [0, 1, 0, 2, 1, 0, 3]])
+def test_eq6_is_the_sum_of_both_directions_with_identity_positives(labels) -> None:
+    v, t = features(seed=3)
+    lab = None if labels is None else torch.tensor(labels)
+    out = contrastive_loss(v, t, 9.1, lab, **loss_options("eq6"))
+    # labels are ignored by Eq. 6: a shared class does not make a second positive
+    assert out["loss"].item() == pytest.approx(slow_eq6(v, t, 9.1), rel=1e-9)
+    assert out["loss"].item() == pytest.approx((out["loss_v2t"] + out["loss_t2v"]).item())
+    module = ContrastiveLoss(**LOSSES["eq6"])
+    assert module(v, t, 9.1, lab)["loss"].item() == pytest.approx(slow_eq6(v, t, 9.1), rel=1e-9)
+    assert "reduction='sum'" in repr(module)
+
+
+def test_label_aware_loss_is_the_mean_with_label_targets() -> None:
+    v, t = features(seed=4)
+    lab = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    out = contrastive_loss(v, t, 9.1, lab, **loss_options("label-aware"))
+    assert out["loss"].item() == pytest.approx(slow_loss(v, t, 9.1, lab)[0], rel=1e-9)
+
+
+def test_unknown_loss_or_reduction_is_a_user_error() -> None:
+    v, t = features()
+    with pytest.raises(SpklipError, match="reduction"):
+        contrastive_loss(v, t, 1.0, reduction="max")
+    with pytest.raises(SpklipError, match="unknown loss"):
+        loss_options("triplet")
+    with pytest.raises(SpklipError, match="reduction"):
+        ContrastiveLoss(reduction="none")

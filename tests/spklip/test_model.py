@@ -14,6 +14,7 @@ from spklip.factory import (
     ABLATIONS,
     create_model,
     get_model_config,
+    get_recipe,
     list_models,
     parse_overrides,
 )
@@ -90,8 +91,10 @@ def clip(tiny: SPKLIP) -> torch.Tensor:
 
 def test_registry_has_the_paper_and_tiny_models() -> None:
     assert {"spklip-paper", TINY} <= set(list_models())
-    # The dataclass defaults are the paper's numbers, as written in its JSON.
-    assert get_model_config("spklip-paper") == SPKLIPConfig()
+    # The dataclass defaults are the paper's numbers, as written in its JSON, but for the SA
+    # gate and output, whose defaults stay what older checkpoints were trained with.
+    paper = SPKLIPConfig(hsfe=dataclasses.replace(HSFEConfig(), gate="sigmoid", sa_output="stack"))
+    assert get_model_config("spklip-paper") == paper
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -285,17 +288,86 @@ def test_ablation_mtf_only_and_mtf_sa() -> None:
 
 
 @pytest.mark.parametrize("blocks", [3, 5, 7])
-def test_ablation_block_count(blocks: int) -> None:
-    model = five(**ABLATIONS[f"blocks-{blocks}"])
+def test_ablation_block_count_keeps_the_step_and_grows_the_window(blocks: int) -> None:
+    # Table 3 as the paper runs it: the sub-block step stays 56, the window grows with blocks
+    model = create_model(TINY, seed=0, ablation=f"blocks-{blocks}", **FIVE)
     hsfe = model.visual.hsfe
     assert len(hsfe.block_starts) == blocks
+    assert {b - a for a, b in zip(hsfe.block_starts, hsfe.block_starts[1:], strict=False)} == {56}
     assert model.visual.star.temporal.positional_embedding.shape == (blocks, 128)
-    # step null spreads the blocks over the whole input, centred
     span = hsfe.block_starts[-1] + hsfe.config.block_length - hsfe.block_starts[0]
-    assert span <= model.config.frames < span + blocks
+    assert span == 21 + (blocks - 1) * 56
+    assert model.config.frames == max(250, span)  # 7 blocks need 357 frames
     with torch.no_grad():
         out = model.eval().encode_video(random_spikes(model.config, batch=1))
     assert out.shape == (1, 128)
+
+
+def test_block_ablation_on_a_one_block_config_places_blocks_side_by_side() -> None:
+    # the shipped spklip-tiny has one block and hsfe.step null: blocks go 2r+1 apart
+    model = create_model(TINY, seed=0, ablation="blocks-3")
+    hsfe = model.visual.hsfe
+    assert hsfe.step == hsfe.config.block_length == 29
+    assert model.config.binned_frames == 3 * 29 and model.config.frames == 870  # bin 10
+    assert model.visual.hsfe.block_starts == [0, 29, 58]
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_every_ablation_builds_and_runs_by_name(name: str) -> None:
+    model = create_model(TINY, seed=0, ablation=name, **FIVE)
+    with torch.no_grad():
+        out = model.eval().encode_video(random_spikes(model.config, batch=1))
+    assert out.shape == (1, 128) and torch.isfinite(out).all()
+    with pytest.raises(SpklipError, match="unknown ablation"):
+        create_model(TINY, ablation="no-such-table")
+
+
+def test_spklip_paper_is_the_model_as_written() -> None:
+    config = get_model_config("spklip-paper")
+    assert config.hsfe.sa_output == "stack" and config.hsfe.gate == "sigmoid"
+    assert not config.text.causal and config.text.pool == "mean"  # BERT-like, bidirectional
+    recipe = get_recipe("spklip-paper")
+    assert recipe.loss == "eq6" and recipe.reduction == "sum" and not recipe.label_aware
+    assert get_recipe("spklip-paper-minilm").loss == "eq6"
+    assert get_recipe(TINY).loss == "label-aware" and get_recipe(TINY).label_aware
+    # spklip-tiny keeps the summed SA output its recipe was measured with
+    assert get_model_config(TINY).hsfe.sa_output == "sum"
+
+
+def test_stacked_sa_output_feeds_every_gated_branch_map_to_the_fusion() -> None:
+    stacked = five(**{"hsfe.sa_output": "stack", "hsfe.gate": "sigmoid"})
+    summed = five()
+    cfg = stacked.config.hsfe
+    hsfe = stacked.visual.hsfe
+    assert hsfe.fuse.in_channels == cfg.n_branches * cfg.branch_channels
+    assert summed.visual.hsfe.fuse.in_channels == cfg.branch_channels
+    blocks = hsfe.split_blocks(random_spikes(stacked.config, batch=1).float())
+    maps = [branch(blocks) for branch in hsfe.branches]
+    weights = hsfe.gate(torch.cat(maps, dim=1))
+    assert ((weights > 0) & (weights < 1)).all()  # sigmoid: each branch gated on its own
+    # the fused map is the fusion conv of [W1*H1, ..., Wm*Hm], branch by branch
+    expected = torch.relu(
+        hsfe.fuse(torch.cat([m * weights[:, i : i + 1] for i, m in enumerate(maps)], 1))
+    )
+    recorded = {}
+    hsfe.fuse.register_forward_hook(lambda m, i, o: recorded.setdefault("out", o))
+    with torch.no_grad():
+        hsfe(random_spikes(stacked.config, batch=1))
+    assert torch.allclose(torch.relu(recorded["out"]), expected.detach(), atol=1e-5)
+    with pytest.raises(SpklipError, match="sa_output"):
+        five(**{"hsfe.sa_output": "concat"})
+
+
+@pytest.mark.slow
+def test_full_size_spklip_paper_builds_and_runs_one_clip() -> None:
+    torch.manual_seed(0)
+    model = create_model("spklip-paper", seed=0).eval()
+    assert 90e6 < n_params(model) < 110e6
+    spikes = torch.rand(1, 250, 240, 320, generator=torch.Generator().manual_seed(0)) < 0.1
+    with torch.no_grad():
+        out = model(spikes, model.tokenize(["a person juggling balls"]))
+    assert out["video_features"].shape == (1, 1024) == out["text_features"].shape
+    assert torch.isfinite(out["video_features"]).all()
 
 
 def test_overrides_dotted_nested_and_from_strings() -> None:

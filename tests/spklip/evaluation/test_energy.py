@@ -257,3 +257,55 @@ def test_inter_layer_share_leaves_out_the_first_layers_input() -> None:
     share = _fraction([layer("stem", 100, 0), layer("a", 30, 30), layer("b", 10, 10)])
     assert share["binary_activation_fraction"] == pytest.approx(40 / 140)
     assert share["inter_layer_binary_fraction"] == 1.0
+
+
+def test_energy_report_puts_each_checkpoints_accuracy_next_to_its_joules(
+    checkpoints, tmp_path
+) -> None:
+    from spklip.evaluation.zeroshot import evaluate
+
+    data, runs = checkpoints
+    evals = {}
+    for name, run in runs.items():
+        evals[name] = tmp_path / f"{name}.json"
+        evaluate(run, data, "test", out=evals[name])
+    report = energy_report(runs, data, clips=1, evals=evals, out=tmp_path / "report")
+    for name in runs:
+        written = json.loads(evals[name].read_text())
+        assert report[name]["accuracy"]["top1"] == written["zero_shot"]["top1"]
+        assert report[name]["accuracy"]["source"] == str(evals[name])
+    md = (tmp_path / "report" / "energy.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| zero-shot Top-1"))
+    assert f"{report['ann']['accuracy']['top1']:.4f}" in row
+    assert "| binary share of layer inputs, input layer counted |" in md
+    assert "| binary share between layers |" in md
+    # one eval.json per checkpoint, in order, also works; a missing or foreign file is an error
+    in_order = energy_report([runs["snn"]], data, clips=1, evals=[evals["snn"]])
+    assert in_order["snn"]["accuracy"] == report["snn"]["accuracy"]
+    with pytest.raises(SpklipError, match="one per checkpoint"):
+        energy_report([runs["snn"]], data, clips=1, evals=[])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SpklipError, match=r"not an eval\.json"):
+        energy_report([runs["snn"]], data, clips=1, evals=[tmp_path / "bad.json"])
+
+
+def test_the_hybrid_is_named_and_counted_apart_from_the_fully_spiking_encoder(
+    checkpoints, tmp_path
+) -> None:
+    data, runs = checkpoints
+    hybrid_run = train_tiny(
+        data, tmp_path / "hybrid", model="spklip-fsve-hybrid-tiny", model_overrides=FSVE_MINI
+    )
+    assert list(energy_report([hybrid_run, runs["snn"]], data, clips=1)) == ["hybrid", "snn"]
+    clip = torch.rand(2, 250, 48, 64, generator=torch.Generator().manual_seed(0)) < 0.2
+    results = {}
+    for name in ("spklip-fsve-tiny", "spklip-fsve-hybrid-tiny"):
+        model = create_model(name, seed=0)
+        calibrate_batchnorm(model, clip)
+        results[name] = estimate_energy(model.eval(), clip)
+    snn, hybrid = results["spklip-fsve-tiny"], results["spklip-fsve-hybrid-tiny"]
+    assert snn["macs"] == 0 and hybrid["macs"] > 0  # the ANN Transformer runs dense MACs
+    assert hybrid["other_macs"] > 0  # its attention products, seen by the flop counter
+    # the input layer reads the spike stream: it counts in the share, in both encoders
+    assert hybrid["binary_activation_fraction"] > hybrid["inter_layer_binary_fraction"]
+    assert snn["binary_activation_fraction"] == 1.0 > hybrid["binary_activation_fraction"]
