@@ -313,6 +313,15 @@ def _convert_locked(
         # Interrupted: stop the workers, keep what is finished and listed, remove half files.
         results.close()
         bar.close()
+        # Clips a worker finished whose result had not reached this loop yet are on disk,
+        # complete (their .dat appears last): list them too.
+        for task in todo:
+            if task.path not in rows:
+                meta, _ = finished_clip(Path(task.dat), settings.clip_meta(task.seed, task.source))
+                if meta is not None:
+                    rows[task.path] = _record(
+                        by_path[task.path], meta["frames"], settings, meta.get("repeat_frames")
+                    )
         write_manifest(progress_file, rows.values())
         _remove_stale_temps(out, selection, shared=False)
         raise
