@@ -41,6 +41,7 @@ from .pipeline import convert_clip
 from .reconstruct import SpikeSource, iter_tfi, iter_tfp, stretch, stretch_top, tfi, tfp
 from .sidecar import read_sidecar, sidecar_path
 from .sources import scan_source
+from .splits import ValHoldout, carve_val, clip_group, splits_record
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
 from .video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_video
@@ -76,12 +77,15 @@ __all__ = [
     "SpikeStatistics",
     "SpikesimError",
     "VideoError",
+    "ValHoldout",
     "VideoInfo",
     "__version__",
     "audio_spikes",
     "available_methods",
+    "carve_val",
     "check_size",
     "class_names",
+    "clip_group",
     "compare_statistics",
     "convert_clip",
     "convert_dataset",
@@ -121,6 +125,7 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "splits_record",
     "stft_spectrogram",
     "stretch",
     "stretch_top",

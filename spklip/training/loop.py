@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from spikesim import write_atomic
+from spikesim import ValHoldout, splits_record, write_atomic, write_json
 
 from ..checkpoint import (
     CHECKPOINTS,
@@ -51,6 +51,8 @@ from ..tokenizer import SpikeTokenizer
 from .optim import lr_factor, param_groups
 
 RESULTS = "results.jsonl"
+SPLITS = "splits.json"  # the carved validation split: settings, val and train clip paths
+BEST = "best.json"  # the epoch with the best validation Top-1 (model selection)
 
 
 @dataclass
@@ -79,7 +81,12 @@ class TrainConfig:
     captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
     train_split: str = "train"
-    val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
+    # Zero-shot Top-1 after each epoch and model selection (OUT/best.json) on this split;
+    # "val" is carved from train_split by group (spikesim.carve_val, recorded in
+    # OUT/splits.json) unless the dataset has its own. The test split is never read.
+    val_split: str | None = "val"
+    val_fraction: float = 0.2  # share of each class's training groups carved into "val"
+    val_seed: int = 0  # seed of that carving (fixed across training seeds: one val set)
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
     device: str | None = None  # None: cuda:LOCAL_RANK when available, else cpu
     progress: bool = True  # tqdm bars (rank 0 only)
@@ -164,6 +171,20 @@ def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed((seed * 1_000_003 + epoch * 1009 + rank) % (2**63))
 
 
+def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest ``val_top1`` (the earliest on ties), None without any."""
+    scored = [r for r in rows if "val_top1" in r]
+    return max(scored, key=lambda r: (r["val_top1"], -r["epoch"])) if scored else None
+
+
+def _write_best(out: Path, rows: list[dict[str, Any]]) -> None:
+    best = best_epoch(rows)
+    if best is not None:
+        where = out / CHECKPOINTS / epoch_dir_name(int(best["epoch"]))
+        write_json(out / BEST, {"epoch": best["epoch"], "val_top1": best["val_top1"],
+                                "checkpoint": str(where)})  # fmt: skip
+
+
 def read_results(out: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of ``OUT/results.jsonl`` (empty when absent)."""
     path = Path(out) / RESULTS
@@ -235,6 +256,15 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
     frames = cfg.frames
     if frames is None:
         frames = cfg.model_overrides.get("frames") or get_model_config(cfg.model).frames
+    holdout = None
+    if cfg.val_split == "val":
+        # A resumed run keeps the clips it validated on, whatever the settings now say.
+        recorded = ckpt.config.get("val_holdout") if ckpt is not None else None
+        holdout = (
+            ValHoldout.from_record(recorded)
+            if recorded
+            else ValHoldout(cfg.val_fraction, cfg.val_seed, from_split=cfg.train_split)
+        )
     train_set = SpikeClips(
         cfg.data,
         frames=frames,
@@ -243,12 +273,19 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         captions=cfg.captions,
         seed=cfg.seed,
         bin=cfg.bin,
+        holdout=holdout,
     )
+    holdout = train_set.holdout  # None when the dataset has a "val" split of its own
+    val_record = None
+    if holdout is not None:
+        val_record = splits_record(train_set.all_records(), holdout)
+        holdout = ValHoldout.from_record(val_record)
     val_set = None
-    if cfg.val_split and cfg.val_split in train_set.splits:
+    if cfg.val_split and (cfg.val_split in train_set.splits or holdout is not None):
         val_set = SpikeClips(
-            cfg.data, frames=frames, split=cfg.val_split, augment=False, bin=cfg.bin
-        )
+            cfg.data, frames=frames, split=cfg.val_split, augment=False, bin=cfg.bin,
+            holdout=holdout,
+        )  # fmt: skip
 
     model = _build_model(cfg, train_set, ckpt)
     check_compatible(model, train_set)
@@ -306,6 +343,8 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         _write_results(out / RESULTS, history)  # drops rows of epochs after the checkpoint
+        if val_record is not None:
+            write_json(out / SPLITS, {"data": str(cfg.data), **val_record})
 
     tok_json = model.tokenizer.to_json()
     model_config = model.config.to_dict()
@@ -386,11 +425,15 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     "epoch": epoch,
                     "world_size": d.world,
                     "history": history,
+                    "val_holdout": None
+                    if val_record is None
+                    else {k: v for k, v in val_record.items() if k != "train"},
                 },
                 tokenizer_json=tok_json,
                 train_state=state,
             )
             _write_results(out / RESULTS, history)
+            _write_best(out, history)
             if cfg.progress:
                 shown = ", ".join(
                     f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
@@ -403,6 +446,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         "out": str(out),
         "epochs": cfg.epochs,
         "checkpoint": str(last) if last else None,
+        "best": best_epoch(history),
         "results": read_results(out) if d.main else history,
         "train_seconds": round(time.perf_counter() - t_start, 2),
         "world_size": d.world,
