@@ -351,11 +351,12 @@ def checkpoint_dataset(
 ) -> SpikeClips:
     """The clips of ``data`` read the way ``checkpoint`` was trained: the model's input
     frames (raw spike frames; the model bins them again by its own ``temporal_bin``), the
-    run's data-side bin (:func:`data_bin`) and the run's validation carving (its recorded
-    ``val_holdout``, so ``split="val"`` is the run's own validation clips). ``options`` go
-    to :class:`SpikeClips`."""
+    run's data-side bin (:func:`data_bin`) and, for ``split="val"``, the run's validation
+    carving (its recorded ``val_holdout``: exactly the clips it validated on). ``options``
+    go to :class:`SpikeClips`."""
     recorded = checkpoint.config.get("val_holdout")
-    if recorded is not None and options.get("holdout") is None:
+    # Only "val" means the run's clips: "train" of another dataset (few-shot) is all of it.
+    if recorded is not None and options.get("split") == "val" and options.get("holdout") is None:
         options["holdout"] = ValHoldout.from_record(recorded)
     return SpikeClips(data, frames=model.config.frames, bin=data_bin(checkpoint.config), **options)
 
