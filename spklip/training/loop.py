@@ -156,6 +156,43 @@ def _gather(t: torch.Tensor, d: _Dist) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _loss_backward(
+    net: torch.nn.Module,
+    model: SPKLIP,
+    batch: dict[str, Any],
+    d: _Dist,
+    label_aware: bool,
+    scaler: torch.amp.GradScaler,
+    use_amp: bool,
+) -> dict[str, torch.Tensor]:
+    """Forward this process's share of the global batch, the contrastive loss over the
+    gathered global batch, and its backward: the gradients are those of one process holding
+    the whole global batch (tests/spklip/training/test_ddp.py checks it).
+
+    Why the scaling: every process computes the loss of the global batch, but gradients flow
+    only through its own clips' features, so the encoders' gradients summed over processes
+    are the full gradient, while DDP averages them (1/world of it); ``logit_scale`` enters
+    every process's loss whole, so each holds its full gradient, which the average keeps.
+    Scaling the loss by world and the scale's gradient back by 1/world makes both exact."""
+    spikes = batch["spikes"].to(d.device, non_blocking=True)
+    labels = batch["label"].to(d.device, non_blocking=True)
+    tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
+    tokens = tokens.to(d.device, non_blocking=True)
+    with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
+        feats = net(spikes, tokens)
+        losses = contrastive_loss(
+            _gather(feats["video_features"].float(), d),
+            _gather(feats["text_features"].float(), d),
+            feats["logit_scale"].float(),
+            _gather(labels, d),
+            label_aware=label_aware,
+        )
+    scaler.scale(losses["loss"] * d.world).backward()
+    if d.world > 1 and model.logit_scale.grad is not None:
+        model.logit_scale.grad.div_(d.world)
+    return losses
+
+
 def _amp_dtype(device: torch.device) -> torch.dtype:
     if device.type != "cuda":
         return torch.bfloat16
@@ -363,21 +400,8 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
             dynamic_ncols=True,
         )
         for batch in bar:
-            spikes = batch["spikes"].to(d.device, non_blocking=True)
-            labels = batch["label"].to(d.device, non_blocking=True)
-            tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
-            tokens = tokens.to(d.device, non_blocking=True)
-            with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
-                feats = net(spikes, tokens)
-                losses = contrastive_loss(
-                    _gather(feats["video_features"].float(), d),
-                    _gather(feats["text_features"].float(), d),
-                    feats["logit_scale"].float(),
-                    _gather(labels, d),
-                    label_aware=cfg.label_aware,
-                )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
+            losses = _loss_backward(net, model, batch, d, cfg.label_aware, scaler, use_amp)
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
