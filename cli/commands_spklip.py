@@ -78,6 +78,18 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     help="spike frames summed into each input frame (reads T x bin spike frames)",
 )
 @click.option("--resume", is_flag=True, help="continue the run in --out from its latest epoch")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="share of each class's training groups held out as the validation split "
+    "(recorded in OUT/splits.json; the test split is never read)",
+)
+@click.option(
+    "--val-seed", type=click.IntRange(min=0), default=0, show_default=True,
+    help="seed of the validation carving",
+)  # fmt: skip
 @seed_option
 @loader_workers_option
 @click.option(
@@ -106,6 +118,8 @@ def train_cmd(
     frames: int | None,
     bin_: int,
     resume: bool,
+    val_fraction: float,
+    val_seed: int,
     seed: int,
     loader_workers: int,
     captions: str | None,
@@ -132,6 +146,8 @@ def train_cmd(
         frames=frames,
         bin=bin_,
         resume=resume,
+        val_fraction=val_fraction,
+        val_seed=val_seed,
         seed=seed,
         workers=loader_workers,
         captions=captions,
@@ -145,6 +161,9 @@ def train_cmd(
     summary = f"trained {result['epochs']} epochs in {result['train_seconds']:.0f} s"
     if "val_top1" in last:
         summary += f"; validation zero-shot top-1 {last['val_top1']:.3f}"
+    if result.get("best"):
+        best = result["best"]
+        summary += f" (best on validation: epoch {best['epoch']}, {best['val_top1']:.3f})"
     click.echo(f"{summary}\ncheckpoint: {result['checkpoint']}")
 
 
