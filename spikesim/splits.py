@@ -45,9 +45,7 @@ def clip_group(source: str, cls: str, layout: str | None = None) -> str:
     stem = PurePosixPath(str(source).replace("\\", "/")).stem
     if layout in (None, "ucf101") and (m := _UCF_NAME.match(stem)):
         return f"g{int(m['group']):02d}"
-    if layout in (None, "hmdb51") and (
-        m := re.match(rf"^(.*)_{re.escape(cls)}{_HMDB_TAIL}", stem)
-    ):
+    if layout in (None, "hmdb51") and (m := re.match(rf"^(.*)_{re.escape(cls)}{_HMDB_TAIL}", stem)):
         return m[1]
     return stem
 
