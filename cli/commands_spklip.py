@@ -95,6 +95,18 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     metavar="N",
     help="epoch checkpoints to keep: the newest N plus the best by validation top-1 (0: keep all)",
 )
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="share of each class's training groups held out as the validation split "
+    "(recorded in OUT/splits.json; the test split is never read)",
+)
+@click.option(
+    "--val-seed", type=click.IntRange(min=0), default=0, show_default=True,
+    help="seed of the validation carving",
+)  # fmt: skip
 @seed_option
 @loader_workers_option
 @click.option(
@@ -130,6 +142,8 @@ def train_cmd(
     bin_: int,
     resume: bool,
     keep_last: int,
+    val_fraction: float,
+    val_seed: int,
     seed: int,
     loader_workers: int,
     captions: str | None,
@@ -158,6 +172,8 @@ def train_cmd(
         bin=bin_,
         resume=resume,
         keep_last=keep_last or None,
+        val_fraction=val_fraction,
+        val_seed=val_seed,
         seed=seed,
         workers=loader_workers,
         captions=captions,
@@ -179,6 +195,9 @@ def train_cmd(
     summary = f"trained {result['epochs']} epochs in {result['train_seconds']:.0f} s"
     if "val_top1" in last:
         summary += f"; validation zero-shot top-1 {last['val_top1']:.3f}"
+    if result.get("best"):
+        best = result["best"]
+        summary += f" (best on validation: epoch {best['epoch']}, {best['val_top1']:.3f})"
     click.echo(f"{summary}\ncheckpoint: {result['checkpoint']}")
 
 

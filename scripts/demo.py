@@ -192,6 +192,11 @@ def write_report(out: Path, report: dict) -> None:
             else f"; FSVE skipped: {fsve.get('skipped')}."
         ),
         "",
+        "One training seed (seed 0) on the data seed the recipes were chosen on; the last "
+        "epoch is reported. Means ± sd over 3 seeds on an untuned data seed, with the "
+        "checkpoint chosen on validation: `python -m benchmarks.bench_learning` "
+        "(docs/benchmarks.md).",
+        "",
         f"- zero-shot Top-1 **{zs['top1']:.3f}**, Top-5 {zs['top5']:.3f}",
         "- text-to-video R@1/5/10: "
         f"{rt['t2v_R@1']:.3f} / {rt['t2v_R@5']:.3f} / {rt['t2v_R@10']:.3f}",

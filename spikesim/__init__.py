@@ -45,6 +45,7 @@ from .reconstruct import SpikeSource, iter_tfi, iter_tfp, stretch, stretch_top, 
 from .repeats import GapStream, RepeatParams, find_repeats, frame_change
 from .sidecar import read_sidecar, sidecar_path
 from .sources import scan_source
+from .splits import ValHoldout, carve_val, clip_group, splits_record
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
 from .video import VIDEO_SUFFIXES, VideoInfo, frame_times, iter_frames, probe_video, read_video
@@ -83,15 +84,18 @@ __all__ = [
     "SpikeSource",
     "SpikeStatistics",
     "SpikesimError",
+    "ValHoldout",
     "VideoError",
     "VideoInfo",
     "__version__",
     "audio_spikes",
     "available_methods",
+    "carve_val",
     "check_executor",
     "check_memory",
     "check_size",
     "class_names",
+    "clip_group",
     "compare_statistics",
     "convert_clip",
     "convert_dataset",
@@ -134,6 +138,7 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "splits_record",
     "stft_spectrogram",
     "stretch",
     "stretch_top",

@@ -24,15 +24,13 @@ from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError
 from .files import read_text
+from .splits import _HMDB_TAIL, _UCF_NAME, clip_group
 from .video import VIDEO_SUFFIXES
 
 SPLITS = ("train", "test", "unused")
 LAYOUTS = ("ucf101", "hmdb51", "folders")
 DEFAULT_TEST_FRACTION = 0.3  # HMDB51 holds out 30 %, UCF101 7 groups of 25 (28 %)
 
-_UCF_NAME = re.compile(r"^v_(?P<cls>[A-Za-z0-9]+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
-# <movie>_<class>_<body part>_<camera motion>_<people>_<viewpoint>_<quality>_<index>
-_HMDB_TAIL = r"_[a-z]+_[a-z]+_np\d+_[a-z]+_[a-z]+_\d+$"
 _UCF_TRAIN = re.compile(r"^trainlist0?(\d+)\.txt$", re.IGNORECASE)
 _UCF_TEST = re.compile(r"^testlist0?(\d+)\.txt$", re.IGNORECASE)
 _HMDB_SPLIT = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$", re.IGNORECASE)
@@ -125,7 +123,7 @@ def scan_source(
     layout, split_of, split_source = _official_splits(texts, found, root, real_src, split_index)
     if layout is None:
         layout = _guess_layout(found)
-    groups = {(cls, rel): _group(layout, cls, PurePosixPath(rel).stem) for cls, rel in found}
+    groups = {(cls, rel): clip_group(rel, cls, layout) for cls, rel in found}
     if split_of is None:
         split_of = _generated_splits(groups, test_fraction)
         unit = {"ucf101": "groups", "hmdb51": "source movies"}.get(layout, "clips")
@@ -410,15 +408,6 @@ def _guess_layout(found: list[tuple[str, str]]) -> str:
         return "ucf101"
     hmdb = sum(bool(re.search(rf"_{re.escape(c)}{_HMDB_TAIL}", s)) for c, s in stems)
     return "hmdb51" if hmdb >= enough else "folders"
-
-
-def _group(layout: str, cls: str, stem: str) -> str:
-    """Clips of one group share actors / scene / movie and must stay on one side of a split."""
-    if layout == "ucf101" and (m := _UCF_NAME.match(stem)):
-        return f"g{int(m['group']):02d}"
-    if layout == "hmdb51" and (m := re.match(rf"^(.*)_{re.escape(cls)}{_HMDB_TAIL}", stem)):
-        return m[1]
-    return stem
 
 
 def _generated_splits(

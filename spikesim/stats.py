@@ -27,6 +27,7 @@ import numpy as np
 
 from .converted import open_dataset
 from .errors import DatasetError
+from .splits import VAL, carve_val
 
 __all__ = ["SpikeStatistics", "compare_statistics", "dataset_statistics", "pick_spread"]
 
@@ -108,7 +109,8 @@ def dataset_statistics(
     max_clips: int | None = None,
     frames: int | None = None,
 ) -> SpikeStatistics:
-    """Measure the clips of ``split`` (None: every clip) of a converted dataset.
+    """Measure the clips of ``split`` (None: every clip) of a converted dataset; ``"val"``
+    without a val split of its own is the default carving from train (``spikesim.carve_val``).
 
     ``max_clips``: use at most this many, spread evenly over the (class-sorted) clips.
     ``frames``: frames read from the start of each clip (None: the shortest clip's length;
@@ -117,6 +119,9 @@ def dataset_statistics(
     ds = open_dataset(path)
     try:
         chosen = ds.indices(split)
+        if split == VAL and not any(c.split == VAL for c in ds.clips):
+            side = carve_val(ds.clips)
+            chosen = [i for i, c in enumerate(ds.clips) if side.get(c.path) == VAL]
         if not chosen:
             present = ", ".join(sorted({c.split for c in ds.clips})) or "none"
             raise DatasetError(f"{path}: no clips in split {split!r} (splits present: {present})")

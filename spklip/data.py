@@ -30,7 +30,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from spikesim import SpikesimError, open_dataset, pick_spread, unpack_frames
+from spikesim import (
+    SpikesimError,
+    ValHoldout,
+    carve_val,
+    open_dataset,
+    pick_spread,
+    unpack_frames,
+)
 
 from .checkpoint import Checkpoint, load_model
 from .device import pick_device
@@ -87,6 +94,11 @@ class SpikeClips(Dataset):
     none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
     (the caption in evaluation). ``seed``: base seed.
 
+    Validation: when the dataset has no ``"val"`` split of its own, ``split="val"`` is carved
+    from the training clips by group (``spikesim.carve_val``) with ``holdout`` (None: the
+    default ``ValHoldout()``, 0.2 of each class's groups, seed 0); with a ``holdout`` given,
+    ``split="train"`` is the rest of the training clips, so the two never share a group.
+
     An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,
     ``text`` str,
     ``index`` int (position in this dataset). Indexing with ``(epoch, i)`` draws the
@@ -108,6 +120,7 @@ class SpikeClips(Dataset):
         templates: Sequence[str] = TEMPLATES,
         bin: int = 1,
         exclude: Sequence[str] = (),
+        holdout: ValHoldout | None = None,
     ) -> None:
         if captions not in CAPTION_MODES:
             raise SpklipError(
@@ -128,6 +141,14 @@ class SpikeClips(Dataset):
         self.height: int = int(ds.height)
         self.width: int = int(ds.width)
         self.flipud: bool = bool(ds.flipud)
+        self.splits = sorted({str(c.split) for c in ds.clips})
+        # The carving in force (None: the manifest's splits as they are).
+        self.holdout: ValHoldout | None = None
+        if split == "val" and "val" not in self.splits:
+            self.holdout = holdout or ValHoldout()
+        elif holdout is not None and split == holdout.from_split and "val" not in self.splits:
+            self.holdout = holdout
+        side = carve_val(ds.clips, self.holdout) if self.holdout is not None else {}
         # Positions in the underlying dataset, so reads go to the right clip.
         unknown = sorted(set(exclude) - set(self.classes))
         if unknown:
@@ -139,10 +160,10 @@ class SpikeClips(Dataset):
         self._source_index = [
             i
             for i, c in enumerate(ds.clips)
-            if (split is None or c.split == split) and c.cls not in self.excluded
+            if (split is None or side.get(c.path, c.split) == split) and c.cls not in self.excluded
         ]
         self.records = [ds.clips[i] for i in self._source_index]
-        self.splits = sorted({str(c.split) for c in ds.clips})
+        self._all_records = list(ds.clips)
         _close(ds)
         if not self.records:
             where = f" in split {split!r} (splits present: {', '.join(self.splits) or 'none'})"
@@ -170,6 +191,10 @@ class SpikeClips(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def all_records(self) -> list[Any]:
+        """Every clip record of the dataset, whatever the split (``ClipRecord``)."""
+        return list(self._all_records)
 
     @property
     def labels(self) -> np.ndarray:
@@ -384,8 +409,14 @@ def checkpoint_dataset(
     model: SPKLIP, checkpoint: Checkpoint, data: str | os.PathLike, **options: Any
 ) -> SpikeClips:
     """The clips of ``data`` read the way ``checkpoint`` was trained: the model's input
-    frames (raw spike frames; the model bins them again by its own ``temporal_bin``) and
-    the run's data-side bin (:func:`data_bin`). ``options`` go to :class:`SpikeClips`."""
+    frames (raw spike frames; the model bins them again by its own ``temporal_bin``), the
+    run's data-side bin (:func:`data_bin`) and, for ``split="val"``, the run's validation
+    carving (its recorded ``val_holdout``: exactly the clips it validated on). ``options``
+    go to :class:`SpikeClips`."""
+    recorded = checkpoint.config.get("val_holdout")
+    # Only "val" means the run's clips: "train" of another dataset (few-shot) is all of it.
+    if recorded is not None and options.get("split") == "val" and options.get("holdout") is None:
+        options["holdout"] = ValHoldout.from_record(recorded)
     return SpikeClips(data, frames=model.config.frames, bin=data_bin(checkpoint.config), **options)
 
 

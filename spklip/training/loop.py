@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from spikesim import write_atomic
+from spikesim import ValHoldout, splits_record, write_atomic, write_json
 
 from ..checkpoint import (
     CHECKPOINTS,
@@ -52,6 +52,8 @@ from ..tokenizer import SpikeTokenizer
 from .optim import lr_factor, param_groups
 
 RESULTS = "results.jsonl"
+SPLITS = "splits.json"  # the carved validation split: settings, val and train clip paths
+BEST = "best.json"  # the epoch with the best validation Top-1 (model selection)
 
 
 @dataclass
@@ -82,7 +84,12 @@ class TrainConfig:
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
     exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
     train_split: str = "train"
-    val_split: str | None = "test"  # quick zero-shot Top-1 after each epoch, if present
+    # Zero-shot Top-1 after each epoch and model selection (OUT/best.json) on this split;
+    # "val" is carved from train_split by group (spikesim.carve_val, recorded in
+    # OUT/splits.json) unless the dataset has its own. The test split is never read.
+    val_split: str | None = "val"
+    val_fraction: float = 0.2  # share of each class's training groups carved into "val"
+    val_seed: int = 0  # seed of that carving (fixed across training seeds: one val set)
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
     device: str | None = None  # None: cuda:LOCAL_RANK when available, else cpu
     progress: bool = True  # tqdm bars (rank 0 only)
@@ -155,6 +162,43 @@ def _gather(t: torch.Tensor, d: _Dist) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _loss_backward(
+    net: torch.nn.Module,
+    model: SPKLIP,
+    batch: dict[str, Any],
+    d: _Dist,
+    loss_options: dict[str, Any],
+    scaler: torch.amp.GradScaler,
+    use_amp: bool,
+) -> dict[str, torch.Tensor]:
+    """Forward this process's share of the global batch, the contrastive loss over the
+    gathered global batch, and its backward: the gradients are those of one process holding
+    the whole global batch (tests/spklip/training/test_ddp.py checks it).
+
+    Why the scaling: every process computes the loss of the global batch, but gradients flow
+    only through its own clips' features, so the encoders' gradients summed over processes
+    are the full gradient, while DDP averages them (1/world of it); ``logit_scale`` enters
+    every process's loss whole, so each holds its full gradient, which the average keeps.
+    Scaling the loss by world and the scale's gradient back by 1/world makes both exact."""
+    spikes = batch["spikes"].to(d.device, non_blocking=True)
+    labels = batch["label"].to(d.device, non_blocking=True)
+    tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
+    tokens = tokens.to(d.device, non_blocking=True)
+    with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
+        feats = net(spikes, tokens)
+        losses = contrastive_loss(
+            _gather(feats["video_features"].float(), d),
+            _gather(feats["text_features"].float(), d),
+            feats["logit_scale"].float(),
+            _gather(labels, d),
+            **loss_options,  # label_aware, reduction ("sum": Eq. 6's, "mean": ours)
+        )
+    scaler.scale(losses["loss"] * d.world).backward()
+    if d.world > 1 and model.logit_scale.grad is not None:
+        model.logit_scale.grad.div_(d.world)
+    return losses
+
+
 def _amp_dtype(device: torch.device) -> torch.dtype:
     if device.type != "cuda":
         return torch.bfloat16
@@ -168,6 +212,20 @@ def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     # Dropout and any other torch draw of this epoch depend on (seed, epoch, rank) only.
     torch.manual_seed((seed * 1_000_003 + epoch * 1009 + rank) % (2**63))
+
+
+def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest ``val_top1`` (the earliest on ties), None without any."""
+    scored = [r for r in rows if "val_top1" in r]
+    return max(scored, key=lambda r: (r["val_top1"], -r["epoch"])) if scored else None
+
+
+def _write_best(out: Path, rows: list[dict[str, Any]]) -> None:
+    best = best_epoch(rows)
+    if best is not None:
+        where = out / CHECKPOINTS / epoch_dir_name(int(best["epoch"]))
+        write_json(out / BEST, {"epoch": best["epoch"], "val_top1": best["val_top1"],
+                                "checkpoint": str(where)})  # fmt: skip
 
 
 def read_results(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -259,14 +317,14 @@ def _resume_settings(config: TrainConfig) -> TrainConfig:
 
 
 def _prune_checkpoints(ckdir: Path, keep: int | None, history: list[dict[str, Any]]) -> None:
-    """Delete epoch folders beyond the newest ``keep``, except the best by ``val_top1``."""
+    """Delete epoch folders beyond the newest ``keep``, except the best by ``val_top1``
+    (:func:`best_epoch`, the one ``best.json`` names)."""
     if keep is None:
         return
     folders = sorted(p for p in ckdir.glob("epoch_*") if p.is_dir() and not p.name.startswith("."))
     kept = {p.name for p in folders[-keep:]}
-    scored = [r for r in history if "val_top1" in r]
-    if scored:
-        best = max(scored, key=lambda r: (r["val_top1"], r["epoch"]))
+    best = best_epoch(history)  # the checkpoint best.json names is never deleted
+    if best is not None:
         kept.add(epoch_dir_name(int(best["epoch"])))
     for folder in folders:
         if folder.name not in kept:
@@ -300,6 +358,15 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
     frames = cfg.frames
     if frames is None:
         frames = cfg.model_overrides.get("frames") or get_model_config(cfg.model).frames
+    holdout = None
+    if cfg.val_split == "val":
+        # A resumed run keeps the clips it validated on, whatever the settings now say.
+        recorded = ckpt.config.get("val_holdout") if ckpt is not None else None
+        holdout = (
+            ValHoldout.from_record(recorded)
+            if recorded
+            else ValHoldout(cfg.val_fraction, cfg.val_seed, from_split=cfg.train_split)
+        )
     train_set = SpikeClips(
         cfg.data,
         frames=frames,
@@ -309,9 +376,15 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         seed=cfg.seed,
         bin=cfg.bin,
         exclude=cfg.exclude_classes,
+        holdout=holdout,
     )
+    holdout = train_set.holdout  # None when the dataset has a "val" split of its own
+    val_record = None
+    if holdout is not None:
+        val_record = splits_record(train_set.all_records(), holdout)
+        holdout = ValHoldout.from_record(val_record)
     val_set = None
-    if cfg.val_split and cfg.val_split in train_set.splits:
+    if cfg.val_split and (cfg.val_split in train_set.splits or holdout is not None):
         val_set = SpikeClips(
             cfg.data,
             frames=frames,
@@ -319,6 +392,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
             augment=False,
             bin=cfg.bin,
             exclude=cfg.exclude_classes,
+            holdout=holdout,
         )
 
     model = _build_model(cfg, train_set, ckpt)
@@ -380,10 +454,14 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
             _write_results(out / RESULTS, history)  # drops rows of epochs after the checkpoint
         else:  # no epoch saved yet: no results file (an empty one would say "trained")
             (out / RESULTS).unlink(missing_ok=True)
+        if val_record is not None:
+            write_json(out / SPLITS, {"data": str(cfg.data), **val_record})
 
     tok_json = model.tokenizer.to_json()
     model_config = model.config.to_dict()
     last_epoch = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+    recipe = get_recipe(cfg.model)
+    loss_options = {"label_aware": cfg.label_aware, "reduction": recipe.reduction}
     for epoch in range(start_epoch, last_epoch + 1):
         t0 = time.perf_counter()
         _seed_epoch(cfg.seed, epoch, d.rank)
@@ -398,22 +476,8 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
             dynamic_ncols=True,
         )
         for batch in bar:
-            spikes = batch["spikes"].to(d.device, non_blocking=True)
-            labels = batch["label"].to(d.device, non_blocking=True)
-            tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
-            tokens = tokens.to(d.device, non_blocking=True)
-            with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
-                feats = net(spikes, tokens)
-                losses = contrastive_loss(
-                    _gather(feats["video_features"].float(), d),
-                    _gather(feats["text_features"].float(), d),
-                    feats["logit_scale"].float(),
-                    _gather(labels, d),
-                    label_aware=cfg.label_aware,
-                    reduction=get_recipe(cfg.model).reduction,  # "sum": Eq. 6's, "mean": ours
-                )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
+            losses = _loss_backward(net, model, batch, d, loss_options, scaler, use_amp)
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -462,12 +526,16 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                     "epoch": epoch,
                     "world_size": d.world,
                     "history": history,
+                    "val_holdout": None
+                    if val_record is None
+                    else {k: v for k, v in val_record.items() if k != "train"},
                 },
                 tokenizer_json=tok_json,
                 train_state=state,
             )
             _write_results(out / RESULTS, history)
             _prune_checkpoints(out / CHECKPOINTS, cfg.keep_last, history)
+            _write_best(out, history)
             if cfg.progress:
                 shown = ", ".join(
                     f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
@@ -480,6 +548,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         "out": str(out),
         "epochs": cfg.epochs,
         "checkpoint": str(last) if last else None,
+        "best": best_epoch(history),
         "results": read_results(out) if d.main else history,
         "train_seconds": round(time.perf_counter() - t_start, 2),
         "world_size": d.world,

@@ -77,11 +77,11 @@ def test_analyze_hsfe_and_domain_gap_write_figures_and_numbers(setup, tmp_path):
         (["energy", "--checkpoint", "{ckpt}", "--data", "{data}"], "corrupt"),
         (["energy", "--checkpoint", "{run}", "--data", "{tmp}/nodata"], "no such dataset"),
         (["energy", "--checkpoint", "{run}", "--data", "{small}"], "8x8"),
-        (["energy", "--checkpoint", "{run}", "--data", "{data}", "--split", "val"], "no clips"),
+        (["energy", "--checkpoint", "{run}", "--data", "{data}", "--split", "dev"], "no clips"),
         (["analyze", "hsfe", "--checkpoint", "{ckpt}", "--data", "{data}"], "corrupt"),
         (["analyze", "hsfe", "--checkpoint", "{run}", "--data", "{small}"], "8x8"),
         (["analyze", "domain-gap", "{data}", "{tmp}/nodata"], "no such folder"),
-        (["analyze", "domain-gap", "{data}", "{data}", "--split", "val"], "no clips in split"),
+        (["analyze", "domain-gap", "{data}", "{data}", "--split", "dev"], "no clips in split"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(setup, tmp_path, capsys, argv, message):

@@ -39,6 +39,13 @@ def test_train_then_eval_from_the_command_line(data, tmp_path):
     assert "trained 1 epochs" in trained.output
     assert (run / "checkpoints" / "epoch_001" / "model.safetensors").is_file()
     assert len((run / "results.jsonl").read_text().splitlines()) == 1
+    assert "best on validation: epoch 1" in trained.output
+    # --split val is the run's own carved validation split (run/splits.json)
+    val = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--data", str(data),
+                                   "--split", "val", "--out", str(tmp_path / "v")])  # fmt: skip
+    assert val.exit_code == 0, val.output
+    splits = json.loads((run / "splits.json").read_text())
+    assert json.loads((tmp_path / "v" / "eval.json").read_text())["clips"] == len(splits["val"])
 
     out = tmp_path / "evaldir"
     evaluated = CliRunner().invoke(
@@ -61,7 +68,7 @@ def test_train_then_eval_from_the_command_line(data, tmp_path):
         (["train", "--data", "{tmp}/missing", "--out", "{tmp}/b"], "no such dataset"),
         (["eval", "--checkpoint", "{tmp}", "--data", "{data}"], "no checkpoint in this folder"),
         (["eval", "--checkpoint", "{tmp}/bad.pt", "--data", "{data}"], "not a spklip checkpoint"),
-        (["eval", "--checkpoint", "{ckpt}", "--data", "{data}", "--split", "val"], "no clips"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "{data}", "--split", "dev"], "no clips"),
         (["eval", "--checkpoint", "{ckpt}", "--data", "{data}"], "corrupt"),
     ],
 )

@@ -170,9 +170,14 @@ def test_split_filter_and_one_line_errors(tmp_path):
     assert len(train) == 4 and len(test) == 2
     assert {r.split for r in test.records} == {"test"}
     assert test.labels.tolist() == [0, 1]
-    with pytest.raises(SpklipError, match="no clips in split 'val'") as info:
-        SpikeClips(root, frames=4, split="val")
+    with pytest.raises(SpklipError, match="no clips in split 'dev'") as info:
+        SpikeClips(root, frames=4, split="dev")
     assert "test, train" in str(info.value)
+    # "val" is carved from train by group (one of each class's two train groups here)
+    val = SpikeClips(root, frames=4, split="val")
+    rest = SpikeClips(root, frames=4, split="train", holdout=val.holdout)
+    assert len(val) == 2 and len(rest) == 2
+    assert not {r.path for r in val.records} & {r.path for r in rest.records}
     with pytest.raises(SpklipError, match="no such dataset"):
         SpikeClips(tmp_path / "nowhere", frames=4)
 

@@ -185,7 +185,7 @@ def test_statistics_of_a_known_pattern(tmp_path):
     with pytest.raises(Exception, match="fewer than"):
         dataset_statistics(a, frames=25)
     with pytest.raises(Exception, match="no clips in split"):
-        dataset_statistics(a, split="val")
+        dataset_statistics(a, split="dev")
     assert pick_spread(10, 3) == [0, 4, 9] and pick_spread(3, 5) == [0, 1, 2]
 
 

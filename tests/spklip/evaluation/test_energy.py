@@ -237,7 +237,7 @@ def test_energy_report_names_and_bad_input(checkpoints, tmp_path) -> None:
     with pytest.raises(SpklipError, match="no such checkpoint"):
         energy_report([tmp_path / "missing"], data)
     with pytest.raises(SpklipError, match="no clips"):
-        energy_report([runs["ann"]], data, split="val")
+        energy_report([runs["ann"]], data, split="dev")
 
 
 def test_inter_layer_share_leaves_out_the_first_layers_input() -> None:

@@ -227,3 +227,22 @@ def test_the_demo_runner_returns_the_report_parts_and_writes_figures(data, tmp_p
     for path in report["figures"].values():
         assert Path(path).stat().st_size > 0
     assert json.loads((tmp_path / "eval.json").read_text())["epoch"] == 1
+
+
+def test_validation_is_carved_from_train_recorded_and_reused_by_eval(data, tmp_path):
+    from spklip.data import SpikeClips
+
+    out = tmp_path / "run"
+    result = train(config(data, out, epochs=1))
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["seed"] == 0 and splits["fraction"] == 0.2 and splits["val"]
+    assert not set(splits["val"]) & set(splits["train"])
+    test_paths = {p for p in SpikeClips(data, frames=4, split="test").records}
+    assert not {r.path for r in test_paths} & set(splits["val"] + splits["train"])
+    # the same carving through SpikeClips, and through the checkpoint in eval
+    assert sorted(r.path for r in SpikeClips(data, frames=4, split="val").records) == splits["val"]
+    assert "val_top1" in result["results"][0] and result["best"]["epoch"] == 1
+    best = json.loads((out / "best.json").read_text())
+    assert best["epoch"] == 1 and Path(best["checkpoint"]).is_dir()
+    ev = evaluate(out, data, "val")
+    assert ev["clips"] == len(splits["val"])
