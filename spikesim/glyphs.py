@@ -168,7 +168,7 @@ def _scene(label: int, rng: np.random.Generator, size: tuple[int, int], margin: 
     (tw, th), _ = cv2.getTextSize(char, font, scale, thick)
     cx = ww / 2 + rng.uniform(-0.12, 0.12) * _SUPER * w
     cy = hh / 2 + rng.uniform(-0.12, 0.12) * _SUPER * h
-    origin = (int(round(cx - tw / 2)), int(round(cy + th / 2)))
+    origin = (round(cx - tw / 2), round(cy + th / 2))
     mask = np.zeros((hh, ww), np.uint8)
     cv2.putText(mask, char, origin, font, scale, 255, thick, cv2.LINE_AA)
     # Background: a level plus smooth texture (random coarse grid, cubic-upsampled).
