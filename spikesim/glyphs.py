@@ -136,13 +136,16 @@ class GlyphSpec:
 class GlyphSample:
     """One scene in three modalities. image float32 (H, W) in [0, 1] (= frames[0]);
     frames float32 (F, H, W) the saccade clip; events `EVENT_DTYPE` (n,) from `dvs`;
-    spikes bool (F * spike_steps, H, W) from `encode`."""
+    spikes bool (F * spike_steps, H, W) from `encode`; sensor_seed: the seed both sensors
+    got (``dvs(frames, seed=sensor_seed)`` and ``encode(frames repeated, seed=sensor_seed)``
+    give back exactly these events and spikes)."""
 
     label: int
     image: np.ndarray
     frames: np.ndarray
     events: np.ndarray
     spikes: np.ndarray
+    sensor_seed: int
 
 
 def _saccade_path(n: int, side: float) -> np.ndarray:
@@ -207,7 +210,7 @@ def render_glyph(label: int, seed: int = 0, index: int = 0, spec: GlyphSpec | No
     spikes = encode(
         np.repeat(frames, spec.spike_steps, axis=0), threshold=spec.spike_threshold, seed=sub
     )
-    return GlyphSample(label, frames[0].copy(), frames, events, spikes)
+    return GlyphSample(label, frames[0].copy(), frames, events, spikes, sub)
 
 
 def spike_rate_frame(spikes: np.ndarray, threshold: float) -> np.ndarray:
