@@ -23,7 +23,15 @@ from torch import nn
 from .. import metrics
 from ..errors import SpklipError
 
-__all__ = ["encode_frames", "few_shot", "retrieval", "zero_shot"]
+__all__ = [
+    "encode_frames",
+    "few_shot",
+    "plot_summary",
+    "report_markdown",
+    "retrieval",
+    "summarize",
+    "zero_shot",
+]
 
 
 @torch.no_grad()
@@ -142,3 +150,130 @@ def retrieval(
     for k in ks:
         out[f"text_to_event_R@{k}"] = te[f"t2v_R@{k}"]
     return out
+
+
+def _mean_sd(values: Sequence[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def summarize(results: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Per-seed result dicts (``spklip.training.distill.run_experiment``) -> every numeric
+    leaf as ``{"path/to/metric": {"mean", "sd" (sample sd, 0 for one seed), "n"}}``; a
+    metric missing from some seeds is summarised over the seeds that have it."""
+    if not results:
+        raise SpklipError("summarize needs at least one result")
+    flats = [_flat({k: v for k, v in r.items() if k != "seed"}) for r in results]
+    keys = sorted({k for f in flats for k in f})
+    return {k: _mean_sd([f[k] for f in flats if k in f]) for k in keys}
+
+
+def _pm(summary: dict, key: str, pct: bool = True) -> str:
+    s = summary.get(key)
+    if s is None:
+        return "-"
+    scale = 100.0 if pct else 1.0
+    return f"{s['mean'] * scale:.1f} ± {s['sd'] * scale:.1f}"
+
+
+def report_markdown(
+    summary: dict, ablations: Sequence[str], shots: Sequence[int], header: str
+) -> str:
+    """The demo's report.md: ablation table, spikes beside events, few-shot, retrieval."""
+    lines = [header, "", "## Loss ablation (event encoder, held-out classes), % mean ± sd", ""]
+    lines += [
+        "| training | unseen Top-1 (unseen prompts) | unseen Top-5 | unseen Top-1 (all prompts)"
+        " | all Top-5 |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ablations:
+        p = f"events/{name}/"
+        lines.append(
+            f"| {name} | {_pm(summary, p + 'unseen_top1')} | {_pm(summary, p + 'unseen_top5')} | "
+            f"{_pm(summary, p + 'all_top1')} | {_pm(summary, p + 'all_top5')} |"
+        )
+    lines += ["", "## Teacher and spike encoder (same held-out classes), %", ""]
+    lines += [
+        "| encoder / input | unseen Top-1 (unseen prompts) | unseen Top-1 (all prompts) |",
+        "|---|---|---|",
+    ]
+    rows = [("teacher f_I / still images", "teacher_images/")]
+    rows += [(f"f_E {ablations[-1]} / events", f"events/{ablations[-1]}/")]
+    rows += [("f_I / spike-rate frames (no training)", "spikes/f_I on spikes (no training)/")]
+    rows += [("f_S full / spike-rate frames", "spikes/full/")]
+    for label, p in rows:
+        lines.append(
+            f"| {label} | {_pm(summary, p + 'unseen_top1')} | {_pm(summary, p + 'all_top1')} |"
+        )
+    lines += [
+        "",
+        "## Few-shot (prototype classifier on frozen features, held-out classes), % Top-1",
+        "",
+    ]
+    lines += [
+        "| encoder | " + " | ".join(f"K={k}" for k in shots) + " |",
+        "|---|" + "---|" * len(shots),
+    ]
+    for label, p in [(f"events: {n}", f"events/{n}/") for n in ablations] + [
+        ("spikes: f_S full", "spikes/full/")
+    ]:
+        cells = [_pm(summary, f"{p}few_shot_top1/{k}") for k in shots]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Cross-modal retrieval (held-out-class test set, full-loss f_E, f_I, f_S, f_T), %",
+        "",
+    ]
+    lines += ["| query -> gallery | R@1 | R@5 | R@10 |", "|---|---|---|---|"]
+    for pair in ("event_to_image", "image_to_event", "text_to_event", "event_to_spike"):
+        cells = [_pm(summary, f"retrieval/{pair}_R@{k}") for k in (1, 5, 10)]
+        lines.append(f"| {pair.replace('_to_', ' -> ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(summary: dict, ablations: Sequence[str], shots: Sequence[int], path) -> None:
+    """Two panels: unseen-class Top-1 of each ablation (bars, sd error bars) and the few-shot
+    curves of f_I-on-events, the full-loss f_E and f_S. Written with ``save_figure``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import save_figure
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    means = [100 * summary[f"events/{n}/unseen_top1"]["mean"] for n in ablations]
+    sds = [100 * summary[f"events/{n}/unseen_top1"]["sd"] for n in ablations]
+    a.bar(range(len(ablations)), means, yerr=sds, capsize=4, color="#4c72b0")
+    a.set_xticks(range(len(ablations)), [n.replace(" (", "\n(") for n in ablations], fontsize=7)
+    a.set_ylabel("unseen-class Top-1 (%)")
+    a.set_title("Loss ablation: events, held-out classes")
+    curves = [
+        ("f_I on events", f"events/{ablations[0]}/"),
+        ("f_E full", f"events/{ablations[-1]}/"),
+        ("f_S full (spikes)", "spikes/full/"),
+    ]
+    for label, p in curves:
+        keys = [f"{p}few_shot_top1/{k}" for k in shots]
+        if all(k in summary for k in keys):
+            m = np.array([100 * summary[k]["mean"] for k in keys])
+            s = np.array([100 * summary[k]["sd"] for k in keys])
+            b.errorbar(shots, m, yerr=s, marker="o", capsize=3, label=label)
+    b.set_xscale("log", base=2)
+    b.set_xticks(list(shots), [str(k) for k in shots])
+    b.set_xlabel("shots per class (K)")
+    b.set_ylabel("Top-1 (%)")
+    b.set_title("Few-shot, prototype classifier")
+    b.legend()
+    save_figure(fig, path)

@@ -110,9 +110,9 @@ def _shift(x: torch.Tensor, rng: np.random.Generator, px: int) -> torch.Tensor:
 def _text_features(
     teacher: ImageTextTeacher, prompts: list[list[str]]
 ) -> Callable[[int], torch.Tensor]:
-    """template j -> normalised (C, D) class text features with gradient to the trainable
-    text parameters. A frozen MiniLM body gives the same pooled features every step, so
-    those are computed once and only the projection runs per step."""
+    """template j -> centred (over the C classes), normalised (C, D) class text features with
+    gradient to the trainable text parameters. A frozen MiniLM body gives the same pooled
+    features every step, so those are computed once and only the projection runs per step."""
     from ..minilm import MiniLMTextEncoder
 
     enc = teacher.text_encoder
@@ -121,17 +121,26 @@ def _text_features(
         and enc.first_trained == len(enc.bert.layers)
         and enc.adapter is None
     ):
-        return lambda j: teacher.encode_text([p[j] for p in prompts])
-    with torch.no_grad():
-        pooled = [
-            enc.features(
-                trim_padding(
-                    teacher.tokenizer.encode_batch([p[j] for p in prompts], teacher.context_length)
+        raw = lambda j: teacher.raw_text([p[j] for p in prompts])  # noqa: E731
+    else:
+        with torch.no_grad():
+            pooled = [
+                enc.features(
+                    trim_padding(
+                        teacher.tokenizer.encode_batch(
+                            [p[j] for p in prompts], teacher.context_length
+                        )
+                    )
                 )
-            )
-            for j in range(len(prompts[0]))
-        ]
-    return lambda j: F.normalize(enc.projection(pooled[j]), dim=-1)
+                for j in range(len(prompts[0]))
+            ]
+        raw = lambda j: enc.projection(pooled[j])  # noqa: E731
+
+    def text(j: int) -> torch.Tensor:
+        r = raw(j)
+        return F.normalize(r - r.mean(dim=0), dim=-1)
+
+    return text
 
 
 def train_teacher(
@@ -283,56 +292,85 @@ def run_experiment(
     config: ExperimentConfig = ExperimentConfig(),
     *,
     seed: int = 0,
+    data_seed: int | None = None,
+    shared: dict | None = None,
+    keep: dict | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything for one seed; returns a JSON-able dict (see the module docstring)."""
+    """Everything for one seed; returns a JSON-able dict (see the module docstring).
+
+    ``seed`` draws the held-out classes and seeds every student. ``data_seed`` (default:
+    ``seed``) renders the glyphs and seeds the teacher; the teacher sees all classes, so it
+    does not depend on the split, and ``shared`` (a dict the caller keeps across calls) lets
+    seeds with one ``data_seed`` reuse its data and teacher. ``keep``: if given, receives the
+    trained "teacher" and the last "student"."""
     t_start = time.perf_counter()
     say = log or (lambda s: None)
+    data_seed = seed if data_seed is None else data_seed
+    shared = {} if shared is None else shared
     all_classes = list(range(len(GLYPH_CLASSES)))
     seen, unseen = split_classes(len(all_classes), config.n_unseen, seed)
     if config.validation:  # pseudo-unseen classes carved from the seen ones; test classes unused
-        seen, unseen = split_classes(len(seen), config.n_unseen, seed + 1000)
-        seen_all = [
-            c
-            for c in all_classes
-            if c not in split_classes(len(all_classes), config.n_unseen, seed)[1]
-        ]
+        seen_all = seen
+        seen, unseen = split_classes(len(seen_all), config.n_unseen, seed + 1000)
         seen, unseen = [seen_all[i] for i in seen], [seen_all[i] for i in unseen]
         all_classes = seen_all
-    train = make_glyph_set(all_classes, config.train_per_class, seed=seed, spec=config.spec)
-    test = make_glyph_set(
-        unseen,
+    key = (
+        data_seed,
+        tuple(all_classes),
+        repr(config.spec),
+        repr(config.teacher),
+        config.train_per_class,
         config.test_per_class,
-        seed=seed,
-        first_index=config.train_per_class,
-        spec=config.spec,
     )
-    say(
-        f"data: {len(train)} train, {len(test)} test samples "
-        f"({time.perf_counter() - t_start:.0f} s)"
-    )
-    prompts = glyph_prompts(all_classes)
-    local = {c: i for i, c in enumerate(all_classes)}  # class index -> row of prompts
+    if key not in shared:
+        t0 = time.perf_counter()
+        train = make_glyph_set(
+            all_classes, config.train_per_class, seed=data_seed, spec=config.spec
+        )
+        test = make_glyph_set(
+            all_classes,
+            config.test_per_class,
+            seed=data_seed,
+            first_index=config.train_per_class,
+            spec=config.spec,
+        )
+        say(
+            f"data: {len(train)} train, {len(test)} test samples ({time.perf_counter() - t0:.0f} s)"
+        )
+        local = {c: i for i, c in enumerate(all_classes)}  # class index -> row of prompts
 
-    def relabel(d: GlyphSet) -> GlyphSet:
-        return replace(d, labels=np.array([local[int(c)] for c in d.labels]))
+        def relabel(d: GlyphSet) -> GlyphSet:
+            return replace(d, labels=np.array([local[int(c)] for c in d.labels]))
 
-    train_l, test_l = relabel(train), relabel(test)
+        train, test = relabel(train), relabel(test)
+        t0 = time.perf_counter()
+        teacher = train_teacher(
+            train.images,
+            train.labels,
+            glyph_prompts(all_classes),
+            config.teacher,
+            seed=data_seed,
+            log=log,
+        )
+        shared[key] = (local, train, test, teacher, time.perf_counter() - t0)
+    local, train_l, test_all, teacher, t_teacher = shared[key]
     seen_l, unseen_l = [local[c] for c in seen], [local[c] for c in unseen]
-    t0 = time.perf_counter()
-    teacher = train_teacher(
-        train_l.images, train_l.labels, prompts, config.teacher, seed=seed, log=log
-    )
-    t_teacher = time.perf_counter() - t0
+    test_l = test_all.subset(np.isin(test_all.labels, unseen_l))
     is_seen = np.isin(train_l.labels, seen_l)
     seen_train, support = train_l.subset(is_seen), train_l.subset(~is_seen)
     result: dict[str, Any] = {
         "seed": seed,
+        "data_seed": data_seed,
         "seen_classes": [GLYPH_CLASSES[c][0] for c in seen],
         "unseen_classes": [GLYPH_CLASSES[c][0] for c in unseen],
         "text_tower": text_config(config.teacher.text).encoder,
         "teacher_seconds": t_teacher,
+        "train_samples": {"teacher_images": len(train_l), "student_seen": len(seen_train)},
+        "test_samples": len(test_l),
     }
+    if keep is not None:
+        keep["teacher"] = teacher
     img_feats = encode_frames(teacher.image_encoder, test_l.images)
     result["teacher_images"] = zero_shot(
         img_feats, test_l.labels, teacher.class_text.numpy(), unseen_l
@@ -362,6 +400,8 @@ def run_experiment(
         res["seconds"] = time.perf_counter() - t0
         result["events"][name] = res
         encoders[name] = (enc, feats)
+        if keep is not None and weights is not None:
+            keep["student"] = enc
         say(f"events / {name}: unseen top1 {res['unseen_top1']:.3f} all top1 {res['all_top1']:.3f}")
     if config.spikes:
         t0 = time.perf_counter()
@@ -384,6 +424,8 @@ def run_experiment(
         )
         res["seconds"] = time.perf_counter() - t0
         result["spikes"] = {"f_I on spikes (no training)": direct, "full": res}
+        if keep is not None:
+            keep["student"] = f_s
         say(f"spikes / full: unseen top1 {res['unseen_top1']:.3f}")
         if FULL in encoders:
             result["retrieval"] = retrieval(
