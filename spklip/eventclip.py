@@ -120,8 +120,7 @@ class ImageTextTeacher(nn.Module):
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.context_length = context_length
-        # Start at temperature 0.03: at 0.07 (CLIP) the cosine logits of a fresh CNN barely differ.
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.03)))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's start
         self.register_buffer("class_text", torch.zeros(0, image_encoder.embed_dim))
         self.register_buffer("text_center", torch.zeros(image_encoder.embed_dim))
 

@@ -73,8 +73,8 @@ class TeacherConfig:
     """f_I width / embedding size and its image-text training."""
 
     embed_dim: int = 128
-    width: int = 16
-    epochs: int = 6
+    width: int = 32
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -87,7 +87,7 @@ class DistillConfig:
 
     epochs: int = 8
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 2e-4
     weight_decay: float = 1e-4
     shift_px: int = 1  # random translation of the student's input (teacher targets unshifted)
 
@@ -262,7 +262,7 @@ class ExperimentConfig:
     touch the real unseen classes (for choosing hyperparameters)."""
 
     n_unseen: int = 8
-    train_per_class: int = 80
+    train_per_class: int = 40
     test_per_class: int = 20
     spec: GlyphSpec = field(default_factory=GlyphSpec)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
