@@ -35,7 +35,7 @@ demo: install
 
 # The event-CLIP system on rendered glyphs: runs/demo-events/report.json, report.md, ablation.png.
 demo-events: install
-	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
 bench: install
 	$(PY) -m benchmarks.bench_core

@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default=",".join(map(str, DEMO_SEEDS)), help="comma-separated")
     ap.add_argument("--out", default="runs/demo-events", help="output folder")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if (out / "report.json").exists() and not args.overwrite:
+        raise SystemExit(f"error: {out / 'report.json'} exists; pass --overwrite to replace it")
     config = ExperimentConfig()
     t0 = time.perf_counter()
     load_start = os.getloadavg()
