@@ -17,7 +17,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo demo-events bench clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ test: lint
 
 demo: install
 	$(PY) -m scripts.demo
+
+# The event-CLIP system on rendered glyphs: runs/demo-events/report.json, report.md, ablation.png.
+demo-events: install
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
 bench: install
 	$(PY) -m benchmarks.bench_core

@@ -38,6 +38,18 @@ from .events import (
 )
 from .executors import EXECUTORS, check_executor
 from .files import AtomicOutput, read_text, temp_name, write_atomic, write_json
+from .glyphs import (
+    GLYPH_CLASSES,
+    GLYPH_TEMPLATES,
+    GlyphSample,
+    GlyphSet,
+    GlyphSpec,
+    glyph_names,
+    glyph_prompts,
+    make_glyph_set,
+    render_glyph,
+    spike_rate_frame,
+)
 from .interpolate import Interpolator, available_methods, interpolate, register_method
 from .noise import NOISE_PRESETS, NoiseModel, resolve_noise
 from .pipeline import convert_clip
@@ -56,6 +68,8 @@ __all__ = [
     "DVS_PRESETS",
     "EVENT_DTYPE",
     "EXECUTORS",
+    "GLYPH_CLASSES",
+    "GLYPH_TEMPLATES",
     "NOISE_PRESETS",
     "VIDEO_SUFFIXES",
     "AtomicOutput",
@@ -77,6 +91,9 @@ __all__ = [
     "FrameView",
     "FrameWriter",
     "GapStream",
+    "GlyphSample",
+    "GlyphSet",
+    "GlyphSpec",
     "Interpolator",
     "NoiseModel",
     "NpyWriter",
@@ -109,10 +126,13 @@ __all__ = [
     "format_size",
     "frame_change",
     "frame_times",
+    "glyph_names",
+    "glyph_prompts",
     "interpolate",
     "iter_frames",
     "iter_tfi",
     "iter_tfp",
+    "make_glyph_set",
     "mel_filterbank",
     "mel_spectrogram",
     "merge_shards",
@@ -133,11 +153,13 @@ __all__ = [
     "read_video",
     "register_method",
     "render_clip",
+    "render_glyph",
     "resolve_dvs",
     "resolve_noise",
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "spike_rate_frame",
     "splits_record",
     "stft_spectrogram",
     "stretch",

@@ -270,3 +270,36 @@ def plot_noise_curve(results: Mapping[str, Any], path: str | os.PathLike) -> Pat
     ax.set_title(f"Noise robustness (mean ± sd over {len(results['seeds'])} seeds)")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_distill_summary(
+    summary: dict, ablations: Sequence[str], shots: Sequence[int], path: str | os.PathLike
+) -> Path:
+    """The event-CLIP demo's figure (``spklip.evaluation.distill.summarize``). Two panels:
+    unseen-class Top-1 of each ablation (bars, sd error bars) and the few-shot
+    curves of f_I-on-events, the full-loss f_E and f_S. Written with ``save_figure``."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    means = [100 * summary[f"events/{n}/unseen_top1"]["mean"] for n in ablations]
+    sds = [100 * summary[f"events/{n}/unseen_top1"]["sd"] for n in ablations]
+    a.bar(range(len(ablations)), means, yerr=sds, capsize=4, color="#4c72b0")
+    a.set_xticks(range(len(ablations)), [n.replace(" (", "\n(") for n in ablations], fontsize=7)
+    a.set_ylabel("unseen-class Top-1 (%)")
+    a.set_title("Loss ablation: events, held-out classes")
+    curves = [
+        ("f_I on events", f"events/{ablations[0]}/"),
+        ("f_E full", f"events/{ablations[-1]}/"),
+        ("f_S full (spikes)", "spikes/full/"),
+    ]
+    for label, p in curves:
+        keys = [f"{p}few_shot_top1/{k}" for k in shots]
+        if all(k in summary for k in keys):
+            m = np.array([100 * summary[k]["mean"] for k in keys])
+            s = np.array([100 * summary[k]["sd"] for k in keys])
+            b.errorbar(shots, m, yerr=s, marker="o", capsize=3, label=label)
+    b.set_xscale("log", base=2)
+    b.set_xticks(list(shots), [str(k) for k in shots])
+    b.set_xlabel("shots per class (K)")
+    b.set_ylabel("Top-1 (%)")
+    b.set_title("Few-shot, prototype classifier")
+    b.legend()
+    return save_figure(fig, path)

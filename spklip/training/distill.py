@@ -1,0 +1,435 @@
+"""Training of the event-CLIP system on the rendered glyph set (`spikesim.make_glyph_set`).
+
+1. `train_teacher`: f_I (`GlyphCNN`) and the text tower's trainable part learn image-text
+   alignment on still images of ALL classes: cross-entropy of each image against the prompts
+   of every class (a random template per step; CLIP's loss when the texts are class prompts),
+   with a learned logit scale. Then the teacher is frozen and its class text embeddings are
+   the template ensembles.
+2. `distill`: f_E (or the spike encoder f_S) starts as a copy of f_I and trains on the event
+   (spike) frames of the SEEN classes with `spklip.eventclip.distill_loss`; the teacher's
+   image features of the paired images are computed once (f_I is frozen, so they never change).
+3. `run_experiment`: one seed end to end: data, teacher, the loss ablation on events, the spike
+   encoder, zero-shot / few-shot / retrieval on the held-out classes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spikesim import GLYPH_CLASSES, GlyphSet, GlyphSpec, glyph_prompts, make_glyph_set
+
+from ..errors import SpklipError
+from ..evaluation.distill import encode_frames, few_shot, retrieval, zero_shot
+from ..eventclip import GlyphCNN, ImageTextTeacher, LossWeights, distill_loss, student_from_teacher
+from ..text import TextConfig, build_text_encoder, default_tokenizer, trim_padding
+
+__all__ = [
+    "ABLATIONS",
+    "DistillConfig",
+    "ExperimentConfig",
+    "TeacherConfig",
+    "distill",
+    "run_experiment",
+    "split_classes",
+    "text_config",
+    "train_teacher",
+]
+
+# The loss ablation of the paper's Fig. 4 (the first row trains nothing: f_I on events).
+ABLATIONS: dict[str, LossWeights | None] = {
+    "f_I on events (no training)": None,
+    "L_pred only": LossWeights(ct=0.0, kl=0.0, zs=0.0, pred=1.0),
+    "L_ct": LossWeights(ct=1.0, kl=0.0, zs=0.0),
+    "L_ct + L_kl": LossWeights(ct=1.0, kl=1.0, zs=0.0),
+    "full (L_ct + L_kl + 0.1 L_zs)": LossWeights(ct=1.0, kl=1.0, zs=0.1),
+}
+FULL = "full (L_ct + L_kl + 0.1 L_zs)"
+
+
+def text_config(tower: str = "auto") -> TextConfig:
+    """The teacher's text tower: ``"minilm"`` (frozen MiniLM, trainable projection),
+    ``"transformer"`` (a 2-layer byte-token transformer trained from scratch) or ``"auto"``
+    (MiniLM when its package is installed)."""
+    if tower == "auto":
+        from ..minilm import minilm_available
+
+        tower = "minilm" if minilm_available() else "transformer"
+    if tower == "minilm":
+        return TextConfig(encoder="minilm", tokenizer="minilm", context_length=32, pool="mean")
+    if tower == "transformer":
+        return TextConfig(context_length=64, width=128, heads=4, layers=2, pool="mean")
+    raise SpklipError(f"text tower {tower!r}; choose auto, minilm or transformer")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """f_I width / embedding size and its image-text training."""
+
+    embed_dim: int = 128
+    width: int = 32
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    text: str = "auto"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Student training (same for every ablation)."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    shift_px: int = 1  # random translation of the student's input (teacher targets unshifted)
+
+
+def _steps(n: int, batch: int, rng: np.random.Generator, epochs: int):
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            yield order[i : i + batch]
+
+
+def _shift(x: torch.Tensor, rng: np.random.Generator, px: int) -> torch.Tensor:
+    """Roll the whole batch by one random (dy, dx) in [-px, px] (cheap translation jitter)."""
+    if px == 0:
+        return x
+    dy, dx = (int(v) for v in rng.integers(-px, px + 1, size=2))
+    return torch.roll(x, shifts=(dy, dx), dims=(1, 2))
+
+
+def _text_features(
+    teacher: ImageTextTeacher, prompts: list[list[str]]
+) -> Callable[[int], torch.Tensor]:
+    """template j -> centred (over the C classes), normalised (C, D) class text features with
+    gradient to the trainable text parameters. A frozen MiniLM body gives the same pooled
+    features every step, so those are computed once and only the projection runs per step."""
+    from ..minilm import MiniLMTextEncoder
+
+    enc = teacher.text_encoder
+    if not (
+        isinstance(enc, MiniLMTextEncoder)
+        and enc.first_trained == len(enc.bert.layers)
+        and enc.adapter is None
+    ):
+        raw = lambda j: teacher.raw_text([p[j] for p in prompts])  # noqa: E731
+    else:
+        with torch.no_grad():
+            pooled = [
+                enc.features(
+                    trim_padding(
+                        teacher.tokenizer.encode_batch(
+                            [p[j] for p in prompts], teacher.context_length
+                        )
+                    )
+                )
+                for j in range(len(prompts[0]))
+            ]
+        raw = lambda j: enc.projection(pooled[j])  # noqa: E731
+
+    def text(j: int) -> torch.Tensor:
+        r = raw(j)
+        return F.normalize(r - r.mean(dim=0), dim=-1)
+
+    return text
+
+
+def train_teacher(
+    images: np.ndarray,
+    labels: np.ndarray,
+    prompts: list[list[str]],
+    config: TeacherConfig = TeacherConfig(),
+    *,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> ImageTextTeacher:
+    """images float32 (N, H, W), labels int (N,) indexing ``prompts`` (C classes x templates).
+    Returns the frozen teacher with ``class_text`` (C, D) set."""
+    if len(images) != len(labels) or len(images) == 0:
+        raise SpklipError("train_teacher needs as many labels as images, at least one")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tcfg = text_config(config.text)
+    tokenizer = default_tokenizer(tcfg)
+    teacher = ImageTextTeacher(
+        GlyphCNN(config.embed_dim, config.width),
+        build_text_encoder(tcfg, config.embed_dim),
+        tokenizer,
+        tcfg.context_length,
+    )
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    x_all, y_all = torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.int64))
+    n_templates = len(prompts[0])
+    text_of = _text_features(teacher, prompts)
+    steps = list(_steps(len(images), min(config.batch_size, len(images)), rng, config.epochs))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, config.lr, total_steps=len(steps), pct_start=0.15
+    )
+    teacher.train()
+    for i, idx in enumerate(steps):
+        j = int(rng.integers(n_templates))
+        text = text_of(j)
+        img = teacher.encode_image(_shift(x_all[idx], rng, 2))
+        loss = F.cross_entropy(teacher.logit_scale * img @ text.t(), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log and (i % 50 == 0 or i == len(steps) - 1):
+            log(f"teacher step {i + 1}/{len(steps)} loss {loss.item():.3f}")
+    teacher.freeze()
+    teacher.set_class_text(prompts)
+    return teacher
+
+
+def distill(
+    teacher: ImageTextTeacher,
+    inputs: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[int],
+    weights: LossWeights,
+    config: DistillConfig = DistillConfig(),
+    *,
+    seed: int = 0,
+    shuffle_pairs: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> GlyphCNN:
+    """Train f_E from f_I on ``inputs`` float32 (N, H, W) (event or spike frames) paired with
+    ``images`` (N, H, W); ``labels`` (N,) are global class indices, all in ``classes`` (the
+    seen classes: L_zs and L_pred use only their prompts). ``shuffle_pairs``: pair each input
+    with a random other image (a control that must not learn). Returns the student (eval)."""
+    if not (len(inputs) == len(images) == len(labels)) or len(inputs) == 0:
+        raise SpklipError("distill needs inputs, images and labels of one non-zero length")
+    classes = [int(c) for c in classes]
+    where = {c: i for i, c in enumerate(classes)}
+    if not set(np.asarray(labels).tolist()) <= set(where):
+        raise SpklipError("distill: every label must be one of the training classes given")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    student = student_from_teacher(teacher)
+    img_feat = torch.from_numpy(encode_frames(teacher.image_encoder, images))
+    if shuffle_pairs:
+        img_feat = img_feat[torch.from_numpy(rng.permutation(len(img_feat)))]
+    class_text = teacher.class_text[classes].detach()
+    y = torch.tensor([where[int(c)] for c in labels])
+    x_all = torch.from_numpy(inputs)
+    scale = teacher.logit_scale.detach()
+    opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = list(_steps(len(inputs), min(config.batch_size, len(inputs)), rng, config.epochs))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, config.lr, total_steps=len(steps), pct_start=0.1
+    )
+    for i, idx in enumerate(steps):
+        s = F.normalize(student(_shift(x_all[idx], rng, config.shift_px)), dim=-1)
+        parts = distill_loss(s, img_feat[idx], class_text, y[idx], scale, weights)
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        opt.step()
+        sched.step()
+        if log and (i % 50 == 0 or i == len(steps) - 1):
+            text = " ".join(f"{k} {v.item():.3f}" for k, v in parts.items())
+            log(f"distill step {i + 1}/{len(steps)} {text}")
+    return student.eval()
+
+
+def split_classes(n_classes: int, n_unseen: int, seed: int) -> tuple[list[int], list[int]]:
+    """(seen, unseen) class indices: a seeded random choice of ``n_unseen`` held-out classes."""
+    if not 1 <= n_unseen < n_classes:
+        raise SpklipError(f"n_unseen must be in [1, {n_classes - 1}], got {n_unseen}")
+    order = np.random.default_rng([seed, 12]).permutation(n_classes)
+    unseen = sorted(int(c) for c in order[:n_unseen])
+    return [c for c in range(n_classes) if c not in unseen], unseen
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One seed of the whole study. ``train_per_class`` samples of each class train the
+    teacher (images) and, for seen classes, the students (events / spikes); samples
+    ``train_per_class ..`` (``test_per_class`` of them) of the unseen classes are the test
+    set; few-shot support is drawn from the unseen classes' training samples (never
+    distilled on). ``validation``: hold out ``n_unseen`` of the SEEN classes instead and never
+    touch the real unseen classes (for choosing hyperparameters)."""
+
+    n_unseen: int = 8
+    train_per_class: int = 40
+    test_per_class: int = 20
+    spec: GlyphSpec = field(default_factory=GlyphSpec)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: DistillConfig = field(default_factory=DistillConfig)
+    ablations: tuple[str, ...] = tuple(ABLATIONS)
+    spikes: bool = True
+    shots: tuple[int, ...] = (1, 2, 4, 8)
+    validation: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spec"] = {k: v for k, v in d["spec"].items() if not k.startswith("_")}
+        return d
+
+
+def _evaluate(
+    encoder, data: GlyphSet, modality: str, teacher, unseen, support: GlyphSet, shots, seed
+):
+    feats = encode_frames(encoder, data.modality(modality))
+    out = zero_shot(feats, data.labels, teacher.class_text.numpy(), unseen)
+    sup = encode_frames(encoder, support.modality(modality))
+    out["few_shot_top1"] = few_shot(sup, support.labels, feats, data.labels, shots, seed=seed)
+    return out, feats
+
+
+def run_experiment(
+    config: ExperimentConfig = ExperimentConfig(),
+    *,
+    seed: int = 0,
+    data_seed: int | None = None,
+    shared: dict | None = None,
+    keep: dict | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Everything for one seed; returns a JSON-able dict (see the module docstring).
+
+    ``seed`` draws the held-out classes and seeds every student. ``data_seed`` (default:
+    ``seed``) renders the glyphs and seeds the teacher; the teacher sees all classes, so it
+    does not depend on the split, and ``shared`` (a dict the caller keeps across calls) lets
+    seeds with one ``data_seed`` reuse its data and teacher. ``keep``: if given, receives the
+    trained "teacher" and the last "student"."""
+    t_start = time.perf_counter()
+    say = log or (lambda s: None)
+    data_seed = seed if data_seed is None else data_seed
+    shared = {} if shared is None else shared
+    all_classes = list(range(len(GLYPH_CLASSES)))
+    seen, unseen = split_classes(len(all_classes), config.n_unseen, seed)
+    if config.validation:  # pseudo-unseen classes carved from the seen ones; test classes unused
+        seen_all = seen
+        seen, unseen = split_classes(len(seen_all), config.n_unseen, seed + 1000)
+        seen, unseen = [seen_all[i] for i in seen], [seen_all[i] for i in unseen]
+        all_classes = seen_all
+    key = (
+        data_seed,
+        tuple(all_classes),
+        repr(config.spec),
+        repr(config.teacher),
+        config.train_per_class,
+        config.test_per_class,
+    )
+    if key not in shared:
+        t0 = time.perf_counter()
+        train = make_glyph_set(
+            all_classes, config.train_per_class, seed=data_seed, spec=config.spec
+        )
+        test = make_glyph_set(
+            all_classes,
+            config.test_per_class,
+            seed=data_seed,
+            first_index=config.train_per_class,
+            spec=config.spec,
+        )
+        say(
+            f"data: {len(train)} train, {len(test)} test samples ({time.perf_counter() - t0:.0f} s)"
+        )
+        local = {c: i for i, c in enumerate(all_classes)}  # class index -> row of prompts
+
+        def relabel(d: GlyphSet) -> GlyphSet:
+            return replace(d, labels=np.array([local[int(c)] for c in d.labels]))
+
+        train, test = relabel(train), relabel(test)
+        t0 = time.perf_counter()
+        teacher = train_teacher(
+            train.images,
+            train.labels,
+            glyph_prompts(all_classes),
+            config.teacher,
+            seed=data_seed,
+            log=log,
+        )
+        shared[key] = (local, train, test, teacher, time.perf_counter() - t0)
+    local, train_l, test_all, teacher, t_teacher = shared[key]
+    seen_l, unseen_l = [local[c] for c in seen], [local[c] for c in unseen]
+    test_l = test_all.subset(np.isin(test_all.labels, unseen_l))
+    is_seen = np.isin(train_l.labels, seen_l)
+    seen_train, support = train_l.subset(is_seen), train_l.subset(~is_seen)
+    result: dict[str, Any] = {
+        "seed": seed,
+        "data_seed": data_seed,
+        "seen_classes": [GLYPH_CLASSES[c][0] for c in seen],
+        "unseen_classes": [GLYPH_CLASSES[c][0] for c in unseen],
+        "text_tower": text_config(config.teacher.text).encoder,
+        "teacher_seconds": t_teacher,
+        "train_samples": {"teacher_images": len(train_l), "student_seen": len(seen_train)},
+        "test_samples": len(test_l),
+    }
+    if keep is not None:
+        keep["teacher"] = teacher
+    img_feats = encode_frames(teacher.image_encoder, test_l.images)
+    result["teacher_images"] = zero_shot(
+        img_feats, test_l.labels, teacher.class_text.numpy(), unseen_l
+    )
+    result["events"] = {}
+    encoders = {}
+    for name in config.ablations:
+        weights = ABLATIONS[name]
+        t0 = time.perf_counter()
+        if weights is None:
+            enc = teacher.image_encoder
+        else:
+            enc = distill(
+                teacher,
+                seen_train.events,
+                seen_train.images,
+                seen_train.labels,
+                seen_l,
+                weights,
+                config.student,
+                seed=seed,
+                log=log,
+            )
+        res, feats = _evaluate(
+            enc, test_l, "events", teacher, unseen_l, support, config.shots, seed
+        )
+        res["seconds"] = time.perf_counter() - t0
+        result["events"][name] = res
+        encoders[name] = (enc, feats)
+        if keep is not None and weights is not None:
+            keep["student"] = enc
+        say(f"events / {name}: unseen top1 {res['unseen_top1']:.3f} all top1 {res['all_top1']:.3f}")
+    if config.spikes:
+        t0 = time.perf_counter()
+        f_s = distill(
+            teacher,
+            seen_train.spikes,
+            seen_train.images,
+            seen_train.labels,
+            seen_l,
+            ABLATIONS[FULL],
+            config.student,
+            seed=seed,
+            log=log,
+        )
+        res, spk_feats = _evaluate(
+            f_s, test_l, "spikes", teacher, unseen_l, support, config.shots, seed
+        )
+        direct, _ = _evaluate(
+            teacher.image_encoder, test_l, "spikes", teacher, unseen_l, support, config.shots, seed
+        )
+        res["seconds"] = time.perf_counter() - t0
+        result["spikes"] = {"f_I on spikes (no training)": direct, "full": res}
+        if keep is not None:
+            keep["student"] = f_s
+        say(f"spikes / full: unseen top1 {res['unseen_top1']:.3f}")
+        if FULL in encoders:
+            result["retrieval"] = retrieval(
+                encoders[FULL][1], img_feats, spk_feats, teacher.class_text.numpy(), test_l.labels
+            )
+    result["seconds"] = time.perf_counter() - t_start
+    return result
