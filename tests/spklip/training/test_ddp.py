@@ -52,7 +52,7 @@ def first_step_grads(world: int, rank: int) -> dict[str, torch.Tensor]:
     share = GLOBAL_BATCH // world
     batch = {k: v[rank * share : (rank + 1) * share] for k, v in _global_batch().items()}
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    _loss_backward(net, model, batch, d, True, scaler, False)
+    _loss_backward(net, model, batch, d, {"label_aware": True, "reduction": "mean"}, scaler, False)
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
     if d.started:
         dist.destroy_process_group()
