@@ -12,6 +12,7 @@ from .audio import (
     audio_spikes,
     mel_filterbank,
     mel_spectrogram,
+    mux_sound,
     onoff_events,
     probe_audio,
     read_audio,
@@ -47,6 +48,7 @@ from .sidecar import read_sidecar, sidecar_path
 from .sources import scan_source
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
+from .synth.audio import snr_noise, sound_path
 from .video import VIDEO_SUFFIXES, VideoInfo, frame_times, iter_frames, probe_video, read_video
 from .writers import FrameWriter, NpyWriter, save_npy
 
@@ -112,6 +114,7 @@ __all__ = [
     "mel_filterbank",
     "mel_spectrogram",
     "merge_shards",
+    "mux_sound",
     "onoff_events",
     "open_dataset",
     "pack_dataset",
@@ -134,6 +137,8 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "snr_noise",
+    "sound_path",
     "stft_spectrogram",
     "stretch",
     "stretch_top",
