@@ -17,7 +17,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo demo-av bench clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ test: lint
 
 demo: install
 	$(PY) -m scripts.demo
+
+# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md, about 15-20 min on 2 cores.
+demo-av: install
+	$(PY) -m scripts.demo_av
 
 bench: install
 	$(PY) -m benchmarks.bench_core
