@@ -15,6 +15,7 @@ data under OUT/synth, OUT/converted). Run: ``.venv/bin/python -m scripts.demo_av
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -91,7 +92,9 @@ def real_clip_audio(out: Path, clips_dir: Path, synth: Path) -> dict[str, Any]:
         return {"skipped": f"{src} not found (the shared clips are absent)"}
     video = spikesim.probe_video(src)
     duration = video.frames_reported / video.fps
-    wav = sorted(synth.rglob("*.wav"))[0]
+    # the first clip whose sound kept its motion (not one of the degraded thirds)
+    rows = [json.loads(line) for line in (synth / "captions.jsonl").read_text().splitlines()]
+    wav = synth / next(r["audio"] for r in rows if r.get("corruption") == "none")
     sound, rate = spikesim.read_audio(wav, sample_rate=16000)
     n = round(duration * rate)
     sound = np.tile(sound, -(-n // len(sound)))[:n]
