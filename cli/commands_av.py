@@ -35,8 +35,7 @@ def _numbers(text: str, kind: type, what: str) -> list:
     "--audio-from",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)  "
-    "[required]",
+    help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)",
 )
 @click.option(
     "--model", default="scmrl-tiny", show_default=True, help="S-CMRL size: scmrl-tiny, scmrl-paper"
