@@ -35,7 +35,8 @@ def _numbers(text: str, kind: type, what: str) -> list:
     "--audio-from",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)",
+    help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)  "
+    "[required]",
 )
 @click.option(
     "--model", default="scmrl-tiny", show_default=True, help="S-CMRL size: scmrl-tiny, scmrl-paper"
@@ -49,10 +50,20 @@ def _numbers(text: str, kind: type, what: str) -> list:
     "scmrl-no-sa, scmrl-no-residual, or all",
 )
 @out_dir_option(what="report.json, report.md and noise_curve.png  [required]")
-@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="epochs per run"
+)
 @click.option("--seeds", default="0,1,2", show_default=True, help="training seeds, comma-separated")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="clips per step"
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2e-3,
+    show_default=True,
+    help="peak AdamW learning rate",
+)
 @click.option(
     "--steps", type=click.IntRange(min=1), default=4, show_default=True, help="time steps T"
 )
