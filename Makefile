@@ -17,7 +17,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo demo-events bench clean
+.PHONY: install test lint demo demo-events demo-av bench clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ demo: install
 # The event-CLIP system on rendered glyphs: runs/demo-events/report.json, report.md, ablation.png.
 demo-events: install
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
+
+# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md, about 15-20 min on 2 cores.
+demo-av: install
+	$(PY) -m scripts.demo_av
 
 bench: install
 	$(PY) -m benchmarks.bench_core

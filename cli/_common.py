@@ -111,7 +111,7 @@ checkpoint_option = click.option(
     "--checkpoint",
     required=True,
     type=click.Path(path_type=Path),
-    help=f"{CHECKPOINT_HELP}  [required]",
+    help=CHECKPOINT_HELP,
 )
 
 # `--data`: what spklip reads.
@@ -119,7 +119,7 @@ data_option = click.option(
     "--data",
     required=True,
     type=click.Path(path_type=Path),
-    help="converted folder or packed .h5 (spikesim convert / pack)  [required]",
+    help="converted folder or packed .h5 (spikesim convert / pack)",
 )
 
 

@@ -57,8 +57,7 @@ _out_option = out_dir_option(_DEFAULT_OUT, "the JSON, Markdown and PNG outputs")
     required=True,
     multiple=True,
     metavar="[NAME=]CKPT",
-    help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= "
-    "given)  [required]",
+    help=f"{CHECKPOINT_HELP}; repeat for several encoders (named ann / snn unless NAME= given)",
 )
 @data_option
 @split_option()

@@ -190,7 +190,7 @@ def convert(
     "--out",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="folder for the dataset (UCF101 layout)  [required]",
+    help="folder for the dataset (UCF101 layout)",
 )
 @click.option("--classes", type=int, default=12, show_default=True, help="number of classes")
 @click.option(
@@ -259,7 +259,7 @@ def synth(
     "out_h5",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="the HDF5 file to write (.h5)  [required]",
+    help="the HDF5 file to write (.h5)",
 )
 @click.option(
     "--compression",

@@ -50,7 +50,7 @@ _LOSSES = {
     show_default=True,
     help="teacher text tower (auto: MiniLM when installed)",
 )
-@out_dir_option(what="result.json, teacher.pt and student.pt  [required]")
+@out_dir_option(what="result.json, teacher.pt and student.pt")
 @seed_option
 @threads_option
 @overwrite_option

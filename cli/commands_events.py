@@ -62,8 +62,7 @@ def tile(images: list[np.ndarray]) -> np.ndarray:
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="OUT.png (a grid of up to 16 windows spread over the file) or OUT.mp4 (every window)"
-    "  [required]",
+    help="OUT.png (a grid of up to 16 windows spread over the file) or OUT.mp4 (every window)",
 )
 @click.option("--bin-ms", default=10.0, show_default=True, help="window per frame, milliseconds")
 @overwrite_option

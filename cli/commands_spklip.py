@@ -272,7 +272,7 @@ def eval_cmd(
 @click.command("retrieve")
 @checkpoint_option
 @data_option
-@click.option("--query", required=True, help="what to look for, in words  [required]")
+@click.option("--query", required=True, help="what to look for, in words")
 @click.option(
     "--top", type=click.IntRange(min=1), default=5, show_default=True, help="clips to list"
 )

@@ -6,7 +6,7 @@ import click
 
 from spklip import __version__
 
-from . import commands_analysis, commands_distill, commands_fewshot, commands_spklip
+from . import commands_analysis, commands_av, commands_distill, commands_fewshot, commands_spklip
 from ._common import run_group
 
 
@@ -21,6 +21,7 @@ for _command in (
     *commands_fewshot.COMMANDS,
     *commands_analysis.COMMANDS,
     *commands_distill.COMMANDS,
+    *commands_av.COMMANDS,
 ):
     app.add_command(_command)
 

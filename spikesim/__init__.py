@@ -12,6 +12,7 @@ from .audio import (
     audio_spikes,
     mel_filterbank,
     mel_spectrogram,
+    mux_sound,
     onoff_events,
     probe_audio,
     read_audio,
@@ -60,6 +61,7 @@ from .sources import scan_source
 from .splits import ValHoldout, carve_val, clip_group, splits_record
 from .stats import SpikeStatistics, compare_statistics, dataset_statistics, pick_spread
 from .synth import CLASS_SPECS, class_names, render_clip, synthesize
+from .synth.audio import snr_noise, sound_path
 from .video import VIDEO_SUFFIXES, VideoInfo, frame_times, iter_frames, probe_video, read_video
 from .writers import FrameWriter, NpyWriter, save_npy
 
@@ -136,6 +138,7 @@ __all__ = [
     "mel_filterbank",
     "mel_spectrogram",
     "merge_shards",
+    "mux_sound",
     "onoff_events",
     "open_dataset",
     "pack_dataset",
@@ -159,6 +162,8 @@ __all__ = [
     "save_npy",
     "scan_source",
     "sidecar_path",
+    "snr_noise",
+    "sound_path",
     "spike_rate_frame",
     "splits_record",
     "stft_spectrogram",

@@ -36,8 +36,8 @@ import numpy as np
 
 from .checks import positive_number, real_number, whole_number
 from .encode import Encoder
-from .errors import AudioError, SpikesimError
-from .files import temp_file
+from .errors import AudioError, SpikesimError, VideoError
+from .files import temp_file, temp_name
 
 __all__ = [
     "AUDIO_MODES",
@@ -47,6 +47,7 @@ __all__ = [
     "audio_spikes",
     "mel_filterbank",
     "mel_spectrogram",
+    "mux_sound",
     "n_spectrogram_frames",
     "onoff_events",
     "probe_audio",
@@ -253,6 +254,73 @@ def write_wav(
             wav.setsampwidth(2)
             wav.setframerate(rate)
             wav.writeframes(np.ascontiguousarray(pcm.T).tobytes())  # interleaved
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def mux_sound(
+    video: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Give a silent video a sound track: copy the video packets of ``video`` unchanged (no
+    re-encoding, so the footage is the original's) into ``out`` (Matroska, ``.mkv``) with
+    ``samples`` (float ``(N,)`` or ``(C, N)`` in [-1, 1], clipped) as a 16-bit PCM track at
+    ``sample_rate`` Hz, which reads back exactly. Written atomically; returns ``out``.
+
+    For clips that were recorded without sound (the shared UCF101 clips): the sound path of
+    an audio-visual pipeline can then start from a real container. Raises `AudioError` if
+    ``out`` exists and not ``overwrite``, `VideoError` if ``video`` has no video stream.
+    """
+    rate = _check_rate(sample_rate)
+    x = _check_wave(samples, "samples", allow_channels=True)
+    x2 = x[None] if x.ndim == 1 else x
+    if x2.shape[0] > 2:
+        raise AudioError(f"samples have {x2.shape[0]} channels; give mono or stereo")
+    p = Path(out)
+    if p.suffix.lower() != ".mkv":
+        raise AudioError(f"{p}: the output must be .mkv (Matroska keeps any video stream)")
+    if p.exists() and not overwrite:
+        raise AudioError(f"{p} exists; choose another path or pass overwrite=True")
+    if not p.parent.is_dir():
+        raise AudioError(f"{p.parent}: no such folder; create it first")
+    src, inp = _open(video)
+    av = _av()
+    layout = "stereo" if x2.shape[0] == 2 else "mono"
+    pcm = np.round(np.clip(x2, -1.0, 1.0) * 32767.0).astype(np.int16)
+    interleaved = np.ascontiguousarray(pcm.T).reshape(1, -1)  # packed s16: L R L R ...
+    step = 1024  # samples per channel in one audio frame
+    tmp = temp_name(p, ".mkv")
+    try:
+        with inp, av.open(str(tmp), "w", format="matroska") as dst:
+            if not inp.streams.video:
+                raise VideoError(f"{src}: has no video stream to copy")
+            vin = inp.streams.video[0]
+            vout = dst.add_stream_from_template(vin)
+            aout = dst.add_stream("pcm_s16le", rate=rate, layout=layout)
+            for packet in inp.demux(vin):
+                if packet.dts is None:  # the demuxer's final empty packet
+                    continue
+                packet.stream = vout
+                dst.mux(packet)
+            channels = x2.shape[0]
+            for i in range(0, pcm.shape[1], step):
+                chunk = interleaved[:, i * channels : (i + step) * channels]
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(chunk), format="s16", layout=layout
+                )
+                frame.sample_rate = rate
+                frame.pts = i
+                for packet in aout.encode(frame):
+                    dst.mux(packet)
+            for packet in aout.encode(None):
+                dst.mux(packet)
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -13,13 +13,19 @@ so that only fusion solves the whole set.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+import spikesim
 
 from .errors import SpklipError
 
@@ -293,3 +299,202 @@ def iter_batches(
 def model_device(model: torch.nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- converted clips
+
+
+@dataclass(frozen=True)
+class AVSpikeSettings:
+    """How a converted clip and its sound become one AV sample.
+
+    ``steps``: T, time steps of both streams. Vision: the clip's spike frames binned by
+    :func:`vision_to_steps`. Audio: the WAV read at ``sample_rate`` Hz (mono), a mel power
+    spectrogram in dB (``n_mels`` bands, ``n_fft``-point frames, the hop chosen per clip so
+    that the clip spans ``steps x frames_per_step`` spectrogram frames), its integrate-and-fire
+    spikes (``spikesim.audio_spikes``, mode "if", ``threshold``, ``top_db``, a random initial
+    potential seeded by (``seed``, clip index)), binned by :func:`audio_to_steps` to
+    (T, 1, n_mels, frames_per_step)."""
+
+    steps: int = 4
+    n_mels: int = 16
+    frames_per_step: int = 16
+    n_fft: int = 512
+    sample_rate: int = 16000
+    threshold: float = 2.0
+    top_db: float = 80.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpklipError(f"AV settings: {name} = {value!r} must be a whole number >= 1")
+        if not (self.threshold > 0 and self.top_db > 0) or self.seed < 0:
+            raise SpklipError("AV settings: threshold and top_db must be > 0 and seed >= 0")
+
+
+def _captions(audio_from: Path) -> dict[str, dict[str, Any]]:
+    """The synth folder's ``captions.jsonl`` rows by video path ({} when it has none)."""
+    captions = audio_from / "captions.jsonl"
+    out: dict[str, dict[str, Any]] = {}
+    if not captions.is_file():
+        return out
+    for n, line in enumerate(captions.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise SpklipError(
+                f"{captions}:{n}: not JSON; run `spikesim synth --audio` again"
+            ) from None
+        if isinstance(row, dict):
+            out[str(row.get("path"))] = row
+    return out
+
+
+def clip_audio_spikes(
+    wave: np.ndarray, sample_rate: int, settings: AVSpikeSettings, *, seed: int
+) -> np.ndarray:
+    """A mono wave float32 (N,) at ``sample_rate`` Hz -> audio input (T, 1, n_mels,
+    frames_per_step) uint8 under ``settings`` (see :class:`AVSpikeSettings`)."""
+    frames = settings.steps * settings.frames_per_step
+    hop = len(wave) // frames  # the spectrogram has 1 + N // hop >= frames frames
+    if hop < 1:
+        raise SpklipError(
+            f"a sound of {len(wave)} samples cannot fill {frames} spectrogram frames; lower "
+            "steps or frames_per_step"
+        )
+    spec = spikesim.mel_spectrogram(
+        np.asarray(wave, dtype=np.float32),
+        sample_rate,
+        n_fft=settings.n_fft,
+        hop_length=hop,
+        n_mels=settings.n_mels,
+    )
+    spikes = spikesim.audio_spikes(
+        spec, mode="if", threshold=settings.threshold, top_db=settings.top_db, seed=seed
+    )
+    return audio_to_steps(spikes, settings.steps)
+
+
+class ConvertedAV:
+    """A converted spike dataset (``spikesim convert`` of a ``spikesim synth --audio``
+    folder) paired with the synth folder's sound tracks.
+
+    ``data``: the converted folder or .h5 (``spikesim.open_dataset``); each clip's manifest
+    ``source`` names its video under ``audio_from``, whose ``captions.jsonl`` names the WAV
+    (``<stem>.wav`` beside the video when it lists none). ``classes``: the dataset's classes,
+    label = class index. ``corruption``: per clip, "none", "video" or "audio" from
+    ``captions.jsonl`` (None when it lists none)."""
+
+    def __init__(
+        self,
+        data: str | os.PathLike,
+        audio_from: str | os.PathLike,
+        settings: AVSpikeSettings | None = None,
+    ) -> None:
+        self.settings = settings or AVSpikeSettings()
+        self.dataset = spikesim.open_dataset(data)
+        self.audio_from = Path(audio_from)
+        if not self.audio_from.is_dir():
+            raise SpklipError(
+                f"{self.audio_from}: no such folder; give the `spikesim synth --audio` folder"
+            )
+        self.classes = list(self.dataset.classes)
+        captions = _captions(self.audio_from)
+        self.wavs: list[Path] = []
+        self.corruption: list[str | None] = []
+        for clip in self.dataset.clips:
+            if not clip.source:
+                raise SpklipError(
+                    f"{data}: {clip.path} names no source video; convert it again with a "
+                    "current `spikesim convert`"
+                )
+            row = captions.get(clip.source, {})
+            named = row.get("audio")
+            wav = self.audio_from / (
+                named if isinstance(named, str) else Path(clip.source).with_suffix(".wav")
+            )
+            if not wav.is_file():
+                raise SpklipError(
+                    f"{wav}: no sound for {clip.path}; give the folder `spikesim synth --audio` "
+                    "wrote as --audio-from"
+                )
+            self.wavs.append(wav)
+            self.corruption.append(row.get("corruption"))
+
+    def indices(self, split: str) -> list[int]:
+        """Clip indices of ``split`` ("train" or "test")."""
+        idx = self.dataset.indices(split)
+        if not idx:
+            raise SpklipError(f"{self.dataset.root}: the {split!r} split has no clips")
+        return idx
+
+    def read_wave(self, i: int) -> np.ndarray:
+        """Clip ``i``'s sound, mono float32 (N,) at ``settings.sample_rate``."""
+        wave, _ = spikesim.read_audio(self.wavs[i], sample_rate=self.settings.sample_rate)
+        return wave
+
+    def audio(self, i: int, wave: np.ndarray | None = None) -> np.ndarray:
+        """Clip ``i``'s audio input (T, 1, M, F) uint8, from ``wave`` when given (a noisy
+        copy) or from its WAV."""
+        s = self.settings
+        wave = self.read_wave(i) if wave is None else wave
+        return clip_audio_spikes(wave, s.sample_rate, s, seed=_clip_seed(s.seed, i))
+
+    def vision(self, i: int) -> np.ndarray:
+        """Clip ``i``'s vision input (T, 1, H, W) uint8 from its spike frames."""
+        return vision_to_steps(self.dataset.read(i), self.settings.steps)
+
+    def tensors(self, split: str) -> AVTensors:
+        """Every clip of ``split`` as :class:`AVTensors` (in manifest order)."""
+        idx = self.indices(split)
+        vision = np.stack([self.vision(i) for i in idx])
+        audio = np.stack([self.audio(i) for i in idx])
+        labels = [self.dataset.clips[i].label for i in idx]
+        return AVTensors(vision, audio, labels, self.classes)
+
+    def audio_at_snr(self, split: str, *, seed: int = 0) -> Callable[[float], np.ndarray]:
+        """A callable snr_db -> the audio input (N, T, 1, M, F) uint8 of ``split``'s clips (in
+        :meth:`tensors` order) with Gaussian white noise at snr_db dB added to each WAV
+        (``spikesim.snr_noise``, seeded by (``seed``, clip index)), the spikes recomputed.
+        Results are cached per SNR, so every model sees the same noisy sounds."""
+        idx = self.indices(split)
+        waves = {i: self.read_wave(i) for i in idx}
+        cache: dict[float, np.ndarray] = {}
+
+        def at_snr(snr_db: float) -> np.ndarray:
+            snr = float(snr_db)
+            if snr not in cache:
+                cache[snr] = np.stack(
+                    [
+                        self.audio(i, spikesim.snr_noise(waves[i], snr, _clip_seed(seed, i)))
+                        for i in idx
+                    ]
+                )
+            return cache[snr]
+
+        return at_snr
+
+
+def _clip_seed(seed: int, index: int) -> int:
+    """A seed of its own for clip ``index`` of a dataset drawn with ``seed``."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def load_converted_av(
+    data: str | os.PathLike,
+    audio_from: str | os.PathLike,
+    settings: AVSpikeSettings | None = None,
+    *,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> tuple[AVTensors, AVTensors, AVTensors, ConvertedAV]:
+    """(train, val, test, source): the dataset's train split with a stratified, seeded
+    validation share carved out (:func:`split_train_val`, ``split_seed``), its test split,
+    and the :class:`ConvertedAV` (for :meth:`ConvertedAV.audio_at_snr`)."""
+    source = ConvertedAV(data, audio_from, settings)
+    train, val = split_train_val(source.tensors("train"), val_fraction, seed=split_seed)
+    return train, val, source.tensors("test"), source

@@ -303,3 +303,38 @@ def plot_distill_summary(
     b.set_title("Few-shot, prototype classifier")
     b.legend()
     return save_figure(fig, path)
+
+
+def plot_audio_spikes(
+    spec: np.ndarray,
+    spikes: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    hop_seconds: float,
+    title: str = "",
+) -> Path:
+    """A sound's mel spectrogram (T, M) float dB over its audio spikes (T', M) 0/1 (the
+    encoder's frames, ``T' / T`` per spectrogram frame), time in seconds (``hop_seconds`` per
+    spectrogram frame), mel band upwards."""
+    s, k = np.asarray(spec, dtype=np.float64), np.asarray(spikes)
+    if s.ndim != 2 or k.ndim != 2 or s.shape[1] != k.shape[1] or not hop_seconds > 0:
+        raise SpklipError(
+            f"plot_audio_spikes: spec {s.shape} and spikes {k.shape} must be (T, M) with the "
+            "same M, hop_seconds > 0"
+        )
+    seconds = s.shape[0] * hop_seconds
+    fig, axes = plt.subplots(2, 1, figsize=(7.0, 5.0), sharex=True)
+    im = axes[0].imshow(
+        s.T, origin="lower", aspect="auto", extent=(0, seconds, 0, s.shape[1]), cmap="magma"
+    )
+    fig.colorbar(im, ax=axes[0], label="dB")
+    axes[0].set_ylabel("mel band")
+    axes[0].set_title(title or "mel spectrogram")
+    t, m = np.nonzero(k)
+    axes[1].scatter(t * seconds / k.shape[0], m + 0.5, s=2, marker="|", color="k")
+    axes[1].set_ylim(0, k.shape[1])
+    axes[1].set_ylabel("mel band")
+    axes[1].set_xlabel("time, s")
+    axes[1].set_title(f"audio spikes ({int(k.sum())} spikes, {k.mean():.3f} per band and frame)")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -83,12 +83,13 @@ def test_shared_options_have_one_default_everywhere() -> None:
 
 def test_every_option_has_help_and_required_ones_say_so() -> None:
     for name, command in ALL.items():
+        ctx = click.Context(command)
         for flag, option in _options(command).items():
             if flag in ("--help", "--version"):
                 continue
             assert option.help, f"{name} {flag} has no help text"
-            if option.required:
-                assert "required" in option.help, f"{name} {flag} does not say it is required"
+            shown = option.get_help_record(ctx)[1]
+            assert shown.count("[required]") == option.required, f"{name} {flag}: {shown!r}"
 
 
 def test_eval_out_is_a_folder_and_nothing_lands_in_the_working_directory(

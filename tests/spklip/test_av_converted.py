@@ -1,0 +1,172 @@
+"""The real-data audio-visual path: `spikesim synth --audio --corrupt` -> `spikesim convert`
+-> AV spike tensors (spklip.av_data.ConvertedAV), the WAV noise callable, and
+`spklip av-experiment` with its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import spikesim
+from cli.spklip_cli import main
+from spklip.av_data import AVSpikeSettings, ConvertedAV, load_converted_av
+from spklip.errors import SpklipError
+
+pytest.importorskip("av", reason="PyAV reads the sound tracks")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def av_folders(tmp_path_factory) -> tuple[Path, Path]:
+    """4 classes x 4 clips (groups g01 train, g02 test), 32x32 video of 16 frames with sound,
+    converted at 16x16, one spike frame per video frame."""
+    root = tmp_path_factory.mktemp("av")
+    synth = spikesim.synthesize(
+        root / "synth",
+        classes=4,
+        clips_per_class=4,
+        size=(32, 32),
+        frames=16,
+        audio=True,
+        corrupt=True,
+    )
+    settings = spikesim.ConvertSettings(size=(16, 16), factor=1, interp="linear", threshold=8.0)
+    spikesim.convert_dataset(synth, root / "conv", settings, progress=False)
+    return synth, root / "conv"
+
+
+SETTINGS = AVSpikeSettings(steps=4, n_mels=8, frames_per_step=8)
+
+
+def test_converted_clips_become_av_tensors_with_their_labels(av_folders):
+    synth, conv = av_folders
+    source = ConvertedAV(conv, synth, SETTINGS)
+    dataset = spikesim.open_dataset(conv)
+    captions = {
+        json.loads(line)["path"]: json.loads(line)
+        for line in (synth / "captions.jsonl").read_text().splitlines()
+    }
+    for split in ("train", "test"):
+        idx = dataset.indices(split)
+        t = source.tensors(split)
+        assert t.vision.shape == (len(idx), 4, 1, 16, 16)
+        assert t.audio.shape == (len(idx), 4, 1, 8, 8)
+        assert t.labels.tolist() == [dataset.clips[i].label for i in idx]
+        assert t.classes == dataset.classes
+        # the WAV paired with each clip is the one synth wrote for its video
+        for i in idx:
+            row = captions[dataset.clips[i].source]
+            assert source.wavs[i] == synth / row["audio"]
+            assert source.corruption[i] == row["corruption"]
+    # vision: OR of 4 spike frames per step, as vision_to_steps bins them
+    i = dataset.indices("train")[0]
+    frames = dataset.read(i)
+    first = source.tensors("train").vision[0, 0, 0].numpy()
+    np.testing.assert_array_equal(first, frames[:4].any(axis=0).astype(np.uint8))
+    # audio spikes are 0/1 and neither silent nor saturated
+    audio = source.tensors("train").audio.float()
+    assert 0.02 < float(audio.mean()) < 0.9
+    assert set(np.unique(audio.numpy())) <= {0.0, 1.0}
+
+
+def test_splits_carve_val_from_train_and_keep_test(av_folders):
+    synth, conv = av_folders
+    train, val, test, _ = load_converted_av(conv, synth, SETTINGS, val_fraction=0.5, split_seed=3)
+    n_train = len(spikesim.open_dataset(conv).indices("train"))
+    assert len(train) + len(val) == n_train and len(val) == 4  # one per class
+    assert sorted(val.labels.tolist()) == [0, 1, 2, 3]
+    again = load_converted_av(conv, synth, SETTINGS, val_fraction=0.5, split_seed=3)[1]
+    assert torch.equal(again.audio, val.audio) and torch.equal(again.vision, val.vision)
+    assert len(test) == len(spikesim.open_dataset(conv).indices("test"))
+
+
+def test_audio_at_snr_adds_noise_to_the_wavs(av_folders):
+    synth, conv = av_folders
+    source = ConvertedAV(conv, synth, SETTINGS)
+    clean = source.tensors("test").audio.numpy()
+    at_snr = source.audio_at_snr("test", seed=1)
+    assert at_snr(200.0).shape == clean.shape
+    np.testing.assert_array_equal(at_snr(200.0), clean)  # noise far below 16-bit quantisation
+    noisy = at_snr(0.0)
+    assert (noisy != clean).mean() > 0.05
+    np.testing.assert_array_equal(noisy, source.audio_at_snr("test", seed=1)(0.0))  # seeded
+
+
+def test_missing_sound_is_one_line(av_folders, tmp_path):
+    _, conv = av_folders
+    with pytest.raises(SpklipError, match="no sound for") as info:
+        ConvertedAV(conv, tmp_path, SETTINGS)
+    assert "\n" not in str(info.value)
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
+    synth, conv = av_folders
+    out = tmp_path / "run"
+    argv = [
+        "av-experiment", "--data", str(conv), "--audio-from", str(synth), "--out", str(out),
+        "--fusion", "scmrl,audio-only", "--epochs", "1", "--seeds", "0",
+        "--snrs", "0,30", "--batch-size", "4",
+    ]  # fmt: skip
+    code, _, err = run_main(argv, capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["variants"]) == {"scmrl", "audio-only"}
+    assert [p["snr_db"] for p in report["variants"]["scmrl"]["noise"]] == [0.0, 30.0]
+    assert (out / "noise_curve.png").stat().st_size > 0
+    assert "| scmrl |" in (out / "report.md").read_text()
+    # the outputs exist now: no overwrite without --overwrite
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fusion", "telepathy"], "unknown variant"),
+        (["--audio-from", "/nonexistent/synth"], "no such folder"),
+        (["--seeds", "a,b"], "--seeds"),
+    ],
+)
+def test_av_experiment_bad_input_is_one_line(av_folders, tmp_path, capsys, extra, message):
+    synth, conv = av_folders
+    argv = ["av-experiment", "--data", str(conv), "--audio-from", str(synth)]
+    argv += ["--out", str(tmp_path / "o"), *extra]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+
+
+def test_mux_sound_gives_a_real_clip_a_track_that_reads_back(clips_dir, tmp_path):
+    src = clips_dir / "ucf101-mini/SoccerJuggling/v_SoccerJuggling_g23_c01.avi"
+    rate = 16000
+    t = np.arange(rate) / rate
+    sound = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out = spikesim.mux_sound(src, tmp_path / "with_sound.mkv", sound, rate)
+    back, got_rate = spikesim.read_audio(out, sample_rate=None)
+    assert got_rate == rate
+    np.testing.assert_allclose(back, np.round(sound * 32767) / 32768, atol=1e-4)
+    # the video packets are the original's
+    assert spikesim.probe_video(out).frames_reported in (
+        0,
+        spikesim.probe_video(src).frames_reported,
+    )
+    with pytest.raises(spikesim.AudioError, match="exists"):
+        spikesim.mux_sound(src, out, sound, rate)
