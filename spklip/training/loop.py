@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,7 +385,20 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         val_record = splits_record(train_set.all_records(), holdout)
         holdout = ValHoldout.from_record(val_record)
     val_set = None
-    if cfg.val_split and (cfg.val_split in train_set.splits or holdout is not None):
+    carved = val_record is not None and bool(val_record["val"])
+    if (
+        cfg.val_split
+        and holdout is not None
+        and not carved
+        and cfg.val_split not in train_set.splits
+    ):
+        if d.main:  # too few groups to carve from (e.g. one training group per class)
+            warnings.warn(
+                f"{cfg.data}: no validation clips could be carved from train (a class needs "
+                "two training groups); epochs are not validated and the last one is kept",
+                stacklevel=2,
+            )
+    elif cfg.val_split and (cfg.val_split in train_set.splits or carved):
         val_set = SpikeClips(
             cfg.data,
             frames=frames,

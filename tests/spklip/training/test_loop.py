@@ -246,3 +246,13 @@ def test_validation_is_carved_from_train_recorded_and_reused_by_eval(data, tmp_p
     assert best["epoch"] == 1 and Path(best["checkpoint"]).is_dir()
     ev = evaluate(out, data, "val")
     assert ev["clips"] == len(splits["val"])
+
+
+def test_too_few_training_groups_to_carve_a_validation_split_warns_and_trains(tmp_path):
+    # one training group per class (a smoke-sized dataset): nothing to validate on
+    data = make_converted(tmp_path / "d", per_class=2, test_every=2, frames=20, size=(8, 16))
+    with pytest.warns(UserWarning, match="no validation clips"):
+        result = train(config(data, tmp_path / "run", epochs=1))
+    rows = read_results(tmp_path / "run")
+    assert len(rows) == 1 and "val_top1" not in rows[0]
+    assert result["epochs"] == 1
