@@ -216,3 +216,15 @@ def test_duplicated_video_converts_like_the_original(tmp_path: Path, real_clips)
     assert bridged < 1.2 * codec, (bridged, codec)
     # What the copies add beyond the codec's own difference: bridging removes most of it.
     assert bridged - codec < 0.7 * (held - codec), (bridged, held, codec)
+
+
+def test_slow_real_motion_is_not_a_repeat() -> None:
+    # The synthetic real style moves little and flickers: its frame changes are small next to
+    # the clip's typical change (the relative test alone flagged 13 % of them), but far above
+    # codec noise. No frame of these clips is a copy, so none may be bridged.
+    from spikesim import class_names, render_clip
+
+    luma = np.array([0.299, 0.587, 0.114], np.float32) / 255
+    for cls in class_names(12):
+        clip = render_clip(cls, 1, size=(120, 160), frames=32, style="real")
+        assert not find_repeats(clip.frames.astype(np.float32) @ luma).any(), cls
