@@ -159,7 +159,7 @@ def convert(
         interp=interp,
         threshold=threshold,
         init=init,
-        noise=None if noise == "none" else noise,
+        noise=noise,  # ConvertSettings reads the preset "none" as no noise
         seed=seed,
         drop_repeats=not keep_repeats,
         sensor=sensor,

@@ -208,7 +208,7 @@ def encode(
         interp=interp,
         threshold=threshold,
         init=init,
-        noise=None if noise == "none" else noise,
+        noise=noise,  # ConvertSettings reads the preset "none" as no noise
         seed=seed,
         flipud=flipud,
         drop_repeats=not keep_repeats,
