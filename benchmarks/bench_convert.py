@@ -127,8 +127,9 @@ def child_read(args: argparse.Namespace) -> dict:
 
 
 def run_child(mode: str, *extra: str) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # benchmarks is a package: the child runs from the repository root, as `make bench` does.
+    cmd = [sys.executable, "-m", "benchmarks.bench_convert", "--child", mode, *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=HERE.parent)
     if proc.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -163,7 +163,8 @@ def run_child(
     _, name, overrides, batch = case
     cmd = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "benchmarks.bench_model",
         "--child",
         "--model",
         name,
@@ -179,7 +180,9 @@ def run_child(
         str(threads),
         *(["--grad-checkpointing"] if grad_checkpointing else []),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # benchmarks is a package: the child runs from the repository root, as `make bench` does.
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=root)
     if proc.returncode:
         raise SystemExit(f"child {name} {mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
