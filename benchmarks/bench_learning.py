@@ -115,6 +115,8 @@ def train_and_test(kind: str, data: str, out: str, seed: int, epochs: int | None
         "test_top1": zs["top1"],
         "test_top5": zs["top5"],
         "test_min_class": min(zs["per_class"].values()),
+        "test_t2v_r1": test["retrieval"]["t2v_R@1"],
+        "test_t2v_r10": test["retrieval"]["t2v_R@10"],
         "test_clips": test["clips"],
         "train_seconds": round(seconds, 1),
         "checkpoint": best["checkpoint"],
@@ -159,10 +161,12 @@ def report(
         f"({info['classes']} classes x {info['per_class']} clips, sim style, x{FACTOR}, "
         f"{SIZE[0]}x{SIZE[1]}); training seeds {args.seeds}; validation carved from train "
         "by group (0.2 of each class's groups, seed 0); checkpoint chosen on validation; "
-        "test read once per run. Mean ± sd over seeds (sample sd).",
+        "test read once per run; retrieval: text -> video on the test clips' captions. "
+        "Mean ± sd over seeds (sample sd).",
         "",
-        "| model | epochs | val Top-1 (selected) | test Top-1 | test Top-5 | worst class |",
-        "|---|---|---|---|---|---|",
+        "| model | epochs | val Top-1 (selected) | test Top-1 | test Top-5 | worst class "
+        "| t2v R@1 | t2v R@10 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, name in (("spklip", "SPKLIP spklip-tiny"), ("fsve", "FSVE spklip-fsve-tiny")):
         rows = [r for r in runs if r["kind"] == kind]
@@ -173,7 +177,9 @@ def report(
             f"{_mean_sd([r['val_top1'] for r in rows])} | "
             f"{_mean_sd([r['test_top1'] for r in rows])} | "
             f"{_mean_sd([r['test_top5'] for r in rows])} | "
-            f"{_mean_sd([r['test_min_class'] for r in rows])} |"
+            f"{_mean_sd([r['test_min_class'] for r in rows])} | "
+            f"{_mean_sd([r['test_t2v_r1'] for r in rows])} | "
+            f"{_mean_sd([r['test_t2v_r10'] for r in rows])} |"
         )
     if curves:
         keys = [k for k in curves[0] if k.startswith("K=")]
