@@ -15,6 +15,9 @@ import spikesim
 from cli.spklip_cli import main
 from spklip.av_data import AVSpikeSettings, ConvertedAV, load_converted_av
 from spklip.errors import SpklipError
+from spklip.evaluation.av import evaluate_av, predict_av
+from spklip.metrics import predictions
+from spklip.scmrl import create_scmrl
 
 pytest.importorskip("av", reason="PyAV reads the sound tracks")
 
@@ -78,6 +81,56 @@ def test_converted_clips_become_av_tensors_with_their_labels(av_folders):
     audio = source.tensors("train").audio.float()
     assert 0.02 < float(audio.mean()) < 0.9
     assert set(np.unique(audio.numpy())) <= {0.0, 1.0}
+
+
+def test_groups_are_the_corruptions_and_evaluation_reports_them(av_folders):
+    synth, conv = av_folders
+    source = ConvertedAV(conv, synth, SETTINGS)
+    idx = source.indices("test")
+    t = source.tensors("test")
+    assert t.groups == [source.corruption[i] for i in idx]
+    assert set(t.groups) == {"none", "video", "audio"}
+    sub = t.subset([2, 0])
+    assert sub.groups == [t.groups[2], t.groups[0]]
+    torch.manual_seed(0)
+    model = create_scmrl(
+        "scmrl-tiny",
+        **{
+            **t.shapes,
+            "vision_size": (16, 16),
+            "audio_size": (8, 8),
+            "stages": 1,
+            "token_grid": (2, 2),
+        },
+    )
+    result = evaluate_av(model, t)
+    hits = {g: [] for g in t.groups}
+    logits, labels = predict_av(model, t)
+    right = predictions(logits, labels) == labels
+    for g, ok in zip(t.groups, right, strict=True):
+        hits[g].append(ok)
+    assert result["per_group"] == {g: float(np.mean(h)) for g, h in sorted(hits.items())}
+
+
+def test_event_conversions_give_on_off_event_frames(av_folders, tmp_path):
+    synth, _ = av_folders
+    settings = spikesim.ConvertSettings(size=(16, 16), factor=1, interp="linear", sensor="dvs")
+    conv = spikesim.convert_dataset(synth, tmp_path / "dvs", settings, progress=False).out
+    source = ConvertedAV(conv, synth, AVSpikeSettings(steps=5, n_mels=8, frames_per_step=8))
+    dataset = spikesim.open_dataset(conv)
+    i = dataset.indices("train")[0]
+    v = source.vision(i)
+    assert v.shape == (5, 2, 16, 16) and v.dtype == np.uint8  # 15 intervals, 3 per step
+    events = dataset.read_events(i)
+    frame_us = 1e6 / 25.0  # synth's frame rate
+    counts = spikesim.event_count_frames(events, 16, 16, 15, t0=0, t1=round(15 * frame_us))
+    np.testing.assert_array_equal(v[0], (counts[:3] != 0).any(axis=0))
+    assert 0 < v.mean() < 0.5  # events where things move, not everywhere
+    framed = ConvertedAV(
+        conv, synth, AVSpikeSettings(steps=5, n_mels=8, frames_per_step=8, vision_binning="frames")
+    ).vision(i)
+    assert framed.shape == (5, 6, 16, 16)  # 3 intervals x (ON, OFF) per step
+    np.testing.assert_array_equal(framed.reshape(5, 3, 2, 16, 16).any(axis=1), v)
 
 
 def test_splits_carve_val_from_train_and_keep_test(av_folders):
