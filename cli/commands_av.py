@@ -77,6 +77,13 @@ def _numbers(text: str, kind: type, what: str) -> list:
     help="spectrogram frames F per time step",
 )
 @click.option(
+    "--vision-binning",
+    type=click.Choice(["or", "frames", "count"]),
+    default="or",
+    show_default=True,
+    help="how each step gathers its spike or event frames: OR, stacked as channels, counted",
+)
+@click.option(
     "--snrs",
     default="0,5,10,15,20,25,30",
     show_default=True,
@@ -105,6 +112,7 @@ def av_experiment(
     steps: int,
     mels: int,
     frames_per_step: int,
+    vision_binning: str,
     snrs: str,
     val_fraction: float,
     seed: int,
@@ -112,7 +120,8 @@ def av_experiment(
     overwrite: bool,
 ) -> None:
     """Train S-CMRL and its baselines (each with every seed) on a converted `spikesim synth
-    --audio` dataset: vision spikes from the .dat clips, audio spikes from each clip's WAV.
+    --audio` dataset: vision spikes from the .dat clips (or ON/OFF event frames of a
+    `--sensor dvs` conversion), audio spikes from each clip's WAV.
     Validation (carved from the train split with --seed) picks the epoch; the test split is
     read once per run.
 
@@ -140,7 +149,13 @@ def av_experiment(
     seed_list = _numbers(seeds, int, "--seeds")
     snr_list = [] if snrs.strip().lower() == "none" else _numbers(snrs, float, "--snrs")
     set_threads(threads if threads is not None else 1)
-    settings = AVSpikeSettings(steps=steps, n_mels=mels, frames_per_step=frames_per_step, seed=seed)
+    settings = AVSpikeSettings(
+        steps=steps,
+        n_mels=mels,
+        frames_per_step=frames_per_step,
+        seed=seed,
+        vision_binning=vision_binning,
+    )
     train, val, test, source = load_converted_av(
         data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
     )
