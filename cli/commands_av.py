@@ -64,6 +64,20 @@ def _numbers(text: str, kind: type, what: str) -> list:
     help="peak AdamW learning rate",
 )
 @click.option(
+    "--alpha",
+    type=click.FloatRange(min=0),
+    default=1.5,
+    show_default=True,
+    help="weight of S-CMRL's cross-modal residual branch",
+)
+@click.option(
+    "--sa-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="weight of the semantic alignment loss L_SA (the no-L_SA ablation sets 0)",
+)
+@click.option(
     "--steps", type=click.IntRange(min=1), default=4, show_default=True, help="time steps T"
 )
 @click.option(
@@ -109,6 +123,8 @@ def av_experiment(
     seeds: str,
     batch_size: int,
     lr: float,
+    alpha: float,
+    sa_weight: float,
     steps: int,
     mels: int,
     frames_per_step: int,
@@ -134,6 +150,8 @@ def av_experiment(
     from spklip.av_data import AVSpikeSettings, load_converted_av
     from spklip.evaluation.av import results_markdown
     from spklip.evaluation.figures import plot_noise_curve
+    from spklip.scmrl import get_scmrl_config
+    from spklip.scmrl_loss import SCMRLLossConfig
     from spklip.training.av import VARIANTS, AVTrainConfig, run_av_experiment
 
     if out is None:
@@ -147,6 +165,7 @@ def av_experiment(
     if unknown or not chosen:
         fail(f"unknown variant(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(names)}")
     seed_list = _numbers(seeds, int, "--seeds")
+    base = get_scmrl_config(model, alpha=alpha)  # SpklipError: one line, exit 2 (_common)
     snr_list = [] if snrs.strip().lower() == "none" else _numbers(snrs, float, "--snrs")
     set_threads(threads if threads is not None else 1)
     settings = AVSpikeSettings(
@@ -167,8 +186,10 @@ def av_experiment(
         models=chosen,
         seeds=seed_list,
         epochs=epochs,
-        base=model,
-        train=AVTrainConfig(batch_size=batch_size, lr=lr),
+        base=base,
+        train=AVTrainConfig(
+            batch_size=batch_size, lr=lr, loss=SCMRLLossConfig(sa_weight=sa_weight)
+        ),
         audio_at_snr=source.audio_at_snr("test", seed=seed) if snr_list else None,
         snrs=snr_list,
         log=lambda line: click.echo(line, err=True),

@@ -176,12 +176,18 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
     argv = [
         "av-experiment", "--data", str(conv), "--audio-from", str(synth), "--out", str(out),
         "--fusion", "scmrl,audio-only", "--epochs", "1", "--seeds", "0",
-        "--snrs", "0,30", "--batch-size", "4",
+        "--snrs", "0,30", "--batch-size", "4", "--alpha", "0.5", "--sa-weight", "0.1",
+        "--vision-binning", "frames",
     ]  # fmt: skip
     code, _, err = run_main(argv, capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert set(report["variants"]) == {"scmrl", "audio-only"}
+    assert report["base"]["alpha"] == 0.5 and report["loss"]["sa_weight"] == 0.1
+    assert report["base"]["vision_channels"] == 4  # 16 frames in 4 steps, stacked
+    assert report["data"]["vision_binning"] == "frames"
+    assert set(report["variants"]["scmrl"]["per_group"]) == {"none", "video", "audio"}
+    assert "Test Top-1 by group" in (out / "report.md").read_text()
     assert [p["snr_db"] for p in report["variants"]["scmrl"]["noise"]] == [0.0, 30.0]
     assert (out / "noise_curve.png").stat().st_size > 0
     assert "| scmrl |" in (out / "report.md").read_text()
@@ -196,6 +202,7 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
         (["--fusion", "telepathy"], "unknown variant"),
         (["--audio-from", "/nonexistent/synth"], "no such folder"),
         (["--seeds", "a,b"], "--seeds"),
+        (["--model", "scmrl-huge"], "unknown S-CMRL config"),
     ],
 )
 def test_av_experiment_bad_input_is_one_line(av_folders, tmp_path, capsys, extra, message):
