@@ -14,6 +14,7 @@ import torch
 import spikesim
 from cli.spklip_cli import main
 from spklip.av_data import AVSpikeSettings, ConvertedAV, load_converted_av
+from spklip.checkpoint import load_model, load_scmrl_model
 from spklip.errors import SpklipError
 from spklip.evaluation.av import evaluate_av, predict_av
 from spklip.metrics import predictions
@@ -194,6 +195,37 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
     # the outputs exist now: no overwrite without --overwrite
     code, _, err = run_main(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
+
+
+def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, capsys):
+    synth, conv = av_folders
+    run = tmp_path / "run"
+    data = ["--data", str(conv), "--audio-from", str(synth)]
+    argv = ["av-train", *data, "--out", str(run), "--epochs", "2", "--batch-size", "4",
+            "--alpha", "0.5"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    folders = sorted((run / "checkpoints").glob("epoch_*"))
+    assert len(folders) == 1 and "checkpoint:" in out
+    config = json.loads((folders[0] / "config.json").read_text())
+    assert config["kind"] == "scmrl" and config["model_config"]["alpha"] == 0.5
+    assert len(json.loads((run / "history.json").read_text())) == 2
+    # av-eval rebuilds the model from the checkpoint: same numbers as the model in memory
+    code, out, err = run_main(["av-eval", "--checkpoint", str(run), *data], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    model, _ = load_scmrl_model(run)
+    test = ConvertedAV(conv, synth, AVSpikeSettings()).tensors("test")
+    expected = evaluate_av(model, test)
+    assert result["top1"] == expected["top1"] and result["per_group"] == expected["per_group"]
+    # the AV settings must be the ones it was trained with; an SPKLIP loader refuses it
+    code, _, err = run_main(["av-eval", "--checkpoint", str(run), *data, "--steps", "2"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "steps 4" in err
+    with pytest.raises(SpklipError, match="av-eval"):
+        load_model(run)
+    # no overwrite without --overwrite
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "--overwrite" in err
 
 
 @pytest.mark.parametrize(
