@@ -1,13 +1,16 @@
-"""``spklip av-experiment``: S-CMRL against its baselines on converted audio-visual clips."""
+"""``spklip av-experiment | av-train | av-eval``: S-CMRL against its baselines on converted
+audio-visual clips; one model trained to a checkpoint; a checkpoint evaluated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from ._common import (
     check_not_input,
+    checkpoint_option,
     data_option,
     fail,
     out_dir_option,
@@ -29,17 +32,115 @@ def _numbers(text: str, kind: type, what: str) -> list:
     return values
 
 
+def _av_data_options(command):
+    """--audio-from, --steps, --mels, --frames-per-step, --vision-binning: how converted clips
+    and their WAVs become AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
+    for option in reversed(_AV_DATA_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _av_settings(steps: int, mels: int, frames_per_step: int, vision_binning: str, seed: int):
+    from spklip.av_data import AVSpikeSettings
+
+    return AVSpikeSettings(
+        steps=steps,
+        n_mels=mels,
+        frames_per_step=frames_per_step,
+        seed=seed,
+        vision_binning=vision_binning,
+    )
+
+
+_AV_DATA_OPTIONS = [
+    click.option(
+        "--audio-from",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)",
+    ),
+    click.option(
+        "--steps", type=click.IntRange(min=1), default=4, show_default=True, help="time steps T"
+    ),
+    click.option(
+        "--mels", type=click.IntRange(min=1), default=16, show_default=True, help="mel bands M"
+    ),
+    click.option(
+        "--frames-per-step",
+        type=click.IntRange(min=1),
+        default=16,
+        show_default=True,
+        help="spectrogram frames F per time step",
+    ),
+    click.option(
+        "--vision-binning",
+        type=click.Choice(["or", "frames", "count"]),
+        default="or",
+        show_default=True,
+        help="how each step gathers its spike or event frames: OR, stacked as channels, counted",
+    ),
+]
+
+
+def _av_train_options(command):
+    """--model, --epochs, --batch-size, --lr, --alpha, --sa-weight, --val-fraction: the S-CMRL
+    size and one training run's recipe."""
+    for option in reversed(_AV_TRAIN_OPTIONS):
+        command = option(command)
+    return command
+
+
+_AV_TRAIN_OPTIONS = [
+    click.option(
+        "--model",
+        default="scmrl-tiny",
+        show_default=True,
+        help="S-CMRL size: scmrl-tiny, scmrl-paper",
+    ),
+    click.option(
+        "--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="epochs per run"
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=8,
+        show_default=True,
+        help="clips per step",
+    ),
+    click.option(
+        "--lr",
+        type=click.FloatRange(min=0, min_open=True),
+        default=2e-3,
+        show_default=True,
+        help="peak AdamW learning rate",
+    ),
+    click.option(
+        "--alpha",
+        type=click.FloatRange(min=0),
+        default=1.5,
+        show_default=True,
+        help="weight of S-CMRL's cross-modal residual branch",
+    ),
+    click.option(
+        "--sa-weight",
+        type=click.FloatRange(min=0),
+        default=1.0,
+        show_default=True,
+        help="weight of the semantic alignment loss L_SA (the no-L_SA ablation sets 0)",
+    ),
+    click.option(
+        "--val-fraction",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=0.2,
+        show_default=True,
+        help="share of each class of the train split held out for validation (epoch choice)",
+    ),
+]
+
+
 @click.command("av-experiment")
 @data_option
-@click.option(
-    "--audio-from",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="the `spikesim synth --audio` folder the converted clips came from (their WAVs)  ",
-)
-@click.option(
-    "--model", default="scmrl-tiny", show_default=True, help="S-CMRL size: scmrl-tiny, scmrl-paper"
-)
+@_av_data_options
 @click.option(
     "--fusion",
     "variants",
@@ -49,45 +150,13 @@ def _numbers(text: str, kind: type, what: str) -> list:
     "scmrl-no-sa, scmrl-no-residual, or all",
 )
 @out_dir_option(what="report.json, report.md and noise_curve.png")
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="epochs per run"
-)
+@_av_train_options
 @click.option("--seeds", default="0,1,2", show_default=True, help="training seeds, comma-separated")
-@click.option(
-    "--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="clips per step"
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=2e-3,
-    show_default=True,
-    help="peak AdamW learning rate",
-)
-@click.option(
-    "--steps", type=click.IntRange(min=1), default=4, show_default=True, help="time steps T"
-)
-@click.option(
-    "--mels", type=click.IntRange(min=1), default=16, show_default=True, help="mel bands M"
-)
-@click.option(
-    "--frames-per-step",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="spectrogram frames F per time step",
-)
 @click.option(
     "--snrs",
     default="0,5,10,15,20,25,30",
     show_default=True,
     help="SNRs (dB) of the white noise added to the test WAVs for the noise curve; 'none' skips it",
-)
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="share of each class of the train split held out for validation (epoch choice)",
 )
 @seed_option
 @threads_option
@@ -102,9 +171,12 @@ def av_experiment(
     seeds: str,
     batch_size: int,
     lr: float,
+    alpha: float,
+    sa_weight: float,
     steps: int,
     mels: int,
     frames_per_step: int,
+    vision_binning: str,
     snrs: str,
     val_fraction: float,
     seed: int,
@@ -112,7 +184,8 @@ def av_experiment(
     overwrite: bool,
 ) -> None:
     """Train S-CMRL and its baselines (each with every seed) on a converted `spikesim synth
-    --audio` dataset: vision spikes from the .dat clips, audio spikes from each clip's WAV.
+    --audio` dataset: vision spikes from the .dat clips (or ON/OFF event frames of a
+    `--sensor dvs` conversion), audio spikes from each clip's WAV.
     Validation (carved from the train split with --seed) picks the epoch; the test split is
     read once per run.
 
@@ -122,9 +195,11 @@ def av_experiment(
     import torch
 
     import spikesim
-    from spklip.av_data import AVSpikeSettings, load_converted_av
+    from spklip.av_data import load_converted_av
     from spklip.evaluation.av import results_markdown
     from spklip.evaluation.figures import plot_noise_curve
+    from spklip.scmrl import get_scmrl_config
+    from spklip.scmrl_loss import SCMRLLossConfig
     from spklip.training.av import VARIANTS, AVTrainConfig, run_av_experiment
 
     if out is None:
@@ -138,9 +213,10 @@ def av_experiment(
     if unknown or not chosen:
         fail(f"unknown variant(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(names)}")
     seed_list = _numbers(seeds, int, "--seeds")
+    base = get_scmrl_config(model, alpha=alpha)  # SpklipError: one line, exit 2 (_common)
     snr_list = [] if snrs.strip().lower() == "none" else _numbers(snrs, float, "--snrs")
     set_threads(threads if threads is not None else 1)
-    settings = AVSpikeSettings(steps=steps, n_mels=mels, frames_per_step=frames_per_step, seed=seed)
+    settings = _av_settings(steps, mels, frames_per_step, vision_binning, seed)
     train, val, test, source = load_converted_av(
         data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
     )
@@ -152,8 +228,10 @@ def av_experiment(
         models=chosen,
         seeds=seed_list,
         epochs=epochs,
-        base=model,
-        train=AVTrainConfig(batch_size=batch_size, lr=lr),
+        base=base,
+        train=AVTrainConfig(
+            batch_size=batch_size, lr=lr, loss=SCMRLLossConfig(sa_weight=sa_weight)
+        ),
         audio_at_snr=source.audio_at_snr("test", seed=seed) if snr_list else None,
         snrs=snr_list,
         log=lambda line: click.echo(line, err=True),
@@ -170,4 +248,183 @@ def av_experiment(
     click.echo(text)
 
 
-COMMANDS: list[click.Command] = [av_experiment]
+AV_EVAL_JSON = "av_eval.json"
+
+
+@click.command("av-train")
+@data_option
+@_av_data_options
+@click.option(
+    "--fusion",
+    "variant",
+    default="scmrl",
+    show_default=True,
+    help="the model: scmrl, audio-only, vision-only, additive, concat, scmrl-no-sa, "
+    "scmrl-no-residual",
+)
+@out_dir_option(what="checkpoints/epoch_NNN (the best validation epoch) and history.json")
+@_av_train_options
+@seed_option
+@threads_option
+@overwrite_option
+def av_train(
+    data: Path,
+    audio_from: Path,
+    steps: int,
+    mels: int,
+    frames_per_step: int,
+    vision_binning: str,
+    variant: str,
+    out: Path | None,
+    model: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    alpha: float,
+    sa_weight: float,
+    val_fraction: float,
+    seed: int,
+    threads: int | None,
+    overwrite: bool,
+) -> None:
+    """Train one S-CMRL (or one baseline) on the train split of a converted `spikesim synth
+    --audio` dataset less a validation share (carved with --seed), which picks the epoch;
+    the test split is not read. Saves that epoch's checkpoint for `spklip av-eval`."""
+    from dataclasses import asdict
+
+    import torch
+
+    import spikesim
+    from spklip.av_data import load_converted_av
+    from spklip.checkpoint import CHECKPOINTS, epoch_dir_name, save_scmrl_checkpoint
+    from spklip.scmrl import SCMRL, get_scmrl_config
+    from spklip.scmrl_loss import SCMRLLossConfig
+    from spklip.training.av import VARIANTS, AVTrainConfig, train_av
+
+    if out is None:
+        fail("--out is required: the run folder for checkpoints/ and history.json")
+    check_not_input(out, data, audio_from)
+    by_name = {v.name: v for v in VARIANTS}
+    if variant not in by_name:
+        fail(f"unknown variant {variant!r}; choose from {', '.join(by_name)}")
+    refuse_existing(out / CHECKPOINTS, out / "history.json", overwrite=overwrite)
+    set_threads(threads if threads is not None else 1)
+    settings = _av_settings(steps, mels, frames_per_step, vision_binning, seed)
+    train, val, _, _ = load_converted_av(
+        data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
+    )
+    chosen = by_name[variant]
+    cfg = get_scmrl_config(get_scmrl_config(model, alpha=alpha), **train.shapes, **chosen.model)
+    loss = SCMRLLossConfig(**{**asdict(SCMRLLossConfig(sa_weight=sa_weight)), **chosen.loss})
+    train_cfg = AVTrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
+        log=lambda r: click.echo(
+            f"epoch {r['epoch']}: loss {r['loss']:.3f}, train {r['train_top1']:.3f}, "
+            f"val {r['val_top1']:.3f}", err=True
+        ),
+    )  # fmt: skip
+    click.echo(f"train {len(train)}, val {len(val)} clips", err=True)
+    torch.manual_seed(seed)
+    net = SCMRL(cfg)
+    history = train_av(net, train, val_set=val, config=train_cfg)
+    best = next(r for r in history if r.get("best"))
+    if overwrite and (out / CHECKPOINTS).exists():
+        import shutil
+
+        shutil.rmtree(out / CHECKPOINTS)
+    folder = save_scmrl_checkpoint(
+        out / CHECKPOINTS / epoch_dir_name(best["epoch"]),
+        net,
+        config={
+            "variant": variant,
+            "classes": train.classes,
+            "epoch": best["epoch"],
+            "val_top1": best["val_top1"],
+            "train_config": {
+                k: v for k, v in asdict(train_cfg).items() if k not in ("log", "loss")
+            },
+            "loss": asdict(loss),
+            "av_settings": asdict(settings),
+            "data": str(data),
+            "audio_from": str(audio_from),
+        },
+    )
+    spikesim.write_json(out / "history.json", history)
+    click.echo(f"best epoch {best['epoch']}: val Top-1 {best['val_top1']:.3f}")
+    click.echo(f"checkpoint: {folder}")
+
+
+@click.command("av-eval")
+@checkpoint_option
+@data_option
+@_av_data_options
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="test",
+    show_default=True,
+    help="split to evaluate",
+)
+@out_dir_option(what=f"{AV_EVAL_JSON}  [default: print the JSON only]")
+@threads_option
+@overwrite_option
+def av_eval(
+    checkpoint: Path,
+    data: Path,
+    audio_from: Path,
+    steps: int,
+    mels: int,
+    frames_per_step: int,
+    vision_binning: str,
+    split: str,
+    out: Path | None,
+    threads: int | None,
+    overwrite: bool,
+) -> None:
+    """Top-1, per class and per corruption group of an `spklip av-train` checkpoint on a
+    split of a converted `spikesim synth --audio` dataset. The AV settings the model was
+    trained with (saved in the checkpoint) must match --steps, --mels, --frames-per-step and
+    --vision-binning; a mismatch is refused."""
+    import spikesim
+    from spklip.av_data import ConvertedAV
+    from spklip.checkpoint import load_scmrl_model
+    from spklip.evaluation.av import evaluate_av
+
+    if out is not None:
+        check_not_input(out, data, audio_from, checkpoint)
+        refuse_existing(out / AV_EVAL_JSON, overwrite=overwrite)
+    set_threads(threads if threads is not None else 1)
+    model, ckpt = load_scmrl_model(checkpoint)
+    saved = ckpt.config.get("av_settings", {})
+    asked = {"steps": steps, "n_mels": mels, "frames_per_step": frames_per_step,
+             "vision_binning": vision_binning}  # fmt: skip
+    differ = [k for k, v in asked.items() if k in saved and saved[k] != v]
+    if differ:
+        fail(
+            "the checkpoint was trained with "
+            + ", ".join(f"{k} {saved[k]}" for k in differ)
+            + "; pass the same AV settings"
+        )
+    settings = _av_settings(steps, mels, frames_per_step, vision_binning, saved.get("seed", 0))
+    dataset = ConvertedAV(data, audio_from, settings).tensors(split)
+    if dataset.classes != ckpt.config.get("classes", dataset.classes):
+        fail(f"{data}: its classes differ from the checkpoint's; evaluate on the same classes")
+    result = {
+        "checkpoint": str(ckpt.path),
+        "variant": ckpt.config.get("variant"),
+        "split": split,
+        **evaluate_av(model, dataset),
+    }
+    if out is None:
+        click.echo(json.dumps(result, indent=2))
+        return
+    spikesim.write_json(out / AV_EVAL_JSON, result)
+    groups = ", ".join(f"{g} {v:.3f}" for g, v in result.get("per_group", {}).items())
+    click.echo(
+        f"{result['n']} clips ({split}): Top-1 {result['top1']:.3f}"
+        + (f" (by group: {groups})" if groups else "")
+        + f"\nresults: {out / AV_EVAL_JSON}"
+    )
+
+
+COMMANDS: list[click.Command] = [av_experiment, av_train, av_eval]

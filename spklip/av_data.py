@@ -39,7 +39,9 @@ class AVTensors(Dataset):
     ``labels`` (N,) int64 in [0, len(classes)); ``classes`` names the classes (default
     "class0", ...); ``audio_power`` (N, T, M, F) float32, optional: the clean spectrogram
     power the audio spikes were drawn from (the synthetic set keeps it to redraw the spikes at
-    an SNR)."""
+    an SNR). ``groups`` (N,) str, optional: a label per sample that is not the class, e.g. the
+    corruption ("none", "video", "audio") of a ``spikesim synth --corrupt`` clip, for accuracy
+    by group (:func:`spklip.evaluation.av.evaluate_av`)."""
 
     def __init__(
         self,
@@ -48,6 +50,7 @@ class AVTensors(Dataset):
         labels: torch.Tensor | np.ndarray | Sequence[int],
         classes: Sequence[str] | None = None,
         audio_power: np.ndarray | None = None,
+        groups: Sequence[str] | None = None,
     ) -> None:
         self.vision = torch.as_tensor(vision)
         self.audio = torch.as_tensor(audio)
@@ -73,6 +76,9 @@ class AVTensors(Dataset):
         if n and (int(self.labels.min()) < 0 or k > len(self.classes)):
             raise SpklipError(f"AVTensors: labels must lie in [0, {len(self.classes)})")
         self.audio_power = audio_power
+        self.groups = None if groups is None else [str(g) for g in groups]
+        if self.groups is not None and len(self.groups) != n:
+            raise SpklipError(f"AVTensors: {len(self.groups)} groups for {n} samples")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -84,11 +90,16 @@ class AVTensors(Dataset):
         """The samples at ``indices``, in that order."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         power = None if self.audio_power is None else self.audio_power[idx.numpy()]
-        return AVTensors(self.vision[idx], self.audio[idx], self.labels[idx], self.classes, power)
+        groups = None if self.groups is None else [self.groups[i] for i in idx.tolist()]
+        return AVTensors(
+            self.vision[idx], self.audio[idx], self.labels[idx], self.classes, power, groups
+        )
 
     def with_audio(self, audio: torch.Tensor | np.ndarray) -> AVTensors:
         """The same samples with ``audio`` (N, T, 1, M, F) spikes instead."""
-        return AVTensors(self.vision, audio, self.labels, self.classes, self.audio_power)
+        return AVTensors(
+            self.vision, audio, self.labels, self.classes, self.audio_power, self.groups
+        )
 
     @property
     def shapes(self) -> dict[str, Any]:
@@ -236,7 +247,8 @@ def make_synthetic_av(
         power += audio_noise_power * rng.exponential(1.0, size=power.shape)
     audio = _encode_power(power, rng, 0.6)[:, :, None]
     classes = [f"angle{round(180 * c / num_classes)}-band{c}" for c in range(num_classes)]
-    return AVTensors(vision, audio, labels, classes, power.astype(np.float32))
+    groups = [("none", "video", "audio")[k] for k in kind]
+    return AVTensors(vision, audio, labels, classes, power.astype(np.float32), groups)
 
 
 def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
@@ -248,10 +260,19 @@ def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
     return x[start : start + per * steps].reshape(steps, per, *x.shape[1:])
 
 
-def vision_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
+VISION_BINNINGS = ("or", "frames", "count")
+
+
+def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.ndarray:
     """A spike stream (frames, H, W) (spike camera) or event frames (frames, 2, H, W) (ON/OFF)
-    0/1 -> the model's vision input (steps, Cv, H, W) uint8: the centred frames // steps x
-    steps frames, each step the OR of its frames (a spike in the bin), so inputs stay 0/1."""
+    0/1 -> the model's vision input (steps, Cv, H, W) uint8 over the centred
+    P x ``steps`` frames (P = frames // steps per step). ``binning``:
+
+    - "or": each step the OR of its P frames (a spike in the bin), Cv = C (1 or 2);
+    - "frames": each step keeps its P frames as channels, Cv = P x C, still 0/1 and nothing
+      lost (the order of the spikes inside a step stays visible);
+    - "count": each step the number of spikes in its P frames (0..P), Cv = C: not 0/1, so the
+      first layer reads counts."""
     x = np.asarray(spikes)
     if x.ndim == 3:
         x = x[:, None]
@@ -259,7 +280,16 @@ def vision_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
         raise SpklipError(
             f"vision spikes have shape {x.shape}; expected (frames, H, W) or (frames, 2, H, W)"
         )
-    return (_bin_frames(x, steps, "vision_to_steps") != 0).any(axis=1).astype(np.uint8)
+    if binning not in VISION_BINNINGS:
+        raise SpklipError(
+            f"vision binning {binning!r} is unknown; use one of {', '.join(VISION_BINNINGS)}"
+        )
+    binned = _bin_frames(x, steps, "vision_to_steps") != 0  # (steps, P, C, H, W)
+    if binning == "or":
+        return binned.any(axis=1).astype(np.uint8)
+    if binning == "count":
+        return binned.sum(axis=1, dtype=np.uint8)
+    return binned.reshape(steps, -1, *binned.shape[3:]).astype(np.uint8)
 
 
 def audio_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
@@ -308,10 +338,11 @@ def model_device(model: torch.nn.Module) -> torch.device:
 class AVSpikeSettings:
     """How a converted clip and its sound become one AV sample.
 
-    ``steps``: T, time steps of both streams. Vision: the clip's spike frames binned by
-    :func:`vision_to_steps`. Audio: the WAV read at ``sample_rate`` Hz (mono), a mel power
-    spectrogram in dB (``n_mels`` bands, ``n_fft``-point frames, the hop chosen per clip so
-    that the clip spans ``steps x frames_per_step`` spectrogram frames), its integrate-and-fire
+    ``steps``: T, time steps of both streams. Vision: the clip's spike frames (or ON/OFF
+    event frames) binned by :func:`vision_to_steps` with ``vision_binning``. Audio: the WAV
+    read at ``sample_rate`` Hz (mono), a mel power spectrogram in dB (``n_mels`` bands,
+    ``n_fft``-point frames, the hop chosen per clip so that the clip spans
+    ``steps x frames_per_step`` spectrogram frames), its integrate-and-fire
     spikes (``spikesim.audio_spikes``, mode "if", ``threshold``, ``top_db``, a random initial
     potential seeded by (``seed``, clip index)), binned by :func:`audio_to_steps` to
     (T, 1, n_mels, frames_per_step)."""
@@ -324,8 +355,14 @@ class AVSpikeSettings:
     threshold: float = 2.0
     top_db: float = 80.0
     seed: int = 0
+    vision_binning: str = "or"
 
     def __post_init__(self) -> None:
+        if self.vision_binning not in VISION_BINNINGS:
+            raise SpklipError(
+                f"AV settings: vision_binning {self.vision_binning!r} is unknown; use one of "
+                f"{', '.join(VISION_BINNINGS)}"
+            )
         for name in ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -445,16 +482,37 @@ class ConvertedAV:
         return clip_audio_spikes(wave, s.sample_rate, s, seed=_clip_seed(s.seed, i))
 
     def vision(self, i: int) -> np.ndarray:
-        """Clip ``i``'s vision input (T, 1, H, W) uint8 from its spike frames."""
-        return vision_to_steps(self.dataset.read(i), self.settings.steps)
+        """Clip ``i``'s vision input (T, Cv, H, W) uint8 from its spike frames, or for an event
+        conversion (``--sensor dvs``) from its ON/OFF event frames, one per interval between
+        source frames (an event in the interval), both binned by :func:`vision_to_steps`."""
+        s = self.settings
+        if getattr(self.dataset, "sensor", "spike") != "dvs":
+            return vision_to_steps(self.dataset.read(i), s.steps, s.vision_binning)
+        clip = self.dataset.clips[i]
+        meta = spikesim.read_sidecar(Path(self.dataset.root) / clip.path)
+        fps = meta.get("source_fps")
+        if not isinstance(fps, (int, float)) or fps <= 0 or clip.frames < 2:
+            raise SpklipError(
+                f"{clip.path}: its sidecar gives no source_fps or it has under 2 frames; "
+                "convert it again with a current `spikesim convert --sensor dvs`"
+            )
+        intervals = clip.frames - 1
+        t1 = round(intervals * 1e6 / fps)
+        counts = spikesim.event_count_frames(
+            self.dataset.read_events(i), clip.height, clip.width, intervals, t0=0, t1=t1
+        )
+        return vision_to_steps(counts != 0, s.steps, s.vision_binning)
 
     def tensors(self, split: str) -> AVTensors:
-        """Every clip of ``split`` as :class:`AVTensors` (in manifest order)."""
+        """Every clip of ``split`` as :class:`AVTensors` (in manifest order), grouped by
+        corruption when ``captions.jsonl`` lists it."""
         idx = self.indices(split)
         vision = np.stack([self.vision(i) for i in idx])
         audio = np.stack([self.audio(i) for i in idx])
         labels = [self.dataset.clips[i].label for i in idx]
-        return AVTensors(vision, audio, labels, self.classes)
+        known = all(self.corruption[i] is not None for i in idx)
+        groups = [str(self.corruption[i]) for i in idx] if known else None
+        return AVTensors(vision, audio, labels, self.classes, groups=groups)
 
     def audio_at_snr(self, split: str, *, seed: int = 0) -> Callable[[float], np.ndarray]:
         """A callable snr_db -> the audio input (N, T, 1, M, F) uint8 of ``split``'s clips (in

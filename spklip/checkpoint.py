@@ -271,6 +271,8 @@ def load_model(
     ``device``, in eval mode. Returns the model and the loaded :class:`Checkpoint`."""
     ckpt = load_checkpoint(path)
     model_config = ckpt.config.get("model_config")
+    if ckpt.config.get("kind") == SCMRL_KIND:
+        raise SpklipError(f"{ckpt.path}: an S-CMRL checkpoint; evaluate it with `spklip av-eval`")
     if not isinstance(model_config, dict):
         raise SpklipError(f"{ckpt.path / CONFIG}: no model_config; not written by spklip train")
     if ckpt.config.get("format") == READ_FORMATS[0] and isinstance(model_config.get("text"), dict):
@@ -306,3 +308,45 @@ def checkpoint_tokenizer(ckpt: Checkpoint) -> dict[str, Any]:
         return dict(record)
     tok = SpikeTokenizer.from_json(ckpt.tokenizer_json)
     return {"kind": tok.kind, "version": tok.version, "sha256": tok.sha256}
+
+
+# ----------------------------------------------------------------------------- S-CMRL
+
+SCMRL_KIND = "scmrl"  # config.json "kind" of an S-CMRL checkpoint (SPKLIP ones have none)
+
+
+def save_scmrl_checkpoint(
+    folder: str | os.PathLike, model: torch.nn.Module, *, config: dict[str, Any]
+) -> Path:
+    """Write an S-CMRL (``spklip.scmrl.SCMRL``) checkpoint into ``folder``, atomically, in the
+    layout of :func:`save_checkpoint`: ``model_config`` (its ``SCMRLConfig``) and ``kind``
+    "scmrl" are added to ``config`` (the caller's train settings, classes, epoch, data
+    settings); ``tokenizer.json`` is empty (S-CMRL reads no text)."""
+    model_config = model.config.to_dict()
+    full = {**config, "kind": SCMRL_KIND, "model_config": model_config}
+    return save_checkpoint(folder, model, config=full, tokenizer_json="")
+
+
+def load_scmrl_model(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
+    """Rebuild the S-CMRL of a :func:`save_scmrl_checkpoint` folder (or a run folder / its
+    ``checkpoints/``, as :func:`resolve_checkpoint` reads them) on ``device``, in eval mode.
+    Returns (model, :class:`Checkpoint`)."""
+    from .scmrl import SCMRL, get_scmrl_config
+
+    ckpt = load_checkpoint(path)
+    model_config = ckpt.config.get("model_config")
+    if ckpt.config.get("kind") != SCMRL_KIND or not isinstance(model_config, dict):
+        raise SpklipError(
+            f"{ckpt.path / CONFIG}: not an S-CMRL checkpoint; give the folder `spklip av-train` "
+            "wrote"
+        )
+    model = SCMRL(get_scmrl_config("scmrl-paper", **model_config))
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise SpklipError(
+            f"{ckpt.path / WEIGHTS}: weights do not fit the saved S-CMRL config ({first}); the "
+            "checkpoint is damaged or from another spklip version"
+        ) from None
+    return model.to(device).eval(), ckpt

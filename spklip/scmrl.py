@@ -74,7 +74,8 @@ class SCMRLConfig:
 
     num_classes: int = 6  # CREMA-D's six emotions
     steps: int = 4  # T: time steps of both input streams
-    vision_channels: int = 2  # 1: spike-camera frames, 2: ON/OFF event frames
+    vision_channels: int = 2  # 1: spike-camera frames, 2: ON/OFF event frames; P x those
+    # when each time step stacks its P frames (spklip.av_data.vision_to_steps "frames")
     vision_size: tuple[int, int] = (128, 128)  # (H, W) of the vision frames
     audio_size: tuple[int, int] = (128, 128)  # (M mel channels, F spectrogram frames per step)
     dim: int = 256  # D: token width
@@ -96,10 +97,10 @@ class SCMRLConfig:
         for name in ("num_classes", "steps", "dim", "stages", "heads"):
             if getattr(self, name) < 1:
                 raise SpklipError(f"scmrl.{name} = {getattr(self, name)} must be at least 1")
-        if self.vision_channels not in (1, 2):
+        if self.vision_channels < 1:
             raise SpklipError(
-                f"scmrl.vision_channels = {self.vision_channels}; use 1 (spike frames) or 2 "
-                "(ON/OFF event frames)"
+                f"scmrl.vision_channels = {self.vision_channels}; use 1 (spike frames), 2 "
+                "(ON/OFF event frames) or the channels of a vision binning"
             )
         if self.fusion not in FUSIONS:
             raise SpklipError(f"scmrl.fusion = {self.fusion!r}; choose one of {', '.join(FUSIONS)}")

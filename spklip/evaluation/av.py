@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..av_data import AVTensors, iter_batches, model_device, time_major
 from ..errors import SpklipError
-from ..metrics import per_class_accuracy, zero_shot_accuracy
+from ..metrics import per_class_accuracy, predictions, zero_shot_accuracy
 from ..scmrl import SCMRL
 from .energy import (
     binary_activation_fraction,
@@ -54,14 +54,21 @@ def evaluate_av(
     classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``{"top1": fraction, "per_class": {class: fraction}, "n": samples}`` (ties count
-    against the model, as ``spklip.metrics``)."""
+    against the model, as ``spklip.metrics``), and ``"per_group": {group: fraction}`` when
+    the dataset has ``groups`` (:class:`spklip.av_data.AVTensors`, e.g. its corruption)."""
     logits, labels = predict_av(model, dataset, batch_size=batch_size)
     names = list(classes or getattr(dataset, "classes", None) or range(logits.shape[1]))
-    return {
+    out: dict[str, Any] = {
         "top1": zero_shot_accuracy(logits, labels, ks=(1,))["top1"],
         "per_class": per_class_accuracy(logits, labels, [str(c) for c in names]),
         "n": len(labels),
     }
+    groups = getattr(dataset, "groups", None)
+    if groups is not None:
+        hit = predictions(logits, labels) == labels
+        g = np.asarray(groups)
+        out["per_group"] = {str(k): float(hit[g == k].mean()) for k in sorted(set(groups))}
+    return out
 
 
 def noise_robustness(
@@ -143,7 +150,8 @@ def estimate_av_energy(
 def results_markdown(results: Mapping[str, Any]) -> str:
     """A Markdown table of :func:`run_av_experiment`'s result: per variant the validation and
     test Top-1 (mean ± sd over seeds), the per-seed test Top-1, the inter-layer binary share
-    and the energy per sample; then ``spklip.energy``'s table of the counts per variant."""
+    and the energy per sample; the test Top-1 by group when the test set had groups; then
+    ``spklip.energy``'s table of the counts per variant."""
     lines = [
         f"Seeds {results['seeds']}, {results['epochs']} epochs; samples: {results['sizes']}.",
         "",
@@ -160,6 +168,15 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             f"{'-' if binary is None else f'{binary:.4f}'} | "
             f"{'-' if energy is None else f'{energy * 1e6:.3f}'} |"
         )
+    grouped = {n: e["per_group"] for n, e in results["variants"].items() if e.get("per_group")}
+    if grouped:  # where fusion helps: test Top-1 by group (the corruption of the clips)
+        names = sorted({g for pg in grouped.values() for g in pg})
+        lines += ["", "Test Top-1 by group (mean ± sd over seeds):", ""]
+        lines.append("| variant | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---:|" * len(names))
+        for n, pg in grouped.items():
+            cells = [f"{pg[g]['mean']:.3f} ± {pg[g]['sd']:.3f}" if g in pg else "-" for g in names]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
     energies = {n: e["energy"] for n, e in results["variants"].items() if e.get("energy")}
     if energies:  # the counts behind the energy column, as in `spklip energy`'s table
         lines += ["", "Energy per sample (first seed's model, 45 nm figures):", ""]

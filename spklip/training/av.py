@@ -176,8 +176,10 @@ def run_av_experiment(
     :func:`estimate_av_energy` on the first ``measure_batch`` test samples.
 
     Returns a JSON-able dict: ``variants`` {name: {``model``, ``loss`` (overrides), ``runs``
-    (per seed: seed, best_epoch, val_top1, test_top1, per_class, noise, history, seconds),
-    ``test_top1_mean``/``_sd``, ``val_top1_mean``/``_sd``, ``noise`` (per SNR: mean, sd),
+    (per seed: seed, best_epoch, val_top1, test_top1, per_class, per_group (None without
+    groups), noise, history, seconds), ``test_top1_mean``/``_sd``, ``per_group`` (test Top-1
+    by the test set's groups: {group: {mean, sd}}, when it has groups),
+    ``val_top1_mean``/``_sd``, ``noise`` (per SNR: mean, sd),
     ``binary``, ``energy``, ``parameters``}}, ``seeds``, ``epochs``, ``base`` (config dict),
     ``train`` (settings), ``sizes`` (samples per split), ``seconds``.
     """
@@ -226,6 +228,7 @@ def run_av_experiment(
                 "val_top1": best["val_top1"],
                 "test_top1": test["top1"],
                 "per_class": test["per_class"],
+                "per_group": test.get("per_group"),
                 "noise": (
                     noise_robustness(model, test_set, audio_at_snr, snrs)
                     if audio_at_snr is not None
@@ -247,6 +250,11 @@ def run_av_experiment(
         entry["runs"] = runs
         for key in ("test_top1", "val_top1"):
             entry[f"{key}_mean"], entry[f"{key}_sd"] = _mean_sd([r[key] for r in runs])
+        if runs[0]["per_group"] is not None:  # test Top-1 by group (e.g. corruption)
+            entry["per_group"] = {}
+            for g in runs[0]["per_group"]:
+                mean, sd = _mean_sd([r["per_group"][g] for r in runs])
+                entry["per_group"][g] = {"mean": mean, "sd": sd}
         if audio_at_snr is not None:
             entry["noise"] = []
             for i, snr in enumerate(snrs):

@@ -14,7 +14,11 @@ import torch
 import spikesim
 from cli.spklip_cli import main
 from spklip.av_data import AVSpikeSettings, ConvertedAV, load_converted_av
+from spklip.checkpoint import load_model, load_scmrl_model
 from spklip.errors import SpklipError
+from spklip.evaluation.av import evaluate_av, predict_av
+from spklip.metrics import predictions
+from spklip.scmrl import create_scmrl
 
 pytest.importorskip("av", reason="PyAV reads the sound tracks")
 
@@ -80,6 +84,56 @@ def test_converted_clips_become_av_tensors_with_their_labels(av_folders):
     assert set(np.unique(audio.numpy())) <= {0.0, 1.0}
 
 
+def test_groups_are_the_corruptions_and_evaluation_reports_them(av_folders):
+    synth, conv = av_folders
+    source = ConvertedAV(conv, synth, SETTINGS)
+    idx = source.indices("test")
+    t = source.tensors("test")
+    assert t.groups == [source.corruption[i] for i in idx]
+    assert set(t.groups) == {"none", "video", "audio"}
+    sub = t.subset([2, 0])
+    assert sub.groups == [t.groups[2], t.groups[0]]
+    torch.manual_seed(0)
+    model = create_scmrl(
+        "scmrl-tiny",
+        **{
+            **t.shapes,
+            "vision_size": (16, 16),
+            "audio_size": (8, 8),
+            "stages": 1,
+            "token_grid": (2, 2),
+        },
+    )
+    result = evaluate_av(model, t)
+    hits = {g: [] for g in t.groups}
+    logits, labels = predict_av(model, t)
+    right = predictions(logits, labels) == labels
+    for g, ok in zip(t.groups, right, strict=True):
+        hits[g].append(ok)
+    assert result["per_group"] == {g: float(np.mean(h)) for g, h in sorted(hits.items())}
+
+
+def test_event_conversions_give_on_off_event_frames(av_folders, tmp_path):
+    synth, _ = av_folders
+    settings = spikesim.ConvertSettings(size=(16, 16), factor=1, interp="linear", sensor="dvs")
+    conv = spikesim.convert_dataset(synth, tmp_path / "dvs", settings, progress=False).out
+    source = ConvertedAV(conv, synth, AVSpikeSettings(steps=5, n_mels=8, frames_per_step=8))
+    dataset = spikesim.open_dataset(conv)
+    i = dataset.indices("train")[0]
+    v = source.vision(i)
+    assert v.shape == (5, 2, 16, 16) and v.dtype == np.uint8  # 15 intervals, 3 per step
+    events = dataset.read_events(i)
+    frame_us = 1e6 / 25.0  # synth's frame rate
+    counts = spikesim.event_count_frames(events, 16, 16, 15, t0=0, t1=round(15 * frame_us))
+    np.testing.assert_array_equal(v[0], (counts[:3] != 0).any(axis=0))
+    assert 0 < v.mean() < 0.5  # events where things move, not everywhere
+    framed = ConvertedAV(
+        conv, synth, AVSpikeSettings(steps=5, n_mels=8, frames_per_step=8, vision_binning="frames")
+    ).vision(i)
+    assert framed.shape == (5, 6, 16, 16)  # 3 intervals x (ON, OFF) per step
+    np.testing.assert_array_equal(framed.reshape(5, 3, 2, 16, 16).any(axis=1), v)
+
+
 def test_splits_carve_val_from_train_and_keep_test(av_folders):
     synth, conv = av_folders
     train, val, test, _ = load_converted_av(conv, synth, SETTINGS, val_fraction=0.5, split_seed=3)
@@ -123,12 +177,18 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
     argv = [
         "av-experiment", "--data", str(conv), "--audio-from", str(synth), "--out", str(out),
         "--fusion", "scmrl,audio-only", "--epochs", "1", "--seeds", "0",
-        "--snrs", "0,30", "--batch-size", "4",
+        "--snrs", "0,30", "--batch-size", "4", "--alpha", "0.5", "--sa-weight", "0.1",
+        "--vision-binning", "frames",
     ]  # fmt: skip
     code, _, err = run_main(argv, capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert set(report["variants"]) == {"scmrl", "audio-only"}
+    assert report["base"]["alpha"] == 0.5 and report["loss"]["sa_weight"] == 0.1
+    assert report["base"]["vision_channels"] == 4  # 16 frames in 4 steps, stacked
+    assert report["data"]["vision_binning"] == "frames"
+    assert set(report["variants"]["scmrl"]["per_group"]) == {"none", "video", "audio"}
+    assert "Test Top-1 by group" in (out / "report.md").read_text()
     assert [p["snr_db"] for p in report["variants"]["scmrl"]["noise"]] == [0.0, 30.0]
     assert (out / "noise_curve.png").stat().st_size > 0
     assert "| scmrl |" in (out / "report.md").read_text()
@@ -137,12 +197,44 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
 
 
+def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, capsys):
+    synth, conv = av_folders
+    run = tmp_path / "run"
+    data = ["--data", str(conv), "--audio-from", str(synth)]
+    argv = ["av-train", *data, "--out", str(run), "--epochs", "2", "--batch-size", "4",
+            "--alpha", "0.5"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    folders = sorted((run / "checkpoints").glob("epoch_*"))
+    assert len(folders) == 1 and "checkpoint:" in out
+    config = json.loads((folders[0] / "config.json").read_text())
+    assert config["kind"] == "scmrl" and config["model_config"]["alpha"] == 0.5
+    assert len(json.loads((run / "history.json").read_text())) == 2
+    # av-eval rebuilds the model from the checkpoint: same numbers as the model in memory
+    code, out, err = run_main(["av-eval", "--checkpoint", str(run), *data], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    model, _ = load_scmrl_model(run)
+    test = ConvertedAV(conv, synth, AVSpikeSettings()).tensors("test")
+    expected = evaluate_av(model, test)
+    assert result["top1"] == expected["top1"] and result["per_group"] == expected["per_group"]
+    # the AV settings must be the ones it was trained with; an SPKLIP loader refuses it
+    code, _, err = run_main(["av-eval", "--checkpoint", str(run), *data, "--steps", "2"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "steps 4" in err
+    with pytest.raises(SpklipError, match="av-eval"):
+        load_model(run)
+    # no overwrite without --overwrite
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "--overwrite" in err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--fusion", "telepathy"], "unknown variant"),
         (["--audio-from", "/nonexistent/synth"], "no such folder"),
         (["--seeds", "a,b"], "--seeds"),
+        (["--model", "scmrl-huge"], "unknown S-CMRL config"),
     ],
 )
 def test_av_experiment_bad_input_is_one_line(av_folders, tmp_path, capsys, extra, message):

@@ -393,7 +393,9 @@ def test_a_dataloader_dataset_gives_the_same_evaluation():
     model = tiny().eval()
     fast = evaluate_av(model, data, batch_size=8)
     plain = evaluate_av(model, _PlainDataset(data), batch_size=8, classes=data.classes)
+    groups = fast.pop("per_group")  # a plain dataset has no groups
     assert fast == plain and fast["n"] == 24
+    assert set(groups) == set(data.groups) == {"none", "video", "audio"}
 
 
 def test_streams_are_binned_into_the_model_layouts():
@@ -405,6 +407,14 @@ def test_streams_are_binned_into_the_model_layouts():
     assert v.shape == (3, 1, 4, 6) and v.dtype == np.uint8
     assert v[0, 0, 2, 3] == 1 and v[2, 0, 0, 0] == 1 and v.sum() == 2
     assert vision_to_steps(np.zeros((8, 2, 4, 6)), 4).shape == (4, 2, 4, 6)
+    framed = vision_to_steps(stream, 3, "frames")  # each step's 3 frames as channels
+    assert framed.shape == (3, 3, 4, 6) and framed[0, 1, 2, 3] == 1 and framed[2, 2, 0, 0] == 1
+    assert framed.sum() == 2 and set(np.unique(framed)) <= {0, 1}
+    stream[2, 2, 3] = 1
+    counts = vision_to_steps(stream, 3, "count")
+    assert counts.shape == (3, 1, 4, 6) and counts[0, 0, 2, 3] == 2 and counts.sum() == 3
+    with pytest.raises(SpklipError, match="binning"):
+        vision_to_steps(stream, 3, "max")
     spec = np.zeros((9, 5), dtype=np.uint8)  # 9 frames x 5 mel channels
     spec[4, 2] = 1  # frame 4 = step 1, column 1
     a = audio_to_steps(spec, 3)
