@@ -57,8 +57,6 @@ RECIPES: dict[str, DistillConfig] = {
     "stem+stage1, lr 3e-4, 8 ep": DistillConfig(epochs=8, lr=3e-4, trainable="early"),
     "stem+stages1-2, lr 5e-4, 4 ep": DistillConfig(epochs=4, lr=5e-4, trainable="mid"),
     "stem+stages1-2, lr 1e-3, 4 ep": DistillConfig(epochs=4, lr=1e-3, trainable="mid"),
-    "stem+stages1-2, lr 5e-4, 8 ep": DistillConfig(epochs=8, lr=5e-4, trainable="mid"),
-    "stem+stages1-2, lr 2e-4, 8 ep": DistillConfig(epochs=8, lr=2e-4, trainable="mid"),
 }
 
 
@@ -191,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
         f"# Event-CLIP demo: glyphs, {len(seeds)} seeds ({', '.join(map(str, seeds))})\n\n"
         f"Command: `make demo-events`. Wall time {wall / 60:.1f} min on {os.cpu_count()} cores "
         f"(load average {load_start[0]:.1f} at the start, {meta['load_average_end'][0]:.1f} at "
-        f"the end; other jobs shared the machine). Text tower: {results[0]['text_tower']}.\n"
+        f"the end; other jobs shared the machine). Text tower: {results[0]['text_tower']}. "
+        f"Student recipe (chosen on validation classes with `--validation`): "
+        f"trainable {config.student.trainable}, lr {config.student.lr:g}, "
+        f"{config.student.epochs} epochs.\n"
         f"{config.n_unseen} held-out classes per seed (chance: "
         f"{100 * meta['chance']['unseen_prompts']:.1f} % among unseen prompts, "
         f"{100 * meta['chance']['all_prompts']:.1f} % among all prompts). "
