@@ -88,3 +88,23 @@ def test_split_and_inputs_are_checked() -> None:
     assert split_classes(26, 8, seed=3) == (seen, unseen)
     with pytest.raises(SpklipError, match="n_unseen"):
         split_classes(5, 5, seed=0)
+
+
+def test_partial_student_trains_only_its_early_layers(setup) -> None:
+    train, _, teacher, local = setup
+    seen = np.isin(train.labels, SEEN)
+    y = np.array([local[c] for c in train.labels[seen]])
+    args = (teacher, train.events[seen], train.images[seen], y, [local[c] for c in SEEN])
+    cfg = DistillConfig(epochs=1, batch_size=32, lr=1e-3, trainable="early")
+    student, f_i = distill(*args, LossWeights(), cfg, seed=0), teacher.image_encoder
+    pairs = zip(student.stem.parameters(), f_i.stem.parameters(), strict=True)
+    moved = [not torch.equal(a, b) for a, b in pairs]
+    assert any(moved)
+    assert not torch.equal(student.stages[0].conv1.weight, f_i.stages[0].conv1.weight)
+    kept = list(student.stages[1:].parameters()) + list(student.head.parameters())
+    same = list(f_i.stages[1:].parameters()) + list(f_i.head.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(kept, same, strict=True))
+    with pytest.raises(SpklipError, match="trainable"):
+        DistillConfig(trainable="deep")
+    with pytest.raises(SpklipError, match="epochs"):
+        DistillConfig(epochs=0)
