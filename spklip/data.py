@@ -100,7 +100,7 @@ class SpikeClips(Dataset):
     ``split="train"`` is the rest of the training clips, so the two never share a group.
 
     An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,
-    ``text`` str,
+    ``text`` str, ``caption`` bool (``text`` is the clip's own caption, not a class prompt),
     ``index`` int (position in this dataset). Indexing with ``(epoch, i)`` draws the
     random crop of that epoch (what :class:`EpochSampler` yields); a plain ``i`` is epoch 0.
 
@@ -239,16 +239,21 @@ class SpikeClips(Dataset):
 
     def text(self, i: int, rng: np.random.Generator | None = None) -> str:
         """The training text of clip ``i`` under the caption mode."""
+        return self.text_and_kind(i, rng)[0]
+
+    def text_and_kind(self, i: int, rng: np.random.Generator | None = None) -> tuple[str, bool]:
+        """:meth:`text` and whether it is the clip's own caption (True) or a class prompt
+        (False): a caption describes this clip alone (spklip.loss, ``instance``)."""
         rec = self.records[i]
         own = _caption(rec)
         if rng is None:  # evaluation: deterministic
             if self.captions == "prompt" or not own:
-                return class_prompt(rec.cls, self.templates[0])
-            return own
-        use_caption = own and (
+                return class_prompt(rec.cls, self.templates[0]), False
+            return own, True
+        use_caption = bool(own) and (
             self.captions == "caption" or (self.captions == "mixed" and rng.random() < 0.5)
         )
-        return own if use_caption else random_prompt(rec.cls, rng, self.templates)
+        return (own, True) if use_caption else (random_prompt(rec.cls, rng, self.templates), False)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
@@ -265,10 +270,12 @@ class SpikeClips(Dataset):
                 f"{self.path}: clip {self.records[i].path} cannot be read "
                 f"({type(err).__name__}: {err}); the dataset is damaged: convert it again"
             ) from None
+        text, is_caption = self.text_and_kind(i, rng)
         return {
             "spikes": torch.from_numpy(spikes),
             "label": int(self.records[i].label),
-            "text": self.text(i, rng),
+            "text": text,
+            "caption": is_caption,
             "index": i,
         }
 
@@ -344,7 +351,7 @@ def make_loader(
     """A DataLoader over ``dataset`` and its sampler (call ``sampler.set_epoch(e)``).
 
     Batches are dicts: ``spikes`` uint8 (B, T, H, W), ``label`` int64 (B,), ``text``
-    list[str], ``index`` int64 (B,). Workers are persistent (no re-fork per epoch) and
+    list[str], ``caption`` bool (B,), ``index`` int64 (B,). Workers are persistent (no re-fork per epoch) and
     each opens the dataset itself.
     """
     sampler = EpochSampler(

@@ -171,6 +171,7 @@ def _loss_backward(
     loss_options: dict[str, Any],
     scaler: torch.amp.GradScaler,
     use_amp: bool,
+    instance: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Forward this process's share of the global batch, the contrastive loss over the
     gathered global batch, and its backward: the gradients are those of one process holding
@@ -183,6 +184,9 @@ def _loss_backward(
     Scaling the loss by world and the scale's gradient back by 1/world makes both exact."""
     spikes = batch["spikes"].to(d.device, non_blocking=True)
     labels = batch["label"].to(d.device, non_blocking=True)
+    # Which texts are clips' own captions (only their clip is right for them), for a loss
+    # with instance targets (spklip.loss, "caption-aware").
+    captions = _gather(batch["caption"].to(d.device, torch.uint8), d).bool() if instance else None
     tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
     tokens = tokens.to(d.device, non_blocking=True)
     with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
@@ -193,6 +197,7 @@ def _loss_backward(
             feats["logit_scale"].float(),
             _gather(labels, d),
             **loss_options,  # label_aware, reduction ("sum": Eq. 6's, "mean": ours)
+            instance=captions,
         )
     scaler.scale(losses["loss"] * d.world).backward()
     if d.world > 1 and model.logit_scale.grad is not None:
@@ -491,7 +496,9 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         )
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
-            losses = _loss_backward(net, model, batch, d, loss_options, scaler, use_amp)
+            losses = _loss_backward(
+                net, model, batch, d, loss_options, scaler, use_amp, instance=recipe.instance
+            )
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
