@@ -12,6 +12,10 @@ Two named losses (:data:`LOSSES`, the ``loss`` of a model's training recipe):
 - ``"label-aware"``, our departure (docs/model.md): label-aware targets and the MEAN of the
   two directions. On a toy set with few classes, a batch often holds two clips of one class
   whose captions Eq. 6 pushes apart as negatives.
+With training texts ``"both"`` (a prompt and a caption per clip) the loop uses
+:func:`prompt_caption_loss`: the named loss against the prompts plus ``caption_weight`` x an
+identity-target loss against the captions.
+
 - ``"caption-aware"``, for retrieval on captions (docs/training.md): label-aware for class
   prompts, identity for a clip's own caption. A class prompt is right for every clip of its
   class, but a caption describes one clip, so the other clips of its class in the batch are
@@ -41,6 +45,7 @@ __all__ = [
     "contrastive_positives",
     "contrastive_targets",
     "loss_options",
+    "prompt_caption_loss",
     "uses_caption_targets",
 ]
 
@@ -161,6 +166,49 @@ def contrastive_loss(
         "loss_v2t": loss_v2t,
         "loss_t2v": loss_t2v,
         "logit_scale": logit_scale.detach(),
+    }
+
+
+def prompt_caption_loss(
+    video_features: torch.Tensor,
+    prompt_features: torch.Tensor,
+    caption_features: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    labels: torch.Tensor,
+    *,
+    caption_weight: float = 1.0,
+    label_aware: bool = True,
+    reduction: str = "mean",
+) -> dict[str, torch.Tensor]:
+    """The loss of a batch in which every clip has a class prompt AND its own caption
+    (training texts ``"both"``): the contrastive loss against the prompts (label-aware when
+    ``label_aware``: classification) plus ``caption_weight`` x the loss against the captions
+    with identity targets (every other clip, of its class too, is a negative: retrieval).
+
+    Returns ``loss``, ``loss_v2t`` / ``loss_t2v`` (the two directions, both terms weighted as
+    in ``loss``), ``loss_prompt``, ``loss_caption`` and ``logit_scale``.
+    """
+    if not caption_weight >= 0:
+        raise SpklipError(f"caption_weight must be >= 0, got {caption_weight}")
+    prompt = contrastive_loss(
+        video_features,
+        prompt_features,
+        logit_scale,
+        labels,
+        label_aware=label_aware,
+        reduction=reduction,
+    )
+    caption = contrastive_loss(
+        video_features, caption_features, logit_scale, None, label_aware=False, reduction=reduction
+    )
+    w = float(caption_weight)
+    return {
+        "loss": prompt["loss"] + w * caption["loss"],
+        "loss_v2t": prompt["loss_v2t"] + w * caption["loss_v2t"],
+        "loss_t2v": prompt["loss_t2v"] + w * caption["loss_t2v"],
+        "loss_prompt": prompt["loss"],
+        "loss_caption": caption["loss"],
+        "logit_scale": prompt["logit_scale"],
     }
 
 

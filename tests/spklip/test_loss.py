@@ -16,6 +16,7 @@ from spklip.loss import (
     contrastive_positives,
     contrastive_targets,
     loss_options,
+    prompt_caption_loss,
     uses_caption_targets,
 )
 
@@ -211,3 +212,20 @@ def test_caption_aware_loss_makes_a_caption_right_for_its_clip_alone() -> None:
     assert pos[0, 2] == 0 and pos[2, 0] == 0 and pos[0, 1] == 0 and pos.diagonal().all()
     with pytest.raises(SpklipError, match="instance flags"):
         contrastive_positives(lab, caps[:3])
+
+
+def test_prompt_caption_loss_adds_a_weighted_identity_term_over_captions() -> None:
+    v, prompts = features(seed=6)
+    _, caps = features(seed=7)
+    lab = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    for w in (0.0, 1.0, 2.5):
+        out = prompt_caption_loss(v, prompts, caps, 9.1, lab, caption_weight=w)
+        want = slow_loss(v, prompts, 9.1, lab)[0] + w * slow_eq6(v, caps, 9.1) / 2
+        assert out["loss"].item() == pytest.approx(want, rel=1e-9)
+        assert out["loss_caption"].item() == pytest.approx(slow_eq6(v, caps, 9.1) / 2, rel=1e-9)
+    # Captions of one class are not interchangeable (unlike prompts): swapping two changes it.
+    swapped = caps[[2, 1, 0, 3, 4, 5, 6]]
+    a = prompt_caption_loss(v, prompts, caps, 9.1, lab)["loss"].item()
+    assert prompt_caption_loss(v, prompts, swapped, 9.1, lab)["loss"].item() != pytest.approx(a)
+    with pytest.raises(SpklipError, match="caption_weight"):
+        prompt_caption_loss(v, prompts, caps, 9.1, lab, caption_weight=-1.0)
