@@ -45,8 +45,8 @@ from .errors import SpklipError
 from .model import SPKLIP
 from .prompts import TEMPLATES, class_prompt, random_prompt
 
-CaptionMode = Literal["caption", "prompt", "mixed"]
-CAPTION_MODES: tuple[str, ...] = ("caption", "prompt", "mixed")
+CaptionMode = Literal["caption", "prompt", "mixed", "both"]
+CAPTION_MODES: tuple[str, ...] = ("caption", "prompt", "mixed", "both")
 
 
 class ShortClipWarning(UserWarning):
@@ -92,7 +92,9 @@ class SpikeClips(Dataset):
     their places in ``classes``).
     ``captions``: ``"caption"`` uses each clip's own caption (its class prompt when it has
     none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
-    (the caption in evaluation). ``seed``: base seed.
+    (the caption in evaluation), ``"both"`` a class prompt as ``text`` and the caption as
+    ``caption_text`` in training (two losses, spklip.loss.prompt_caption_loss; the caption
+    in evaluation). ``seed``: base seed.
 
     Validation: when the dataset has no ``"val"`` split of its own, ``split="val"`` is carved
     from the training clips by group (``spikesim.carve_val``) with ``holdout`` (None: the
@@ -100,9 +102,11 @@ class SpikeClips(Dataset):
     ``split="train"`` is the rest of the training clips, so the two never share a group.
 
     An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,
-    ``text`` str,
-    ``index`` int (position in this dataset). Indexing with ``(epoch, i)`` draws the
-    random crop of that epoch (what :class:`EpochSampler` yields); a plain ``i`` is epoch 0.
+    ``text`` str, ``caption`` bool (``text`` is the clip's own caption, not a class prompt),
+    ``index`` int (position in this dataset); with ``captions="both"`` and ``augment`` also
+    ``caption_text`` str (the clip's caption, its class prompt when it has none). Indexing
+    with ``(epoch, i)`` draws the random crop of that epoch (what :class:`EpochSampler`
+    yields); a plain ``i`` is epoch 0.
 
     The dataset file is opened lazily in each process (loader workers included) and is
     never pickled into workers.
@@ -239,16 +243,21 @@ class SpikeClips(Dataset):
 
     def text(self, i: int, rng: np.random.Generator | None = None) -> str:
         """The training text of clip ``i`` under the caption mode."""
+        return self.text_and_kind(i, rng)[0]
+
+    def text_and_kind(self, i: int, rng: np.random.Generator | None = None) -> tuple[str, bool]:
+        """:meth:`text` and whether it is the clip's own caption (True) or a class prompt
+        (False): a caption describes this clip alone (spklip.loss, ``instance``)."""
         rec = self.records[i]
         own = _caption(rec)
         if rng is None:  # evaluation: deterministic
             if self.captions == "prompt" or not own:
-                return class_prompt(rec.cls, self.templates[0])
-            return own
-        use_caption = own and (
+                return class_prompt(rec.cls, self.templates[0]), False
+            return own, True
+        use_caption = bool(own) and (
             self.captions == "caption" or (self.captions == "mixed" and rng.random() < 0.5)
-        )
-        return own if use_caption else random_prompt(rec.cls, rng, self.templates)
+        )  # "both": the prompt here, the caption in the item's caption_text
+        return (own, True) if use_caption else (random_prompt(rec.cls, rng, self.templates), False)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
@@ -265,12 +274,18 @@ class SpikeClips(Dataset):
                 f"{self.path}: clip {self.records[i].path} cannot be read "
                 f"({type(err).__name__}: {err}); the dataset is damaged: convert it again"
             ) from None
-        return {
+        text, is_caption = self.text_and_kind(i, rng)
+        item = {
             "spikes": torch.from_numpy(spikes),
             "label": int(self.records[i].label),
-            "text": self.text(i, rng),
+            "text": text,
+            "caption": is_caption,
             "index": i,
         }
+        if self.captions == "both" and rng is not None:
+            own = _caption(self.records[i])
+            item["caption_text"] = own or class_prompt(self.records[i].cls, self.templates[0])
+        return item
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -344,8 +359,9 @@ def make_loader(
     """A DataLoader over ``dataset`` and its sampler (call ``sampler.set_epoch(e)``).
 
     Batches are dicts: ``spikes`` uint8 (B, T, H, W), ``label`` int64 (B,), ``text``
-    list[str], ``index`` int64 (B,). Workers are persistent (no re-fork per epoch) and
-    each opens the dataset itself.
+    list[str], ``caption`` bool (B,), ``index`` int64 (B,) (and ``caption_text`` list[str]
+    with training texts "both"). Workers are persistent (no re-fork per epoch) and each
+    opens the dataset itself.
     """
     sampler = EpochSampler(
         dataset, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=False

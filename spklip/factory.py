@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from .errors import SpklipError
-from .loss import loss_options
+from .loss import loss_options, uses_caption_targets
 from .model import SPKLIP, SPKLIPConfig
 from .tokenizer import SpikeTokenizer
 
@@ -185,18 +185,33 @@ class TrainRecipe:
     lr: float = 2e-5  # AdamW peak learning rate, reached after the warm-up
     batch_size: int = 8  # clips per step and process
     epochs: int = 30
-    captions: str = "mixed"  # training texts: "caption" | "prompt" | "mixed" (spklip.data)
+    captions: str = "mixed"  # training texts: "caption" | "prompt" | "mixed" | "both"
+    # (spklip.data); "both": a class prompt and the clip's caption, two loss terms
     loss: str = "eq6"  # spklip.loss.LOSSES: "eq6" (the paper's Eq. 6: identity
-    # positives, sum of the two directions) or "label-aware" (ours: clips of one class in a
-    # batch are not negatives, mean of the two directions)
+    # positives, sum of the two directions), "label-aware" (ours: clips of one class in a
+    # batch are not negatives, mean of the two directions) or "caption-aware" (label-aware
+    # for class prompts, identity for a clip's own caption: hard negatives within a class)
+
+    caption_weight: float = 1.0  # with captions "both": weight of the caption term
+    # (identity targets, spklip.loss.prompt_caption_loss) against the prompt term
 
     def __post_init__(self) -> None:
         loss_options(self.loss)  # a SpklipError naming the choices
+        if not (isinstance(self.caption_weight, (int, float)) and self.caption_weight >= 0):
+            raise SpklipError(
+                f"recipe caption_weight must be a number >= 0, got {self.caption_weight!r}"
+            )
 
     @property
     def label_aware(self) -> bool:
         """Whether the recipe's loss uses label-aware targets."""
         return bool(loss_options(self.loss)["label_aware"])
+
+    @property
+    def instance(self) -> bool:
+        """Whether a clip's own caption has that clip alone as positive (the other clips of
+        its class are its negatives), while class prompts stay label-aware."""
+        return uses_caption_targets(self.loss)
 
     @property
     def reduction(self) -> str:

@@ -46,7 +46,7 @@ from ..data import CAPTION_MODES, SpikeClips, check_compatible, data_bin, make_l
 from ..errors import SpklipError
 from ..evaluation.zeroshot import zero_shot_top1
 from ..factory import create_model_from_config, get_model_config, get_recipe
-from ..loss import contrastive_loss
+from ..loss import contrastive_loss, prompt_caption_loss
 from ..model import SPKLIP
 from ..prompts import all_prompt_texts
 from ..tokenizer import SpikeTokenizer
@@ -171,6 +171,8 @@ def _loss_backward(
     loss_options: dict[str, Any],
     scaler: torch.amp.GradScaler,
     use_amp: bool,
+    instance: bool = False,
+    caption_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Forward this process's share of the global batch, the contrastive loss over the
     gathered global batch, and its backward: the gradients are those of one process holding
@@ -183,17 +185,49 @@ def _loss_backward(
     Scaling the loss by world and the scale's gradient back by 1/world makes both exact."""
     spikes = batch["spikes"].to(d.device, non_blocking=True)
     labels = batch["label"].to(d.device, non_blocking=True)
-    tokens = model.tokenizer.encode_batch(batch["text"], model.config.text.context_length)
+    # Which texts are clips' own captions (only their clip is right for them), for a loss
+    # with instance targets (spklip.loss, "caption-aware").
+    captions = _gather(batch["caption"].to(d.device, torch.uint8), d).bool() if instance else None
+    texts = list(batch["text"])
+    both = "caption_text" in batch  # captions "both": prompts then captions, one text pass
+    if both:
+        texts += list(batch["caption_text"])
+    tokens = model.tokenizer.encode_batch(texts, model.config.text.context_length)
     tokens = tokens.to(d.device, non_blocking=True)
     with torch.autocast(d.device.type, dtype=_amp_dtype(d.device), enabled=use_amp):
         feats = net(spikes, tokens)
+        if both:
+            n = len(batch["text"])
+            text = feats["text_features"].float()
+            return _backward(
+                prompt_caption_loss(
+                    _gather(feats["video_features"].float(), d),
+                    _gather(text[:n], d),
+                    _gather(text[n:], d),
+                    feats["logit_scale"].float(),
+                    _gather(labels, d),
+                    caption_weight=caption_weight,
+                    **loss_options,
+                ),
+                model,
+                d,
+                scaler,
+            )
         losses = contrastive_loss(
             _gather(feats["video_features"].float(), d),
             _gather(feats["text_features"].float(), d),
             feats["logit_scale"].float(),
             _gather(labels, d),
             **loss_options,  # label_aware, reduction ("sum": Eq. 6's, "mean": ours)
+            instance=captions,
         )
+    return _backward(losses, model, d, scaler)
+
+
+def _backward(
+    losses: dict[str, torch.Tensor], model: SPKLIP, d: _Dist, scaler: torch.amp.GradScaler
+) -> dict[str, torch.Tensor]:
+    """The backward of :func:`_loss_backward` (see there why the loss is scaled by world)."""
     scaler.scale(losses["loss"] * d.world).backward()
     if d.world > 1 and model.logit_scale.grad is not None:
         model.logit_scale.grad.div_(d.world)
@@ -491,7 +525,17 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         )
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
-            losses = _loss_backward(net, model, batch, d, loss_options, scaler, use_amp)
+            losses = _loss_backward(
+                net,
+                model,
+                batch,
+                d,
+                loss_options,
+                scaler,
+                use_amp,
+                instance=recipe.instance,
+                caption_weight=recipe.caption_weight,
+            )
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

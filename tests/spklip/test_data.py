@@ -194,6 +194,21 @@ def test_texts_follow_the_caption_mode(tmp_path):
     assert prompts <= {t.format("move left") for t in TEMPLATES} and len(prompts) > 1
     both = {mixed[(e, 0)]["text"] for e in range(30)}
     assert own in both and len(both - {own}) >= 1
+    # Each item says whether its text is the clip's own caption (the loss's hard negatives).
+    items = [mixed[(e, 0)] for e in range(30)]
+    assert all(it["caption"] == (it["text"] == own) for it in items)
+    assert {it["caption"] for it in items} == {True, False}
+    assert not any(prompt[(e, 0)]["caption"] for e in range(5))
+    # "both": a class prompt as the text and the caption beside it, every time in training
+    both_mode = SpikeClips(root, captions="both", **kw)
+    pairs = [both_mode[(e, 0)] for e in range(10)]
+    assert all(
+        it["caption_text"] == own
+        and it["text"] in prompts | {t.format("move left") for t in TEMPLATES}
+        for it in pairs
+    )
+    assert SpikeClips(root, frames=4, split="train", captions="both").eval_text(0) == own
+    assert "caption_text" not in SpikeClips(root, frames=4, split="train", captions="both")[0]
     # Evaluation is deterministic: the caption, else the class prompt.
     assert SpikeClips(root, frames=4, split="train").eval_text(0) == own
     bare = make_converted(tmp_path / "bare", per_class=3, frames=6, captions=False)

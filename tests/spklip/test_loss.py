@@ -13,8 +13,11 @@ from spklip.loss import (
     LOSSES,
     ContrastiveLoss,
     contrastive_loss,
+    contrastive_positives,
     contrastive_targets,
     loss_options,
+    prompt_caption_loss,
+    uses_caption_targets,
 )
 
 
@@ -160,3 +163,69 @@ def test_unknown_loss_or_reduction_is_a_user_error() -> None:
         loss_options("triplet")
     with pytest.raises(SpklipError, match="reduction"):
         ContrastiveLoss(reduction="none")
+
+
+def slow_caption_aware(video, text, scale, labels, captions):
+    """The caption-aware loss one scalar at a time: for video i, text j is right when j == i
+    or when j is a class prompt (not a caption) of i's class; for text j, video i is right
+    under the same rule. Each direction averages over its right answers, then over the batch;
+    the two directions are averaged."""
+    n = video.shape[0]
+    sim = [[scale * float(video[i] @ text[j]) for j in range(n)] for i in range(n)]
+
+    def right(i, j):  # video i, text j
+        return i == j or (int(labels[i]) == int(labels[j]) and not bool(captions[j]))
+
+    v2t = t2v = 0.0
+    for i in range(n):
+        norm = math.log(sum(math.exp(sim[i][k]) for k in range(n)))
+        pos = [j for j in range(n) if right(i, j)]
+        v2t += -sum(sim[i][j] - norm for j in pos) / len(pos)
+    for j in range(n):
+        norm = math.log(sum(math.exp(sim[k][j]) for k in range(n)))
+        pos = [i for i in range(n) if right(i, j)]
+        t2v += -sum(sim[i][j] - norm for i in pos) / len(pos)
+    return (v2t / n + t2v / n) / 2
+
+
+def test_caption_aware_loss_makes_a_caption_right_for_its_clip_alone() -> None:
+    v, t = features(seed=5)
+    lab = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    caps = torch.tensor([True, False, False, True, True, False, False])
+    opts = loss_options("caption-aware")
+    assert uses_caption_targets("caption-aware") and not uses_caption_targets("label-aware")
+    out = contrastive_loss(v, t, 9.1, lab, **opts, instance=caps)
+    assert out["loss"].item() == pytest.approx(slow_caption_aware(v, t, 9.1, lab, caps), rel=1e-9)
+    # no captions: label-aware; all captions: CLIP's identity targets, averaged
+    none = contrastive_loss(v, t, 9.1, lab, **opts, instance=torch.zeros(7, dtype=torch.bool))
+    assert none["loss"].item() == pytest.approx(slow_loss(v, t, 9.1, lab)[0], rel=1e-9)
+    every = contrastive_loss(v, t, 9.1, lab, **opts, instance=torch.ones(7, dtype=torch.bool))
+    assert every["loss"].item() == pytest.approx(slow_eq6(v, t, 9.1) / 2, rel=1e-9)
+    # Another clip's caption of the same class is a negative: swapping the captions of
+    # clips 0 and 2 (both class 0, both texts flagged as captions) changes the loss.
+    caps0 = torch.tensor([True, False, True, False, False, False, False])
+    swapped = t[[2, 1, 0, 3, 4, 5, 6]]
+    a = contrastive_loss(v, t, 9.1, lab, **opts, instance=caps0)["loss"].item()
+    b = contrastive_loss(v, swapped, 9.1, lab, **opts, instance=caps0)["loss"].item()
+    assert a != pytest.approx(b, rel=1e-6)
+    pos = contrastive_positives(lab, caps0)
+    assert pos[0, 2] == 0 and pos[2, 0] == 0 and pos[0, 1] == 0 and pos.diagonal().all()
+    with pytest.raises(SpklipError, match="instance flags"):
+        contrastive_positives(lab, caps[:3])
+
+
+def test_prompt_caption_loss_adds_a_weighted_identity_term_over_captions() -> None:
+    v, prompts = features(seed=6)
+    _, caps = features(seed=7)
+    lab = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    for w in (0.0, 1.0, 2.5):
+        out = prompt_caption_loss(v, prompts, caps, 9.1, lab, caption_weight=w)
+        want = slow_loss(v, prompts, 9.1, lab)[0] + w * slow_eq6(v, caps, 9.1) / 2
+        assert out["loss"].item() == pytest.approx(want, rel=1e-9)
+        assert out["loss_caption"].item() == pytest.approx(slow_eq6(v, caps, 9.1) / 2, rel=1e-9)
+    # Captions of one class are not interchangeable (unlike prompts): swapping two changes it.
+    swapped = caps[[2, 1, 0, 3, 4, 5, 6]]
+    a = prompt_caption_loss(v, prompts, caps, 9.1, lab)["loss"].item()
+    assert prompt_caption_loss(v, prompts, swapped, 9.1, lab)["loss"].item() != pytest.approx(a)
+    with pytest.raises(SpklipError, match="caption_weight"):
+        prompt_caption_loss(v, prompts, caps, 9.1, lab, caption_weight=-1.0)

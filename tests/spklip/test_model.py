@@ -568,7 +568,7 @@ def test_the_training_recipe_lives_in_the_model_config() -> None:
     from spklip.training.loop import TrainConfig
 
     tiny = get_recipe("spklip-tiny")
-    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "prompt")
+    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "both")
     assert get_recipe("spklip-paper") == TrainRecipe()  # the paper's lr 2e-5, batch 8, 30 epochs
     resolved = TrainConfig(data=".", model="spklip-tiny", lr=5e-4).resolved()
-    assert (resolved.lr, resolved.epochs, resolved.captions) == (5e-4, 40, "prompt")
+    assert (resolved.lr, resolved.epochs, resolved.captions) == (5e-4, 40, "both")

@@ -102,11 +102,19 @@ def test_the_schedule_warms_up_then_follows_a_cosine():
 
 def test_none_means_the_models_recipe():
     tiny = TrainConfig(data="d", model="spklip-tiny").resolved()
-    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "prompt")
+    assert (tiny.lr, tiny.batch_size, tiny.epochs, tiny.captions) == (1e-3, 16, 40, "both")
     paper = TrainConfig(data="d", model="spklip-paper").resolved()
     assert (paper.lr, paper.batch_size, paper.epochs, paper.captions) == (2e-5, 8, 30, "mixed")
     mine = TrainConfig(data="d", model="spklip-tiny", epochs=3, captions="mixed").resolved()
     assert (mine.epochs, mine.captions) == (3, "mixed")
+
+
+def test_texts_both_add_the_caption_term_to_the_prompt_loss(data, tmp_path):
+    # Same seed, same clips and prompts: "both" adds caption_weight x a caption loss (about
+    # log(batch) per direction at the start), so its epoch-1 loss is the larger one.
+    both = train(config(data, tmp_path / "both", epochs=1, captions="both"))["results"]
+    prompt = train(config(data, tmp_path / "prompt", epochs=1, captions="prompt"))["results"]
+    assert both[0]["loss"] > prompt[0]["loss"] + 0.3
 
 
 def test_checkpoints_record_the_data_side_binning_under_its_old_name_too():
