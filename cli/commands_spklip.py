@@ -113,7 +113,11 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     "--captions",
     type=click.Choice(_CAPTION_MODES),
     default=None,
-    help="training texts: clip captions, class prompts, or both  [default: the model's recipe]",
+    help=(
+        "training texts: caption (each clip's caption), prompt (class prompts), mixed (one or "
+        "the other, 50/50), both (a class prompt and the caption, two loss terms)  "
+        "[default: the model's recipe]"
+    ),
 )
 @click.option(
     "--set",
