@@ -32,13 +32,15 @@ CHILD = textwrap.dedent(
     data, out, mode = sys.argv[1:4]
     if mode == "step":
         calls = [0]
-        real_loss = loop.contrastive_loss
-        def loss(*a, **k):
-            calls[0] += 1
-            if calls[0] == 3:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_loss(*a, **k)
-        loop.contrastive_loss = loss
+        def counted(real_loss):  # whichever loss the recipe's texts use
+            def loss(*a, **k):
+                calls[0] += 1
+                if calls[0] == 3:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real_loss(*a, **k)
+            return loss
+        loop.contrastive_loss = counted(loop.contrastive_loss)
+        loop.prompt_caption_loss = counted(loop.prompt_caption_loss)
     else:
         saves = [0]
         real_save = torch.save
