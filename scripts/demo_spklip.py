@@ -88,7 +88,9 @@ def run(
     rows = read_results(run_dir)
     curves = plot_training_curves(rows, out_dir / "training_curves.png")
     t0 = time.perf_counter()
-    result = evaluate(run_dir, data_dir, "test", out=out_dir / "eval.json", figures_dir=out_dir)
+    # The checkpoint selected on validation (best.json), read once on test.
+    best = trained["best_checkpoint"]
+    result = evaluate(best, data_dir, "test", out=out_dir / "eval.json", figures_dir=out_dir)
     eval_seconds = time.perf_counter() - t0
     zs = result["zero_shot"]
     return {
@@ -100,7 +102,8 @@ def run(
         "train_seconds": round(sum(r["seconds"] for r in rows), 2),
         "eval_seconds": round(eval_seconds, 1),
         "epochs": len(rows),
-        "checkpoint": trained["checkpoint"],
+        "checkpoint": best,
+        "best_epoch": (trained["best"] or {}).get("epoch"),
         "figures": {"training_curves": str(curves), "confusion": result["figures"]["confusion"]},
     }
 

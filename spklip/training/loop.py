@@ -289,8 +289,10 @@ def _build_model(cfg: TrainConfig, data: SpikeClips | None, ckpt: Any) -> SPKLIP
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; see the module docstring. Returns ``{"out", "epochs",
-    "checkpoint", "results": [rows], "train_seconds", "world_size"}`` (on every rank;
-    files are written by rank 0 only)."""
+    "checkpoint" (the last), "best_checkpoint" (the one best on validation, which
+    ``best.json`` names; the last without validation), "best" (its results row), "results":
+    [rows], "train_seconds", "world_size"}`` (on every rank; files are written by rank 0
+    only)."""
     if config.keep_last is not None and config.keep_last < 1:
         raise SpklipError(f"keep_last must be >= 1 (or None: keep all), got {config.keep_last}")
     if config.resume:
@@ -602,11 +604,15 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         d.barrier()
 
     last = latest_checkpoint(out)
+    best = best_epoch(history)
+    # The model selected on validation; the last epoch when no validation split was carved.
+    chosen = out / CHECKPOINTS / epoch_dir_name(int(best["epoch"])) if best else last
     return {
         "out": str(out),
         "epochs": cfg.epochs,
         "checkpoint": str(last) if last else None,
-        "best": best_epoch(history),
+        "best_checkpoint": str(chosen) if chosen else None,
+        "best": best,
         "results": read_results(out) if d.main else history,
         "train_seconds": round(time.perf_counter() - t_start, 2),
         "world_size": d.world,

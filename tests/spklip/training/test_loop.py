@@ -252,6 +252,7 @@ def test_validation_is_carved_from_train_recorded_and_reused_by_eval(data, tmp_p
     assert "val_top1" in result["results"][0] and result["best"]["epoch"] == 1
     best = json.loads((out / "best.json").read_text())
     assert best["epoch"] == 1 and Path(best["checkpoint"]).is_dir()
+    assert result["best_checkpoint"] == best["checkpoint"]  # what the demo reports
     ev = evaluate(out, data, "val")
     assert ev["clips"] == len(splits["val"])
 
