@@ -75,18 +75,21 @@ def make_data(
     return converted
 
 
-def train_and_test(kind: str, data: str, out: str, seed: int, epochs: int | None) -> dict:
-    """Train one run (val-selected), then read the test split once with its best checkpoint."""
+def train_recipe(
+    kind: str, data: str, out: str, seed: int, epochs: int | None, lr: float | None = None
+) -> dict:
+    """Train one run of the demo's recipe for ``kind`` ("spklip" or "fsve") on one torch
+    thread, validating each epoch on the split carved from train; returns ``train``'s result
+    (``best_checkpoint``: the epoch best on validation). ``epochs``/``lr``: None for the
+    recipe's."""
     import torch
 
     from scripts.demo_spklip import DEMO_FSVE, DEMO_TRAIN
-    from spklip.evaluation.zeroshot import evaluate
     from spklip.training.loop import TrainConfig, train
 
     torch.set_num_threads(1)
     recipe = dict(DEMO_TRAIN if kind == "spklip" else DEMO_FSVE)
-    t0 = time.perf_counter()
-    result = train(
+    return train(
         TrainConfig(
             data=data,
             out=out,
@@ -95,6 +98,7 @@ def train_and_test(kind: str, data: str, out: str, seed: int, epochs: int | None
             frames=recipe.get("frames"),
             bin=recipe.get("bin", 1),
             epochs=epochs,
+            lr=lr,
             seed=seed,
             workers=0,
             threads=1,
@@ -102,8 +106,16 @@ def train_and_test(kind: str, data: str, out: str, seed: int, epochs: int | None
             progress=False,
         )
     )
+
+
+def train_and_test(kind: str, data: str, out: str, seed: int, epochs: int | None) -> dict:
+    """Train one run (val-selected), then read the test split once with its best checkpoint."""
+    from spklip.evaluation.zeroshot import evaluate
+
+    t0 = time.perf_counter()
+    result = train_recipe(kind, data, out, seed, epochs)
     seconds = time.perf_counter() - t0
-    best = json.loads((Path(out) / "best.json").read_text())
+    best = {**result["best"], "checkpoint": result["best_checkpoint"]}
     test = evaluate(best["checkpoint"], data, "test")
     zs = test["zero_shot"]
     return {

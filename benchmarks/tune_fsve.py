@@ -17,29 +17,10 @@ from pathlib import Path
 
 
 def one(data: str, out: str, lr: float, seed: int) -> dict:
-    import torch
+    from benchmarks.bench_learning import train_recipe
 
-    from scripts.demo_spklip import DEMO_FSVE
-    from spklip.training.loop import TrainConfig, train
-
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    result = train(
-        TrainConfig(
-            data=data,
-            out=out,
-            model=DEMO_FSVE["model"],
-            model_overrides=dict(DEMO_FSVE["model_overrides"]),
-            frames=DEMO_FSVE["frames"],
-            bin=DEMO_FSVE["bin"],
-            lr=lr,
-            seed=seed,
-            workers=0,
-            threads=1,
-            resume=True,
-            progress=False,
-        )
-    )
+    result = train_recipe("fsve", data, out, seed, None, lr=lr)
     best = result["best"] or {}
     return {
         "lr": lr,
