@@ -76,19 +76,26 @@ def make_data(
 
 
 def train_recipe(
-    kind: str, data: str, out: str, seed: int, epochs: int | None, lr: float | None = None
+    kind: str,
+    data: str,
+    out: str,
+    seed: int,
+    epochs: int | None,
+    lr: float | None = None,
+    variant: dict[str, Any] | None = None,
 ) -> dict:
     """Train one run of the demo's recipe for ``kind`` ("spklip" or "fsve") on one torch
     thread, validating each epoch on the split carved from train; returns ``train``'s result
     (``best_checkpoint``: the epoch best on validation). ``epochs``/``lr``: None for the
-    recipe's."""
+    recipe's. ``variant``: keys of the demo recipe replaced (``model_overrides``, ``frames``,
+    ``bin``, ``captions``), for the validation sweeps of ``benchmarks.tune_recipes``."""
     import torch
 
     from scripts.demo_spklip import DEMO_FSVE, DEMO_TRAIN
     from spklip.training.loop import TrainConfig, train
 
     torch.set_num_threads(1)
-    recipe = dict(DEMO_TRAIN if kind == "spklip" else DEMO_FSVE)
+    recipe = {**(DEMO_TRAIN if kind == "spklip" else DEMO_FSVE), **(variant or {})}
     return train(
         TrainConfig(
             data=data,
@@ -99,6 +106,7 @@ def train_recipe(
             bin=recipe.get("bin", 1),
             epochs=epochs,
             lr=lr,
+            captions=recipe.get("captions"),
             seed=seed,
             workers=0,
             threads=1,

@@ -43,8 +43,9 @@ import numpy as np
 
 from ._kernels import dvs as _k
 from ._kernels.rng import _stream_key
-from .checks import check_unit_range, real_number, whole_number
+from .checks import check_unit_range, real_number
 from .errors import SpikesimError
+from .sensor import PixelSensor
 
 __all__ = ["DVS_PRESETS", "EVENT_DTYPE", "DVSEncoder", "DVSModel", "dvs", "resolve_dvs"]
 
@@ -65,7 +66,6 @@ _LIMITS = {
 }
 _MAX_SIDE = 2**16  # x and y are uint16
 _MAX_FPS = 1e6  # frames at least 1 us apart
-_BLOCK_PIXELS = 2048  # pixels per block: the block's float64 state stays in L1
 # Frames per kernel run: at most 32, and at most 4 M pixel-frames, which bounds the
 # (frames, H*W) work arrays to 20 MB whatever the frame size.
 _CHUNK_FRAMES = 32
@@ -186,7 +186,7 @@ def _check_fields(given: Mapping[str, Any], known: set[str]) -> None:
         )
 
 
-class DVSEncoder:
+class DVSEncoder(PixelSensor):
     """Streaming DVS simulator for frames of one size (model in the module docstring).
 
     height, width: frame size in pixels (at most 65536 each). fps: source frame rate, Hz
@@ -212,10 +212,8 @@ class DVSEncoder:
         seed: int = 0,
         **overrides: float,
     ) -> None:
-        self._height = whole_number(height, "height", minimum=1, maximum=_MAX_SIDE)
-        self._width = whole_number(width, "width", minimum=1, maximum=_MAX_SIDE)
+        self._init_sensor(height, width, seed, max_side=_MAX_SIDE)
         self._fps = real_number(fps, "fps", minimum=0, above=True, maximum=_MAX_FPS)
-        self._seed = whole_number(seed, "seed", minimum=0, maximum=2**64 - 1)
         self._preset, self._model = resolve_dvs(preset, **overrides)
         m = self._model
         n = self._height * self._width
@@ -235,8 +233,6 @@ class DVSEncoder:
         self._lp = np.zeros(n, np.float64)
         self._b = np.zeros(n, np.float64)
         self._tl = np.full(n, _k.NEVER, np.int64)
-        self._frames_done = 0
-        self._nblocks: int | None = None  # None: from the thread count (tests pin it)
         # Counting sort of a frame's events when its interval has at most 4 us per event
         # + 65536 us, else merge sort (same order; tests force each).
         self._sort_modes = (4, 65536)
@@ -244,20 +240,8 @@ class DVSEncoder:
     # -- read-only settings and state ---------------------------------------------------------
 
     @property
-    def height(self) -> int:
-        return self._height
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
     def fps(self) -> float:
         return self._fps
-
-    @property
-    def seed(self) -> int:
-        return self._seed
 
     @property
     def preset(self) -> str | None:
@@ -267,11 +251,6 @@ class DVSEncoder:
     @property
     def model(self) -> DVSModel:
         return self._model
-
-    @property
-    def frames_done(self) -> int:
-        """Frames pushed so far: the absolute index of the next frame."""
-        return self._frames_done
 
     @property
     def thresholds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -326,52 +305,12 @@ class DVSEncoder:
         Returns `EVENT_DTYPE` (n,) sorted by (t, y, x); the first frame ever pushed gives
         none. On bad input nothing changes: the error is raised before the state is updated.
         """
-        data = self._check(frames)
+        data = self._check_frames(frames, colour=True)
         step = max(1, min(_CHUNK_FRAMES, _CHUNK_PIXELS // (self._height * self._width)))
         parts = [self._run(data[a : a + step]) for a in range(0, data.shape[0], step)]
         if not parts:
             return np.empty(0, EVENT_DTYPE)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _check(self, frames: np.ndarray) -> np.ndarray:
-        """Validate; return (t, H*W) C-contiguous uint8, float32 or float64 luma."""
-        if not isinstance(frames, np.ndarray):
-            raise SpikesimError(
-                f"frames must be a numpy array (t, H, W), got {type(frames).__name__}"
-            )
-        size = (self._height, self._width)
-        if frames.ndim == 4 and frames.shape[1:3] == size and frames.shape[3] in (3, 4):
-            if frames.dtype != np.uint8:
-                raise SpikesimError(f"colour frames must be uint8 BGR, got {frames.dtype}")
-            from .video import to_luma  # late: video imports OpenCV
-
-            luma = np.empty((frames.shape[0], *size), np.float32)
-            for i, frame in enumerate(frames):
-                luma[i] = to_luma(frame)
-            frames = luma
-        if frames.ndim != 3:
-            hint = "; use frames[None] for a single frame" if frames.ndim == 2 else ""
-            raise SpikesimError(
-                f"frames must be (t, H, W) luma or (t, H, W, 3) BGR, got shape {frames.shape}{hint}"
-            )
-        if frames.shape[1:] != size:
-            raise SpikesimError(
-                f"frames are {frames.shape[1]}x{frames.shape[2]} but the encoder is "
-                f"{self._height}x{self._width}"
-            )
-        if frames.dtype not in (np.uint8, np.float32, np.float64):
-            raise SpikesimError(
-                f"frames must be uint8, float32 or float64, got {frames.dtype}; "
-                "convert them to luma first"
-            )
-        return np.ascontiguousarray(frames).reshape(frames.shape[0], self._height * self._width)
-
-    def _blocks(self) -> int:
-        if self._nblocks is not None:
-            return self._nblocks
-        threads = max(1, numba.get_num_threads())
-        n = self._height * self._width
-        return threads * max(1, round(n / (threads * _BLOCK_PIXELS)))
 
     def _run(self, data: np.ndarray) -> np.ndarray:
         """Events of frames data (t, H*W), t >= 1; the state moves on only on success."""

@@ -36,13 +36,12 @@ from ._kernels import encode as _k
 from .checks import check_size, check_unit_range
 from .errors import SpikesimError
 from .noise import NoiseModel, resolve_noise
+from .sensor import PixelSensor
 
 INITS = ("random", "zero")
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK_PIXELS = 2048
 
 
-class Encoder:
+class Encoder(PixelSensor):
     """Streaming integrate-and-fire encoder for frames of one size.
 
     height, width: frame size in pixels. threshold: firing threshold in intensity-steps
@@ -63,24 +62,15 @@ class Encoder:
         noise: str | NoiseModel | None = None,
         seed: int = 0,
     ) -> None:
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-                raise SpikesimError(f"{name} must be a positive integer, got {value!r}")
+        self._init_sensor(height, width, seed, max_side=None)
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
             raise SpikesimError(f"threshold must be a number, got {threshold!r}")
         if not (math.isfinite(threshold) and threshold > 0):
             raise SpikesimError(f"threshold must be a positive finite number, got {threshold}")
         if init not in INITS:
             raise SpikesimError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise SpikesimError(f"seed must be an integer, got {seed!r}")
-        if not 0 <= seed < 2**64:
-            raise SpikesimError(f"seed must be between 0 and 2**64 - 1, got {seed}")
-        self._height = int(height)
-        self._width = int(width)
         self._threshold = float(threshold)
         self._init = init
-        self._seed = int(seed)
         self._noise = resolve_noise(noise)
         model = self._noise or NoiseModel()
         v0, thr, dark = _k._fixed_pattern(
@@ -103,17 +93,8 @@ class Encoder:
         )
         self._key_gauss = np.uint64(_k._stream_key(np.uint64(self._seed), _k.STREAM_GAUSS))
         self._key_poisson = np.uint64(_k._stream_key(np.uint64(self._seed), _k.STREAM_POISSON))
-        self._frames_done = 0
 
     # -- read-only settings and state ---------------------------------------------------------
-
-    @property
-    def height(self) -> int:
-        return self._height
-
-    @property
-    def width(self) -> int:
-        return self._width
 
     @property
     def threshold(self) -> float:
@@ -124,18 +105,9 @@ class Encoder:
         return self._init
 
     @property
-    def seed(self) -> int:
-        return self._seed
-
-    @property
     def noise(self) -> NoiseModel | None:
         """The resolved noise model, None when noiseless."""
         return self._noise
-
-    @property
-    def frames_done(self) -> int:
-        """Frames encoded so far: the absolute index of the next frame."""
-        return self._frames_done
 
     @property
     def potential(self) -> np.ndarray:
@@ -176,7 +148,7 @@ class Encoder:
 
         On bad input nothing changes: the error is raised before the state is updated.
         """
-        data = self._check(frames)
+        data = self._check_frames(frames, float64=False)
         t = data.shape[0]
         out = np.empty((t, self._height * self._width), np.bool_)
         if t:
@@ -191,7 +163,7 @@ class Encoder:
         first. Ready for ``DatWriter.write_packed``. Needs H*W to be a multiple of 8.
         """
         check_size(self._height, self._width)
-        data = self._check(frames)
+        data = self._check_frames(frames, float64=False)
         t = data.shape[0]
         nbytes = self._height * self._width // 8
         if flipud and self._width % 8:
@@ -204,37 +176,9 @@ class Encoder:
             self._run(data, out, packed=True, flipud=bool(flipud))
         return out
 
-    def _check(self, frames: np.ndarray) -> np.ndarray:
-        """Validate frames; return them C-contiguous as (t, H*W) uint8 or float32."""
-        if not isinstance(frames, np.ndarray):
-            raise SpikesimError(
-                f"frames must be a numpy array (t, H, W), got {type(frames).__name__}"
-            )
-        if frames.ndim != 3:
-            hint = "; use frames[None] for a single frame" if frames.ndim == 2 else ""
-            raise SpikesimError(f"frames must be 3-D (t, H, W), got shape {frames.shape}{hint}")
-        if frames.shape[1:] != (self._height, self._width):
-            raise SpikesimError(
-                f"frames are {frames.shape[1]}x{frames.shape[2]} but the encoder is "
-                f"{self._height}x{self._width}"
-            )
-        if frames.dtype != np.uint8 and frames.dtype not in _FLOAT_DTYPES:
-            raise SpikesimError(
-                f"frames must be uint8, float32 or float64, got {frames.dtype}; "
-                "convert them to grayscale intensities first"
-            )
-        if frames.dtype == np.float64:
-            check_unit_range(frames)  # exact check before rounding to float32
-            frames = frames.astype(np.float32)
-        return np.ascontiguousarray(frames).reshape(frames.shape[0], self._height * self._width)
-
     def _run(self, data: np.ndarray, out: np.ndarray, *, packed: bool, flipud: bool) -> None:
         model = self._noise or NoiseModel()
-        threads = max(1, numba.get_num_threads())
-        n = self._height * self._width
-        # Blocks of ~_BLOCK_PIXELS keep each block's state in L1 while the input still streams
-        # in runs of many kB.
-        nblocks = threads * max(1, round(n / (threads * _BLOCK_PIXELS)))
+        nblocks = self._blocks()
         bad = np.zeros(nblocks, np.bool_)
         noise_args = (
             self._noisy,
