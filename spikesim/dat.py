@@ -25,7 +25,7 @@ from ._kernels import pack as _pack
 from ._version import __version__
 from .checks import check_size, frame_range
 from .errors import DatError
-from .files import AtomicOutput, file_kind, naming, temp_file
+from .files import AtomicOutput, LazyReader, file_kind, naming, temp_file
 from .sidecar import check_meta, publish, read_sidecar, sidecar_path
 
 __all__ = [
@@ -270,7 +270,7 @@ def write_dat(
     return Path(path)
 
 
-class DatFile:
+class DatFile(LazyReader):
     """A ``.dat`` opened for reading, memory-mapped: reading frames [a, b) touches only them.
 
     Height, width and flipud come from the sidecar ``<stem>.json``; a bare ``.dat`` (from a
@@ -335,7 +335,7 @@ class DatFile:
                 f"{n_frames} ({size} bytes); the file is truncated or the sidecar is stale"
             )
         self._frames = n_frames
-        self._map: mmap.mmap | None = None
+        self._handle: mmap.mmap | None = None
 
     # -- size -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -354,7 +354,7 @@ class DatFile:
 
     # -- reading ----------------------------------------------------------------------------
     def _mapped(self) -> mmap.mmap:
-        if self._map is None:
+        if self._handle is None:
             with open(self.path, "rb") as fh:
                 mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
             if len(mapped) != self._frames * self.frame_bytes:
@@ -362,8 +362,8 @@ class DatFile:
                 raise DatError(
                     f"{self.path}: the file changed size since it was opened; open it again"
                 )
-            self._map = mapped
-        return self._map
+            self._handle = mapped
+        return self._handle
 
     def _window(self, start: int, stop: int) -> np.ndarray:
         """uint8 (stop-start, H*W//8) view into the map (valid while no close())."""
@@ -408,27 +408,6 @@ class DatFile:
         if not 0 <= i < self._frames:
             raise IndexError(f"frame {key} out of range for {self._frames} frames")
         return self.read(i, 1)[0]
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Unmap the file (reopened lazily on the next read)."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-
-    def __enter__(self) -> DatFile:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_map"] = None  # a map cannot cross processes; each worker maps its own
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 def read_dat(

@@ -35,7 +35,7 @@ from ._version import __version__
 from .checks import whole_number
 from .dvs import EVENT_DTYPE
 from .errors import EventsError
-from .files import AtomicOutput, temp_file
+from .files import AtomicOutput, LazyReader, temp_file
 from .sidecar import check_meta, publish, read_sidecar
 
 __all__ = [
@@ -302,7 +302,7 @@ class _TimeColumn:
         return int(self._ds[row, 0])
 
 
-class EventFile:
+class EventFile(LazyReader):
     """An event file opened for reading: windows by time read only their own chunks.
 
     height and width come from the file (or sidecar); a v2e file without them needs both.
@@ -325,7 +325,7 @@ class EventFile:
         if not self.path.is_file():
             raise EventsError(f"{self.path}: no such event file; check the path")
         self.meta: dict[str, Any] = read_sidecar(self.path)
-        self._h5: Any = None
+        self._handle: Any = None
         try:
             with h5py.File(self.path, "r") as f:
                 ds = f.get("events")
@@ -377,14 +377,14 @@ class EventFile:
 
     # -- reading ----------------------------------------------------------------------------
     def _dataset(self) -> Any:
-        if self._h5 is None:
+        if self._handle is None:
             import h5py
 
-            self._h5 = h5py.File(self.path, "r")
-            if self._h5["events"].shape[0] != self._rows:
+            self._handle = h5py.File(self.path, "r")
+            if self._handle["events"].shape[0] != self._rows:
                 self.close()
                 raise EventsError(f"{self.path}: the file changed since it was opened; reopen it")
-        return self._h5["events"]
+        return self._handle["events"]
 
     def _row_of(self, t: int) -> int:
         """First row with time >= t."""
@@ -437,27 +437,6 @@ class EventFile:
             nxt = self._row_of(end)
             yield s, self.read_rows(row, nxt)
             row = nxt
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the HDF5 handle (reopened lazily on the next read)."""
-        if self._h5 is not None:
-            self._h5.close()
-            self._h5 = None
-
-    def __enter__(self) -> EventFile:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_h5"] = None  # an HDF5 handle cannot cross processes
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 def read_events(

@@ -264,3 +264,39 @@ def hold_lock(path: str | os.PathLike, *, what: str, shared: bool = False) -> It
     finally:
         path.unlink(missing_ok=True)  # while still locked: nobody can take a file we remove
         os.close(fd)
+
+
+class LazyReader:
+    """A file reader whose OS handle (a memory map, an HDF5 file) opens on first use, closes
+    with ``close()`` or at the end of a ``with`` block (the next read opens it again), and
+    never crosses processes: a pickled reader drops it and each process opens its own.
+
+    Subclasses set ``self._handle = None`` in ``__init__`` and open it where they read.
+    """
+
+    _handle: Any = None
+
+    def close(self) -> None:
+        """Close the handle (reopened lazily on the next read)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handle"] = None  # a map or an HDF5 handle cannot cross processes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
