@@ -410,6 +410,8 @@ def av_eval(
     set_threads(threads if threads is not None else 1)
     model, ckpt = load_scmrl_model(checkpoint)
     saved = ckpt.config.get("av_settings", {})
+    if saved and "audio_mode" not in saved:  # saved before audio_mode existed: IF spikes only
+        saved = {**saved, "audio_mode": "if"}
     asked = {"steps": steps, "n_mels": mels, "frames_per_step": frames_per_step,
              "vision_binning": vision_binning, "audio_mode": audio_mode}  # fmt: skip
     differ = [k for k, v in asked.items() if k in saved and saved[k] != v]

@@ -248,6 +248,10 @@ def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, ca
     # the AV settings must be the ones it was trained with; an SPKLIP loader refuses it
     code, _, err = run_main(["av-eval", "--checkpoint", str(run), *data, "--steps", "2"], capsys)
     assert code == 2 and err.count("\n") == 1 and "steps 4" in err
+    code, _, err = run_main(
+        ["av-eval", "--checkpoint", str(run), *data, "--audio-mode", "if"], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "audio_mode if+onoff" in err
     with pytest.raises(SpklipError, match="av-eval"):
         load_model(run)
     # no overwrite without --overwrite
