@@ -104,8 +104,7 @@ class AVTensors(Dataset):
     @property
     def shapes(self) -> dict[str, Any]:
         """steps, vision_channels, vision_size, audio_channels, audio_size and num_classes of
-        the set, as
-        SCMRLConfig fields."""
+        the set, as SCMRLConfig fields."""
         return {
             "steps": int(self.vision.shape[1]),
             "vision_channels": int(self.vision.shape[2]),
@@ -364,8 +363,7 @@ class AVSpikeSettings:
     potential seeded by (``seed``, clip index)) and/or its cochlea-style ON/OFF events
     (mode "onoff", ``theta`` dB, ``top_db``; an event in the frame), binned by
     :func:`audio_to_steps` to (T, Ca, n_mels, frames_per_step). ``audio_mode``: "if"
-    (Ca = 1), "onoff" (Ca = 2: ON, OFF) or "if+onoff" (Ca = 3: IF, ON, OFF). ``fmax``: the
-    top of the mel filterbank in Hz (None: sample_rate / 2).
+    (Ca = 1), "onoff" (Ca = 2: ON, OFF) or "if+onoff" (Ca = 3: IF, ON, OFF).
 
     ON/OFF events matter for time-reversed sounds: a rising pitch turns bands on above the
     tone and off below it, a falling one the reverse, so the direction of a glide or a chirp
@@ -382,7 +380,6 @@ class AVSpikeSettings:
     vision_binning: str = "or"
     audio_mode: str = "if+onoff"
     theta: float = 3.0
-    fmax: float | None = None
 
     def __post_init__(self) -> None:
         if self.vision_binning not in VISION_BINNINGS:
@@ -395,10 +392,8 @@ class AVSpikeSettings:
                 f"AV settings: audio_mode {self.audio_mode!r} is unknown; use one of "
                 f"{', '.join(AUDIO_INPUT_MODES)}"
             )
-        if not self.theta > 0 or not (self.fmax is None or 0 < self.fmax <= self.sample_rate / 2):
-            raise SpklipError(
-                "AV settings: theta must be > 0 and fmax in (0, sample_rate / 2] (or None)"
-            )
+        if not self.theta > 0:
+            raise SpklipError(f"AV settings: theta = {self.theta} (dB) must be > 0")
         for name in ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -446,7 +441,6 @@ def clip_audio_spikes(
         n_fft=settings.n_fft,
         hop_length=hop,
         n_mels=settings.n_mels,
-        fmax=settings.fmax,
     )
     channels = []  # each (frames, M) 0/1
     if settings.audio_mode in ("if", "if+onoff"):
