@@ -33,14 +33,16 @@ def _numbers(text: str, kind: type, what: str) -> list:
 
 
 def _av_data_options(command):
-    """--audio-from, --steps, --mels, --frames-per-step, --vision-binning: how converted clips
-    and their WAVs become AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
+    """--audio-from, --steps, --mels, --frames-per-step, --vision-binning, --audio-mode: how
+    converted clips and their WAVs become AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
     for option in reversed(_AV_DATA_OPTIONS):
         command = option(command)
     return command
 
 
-def _av_settings(steps: int, mels: int, frames_per_step: int, vision_binning: str, seed: int):
+def _av_settings(
+    steps: int, mels: int, frames_per_step: int, vision_binning: str, audio_mode: str, seed: int
+):
     from spklip.av_data import AVSpikeSettings
 
     return AVSpikeSettings(
@@ -49,6 +51,7 @@ def _av_settings(steps: int, mels: int, frames_per_step: int, vision_binning: st
         frames_per_step=frames_per_step,
         seed=seed,
         vision_binning=vision_binning,
+        audio_mode=audio_mode,
     )
 
 
@@ -74,10 +77,18 @@ _AV_DATA_OPTIONS = [
     ),
     click.option(
         "--vision-binning",
-        type=click.Choice(["or", "frames", "count"]),
+        type=click.Choice(["or", "frames", "count", "or-pair"]),
         default="or",
         show_default=True,
-        help="how each step gathers its spike or event frames: OR, stacked as channels, counted",
+        help="how each step gathers its spike or event frames: OR, stacked as channels, counted, "
+        "or OR of this step and of the previous one (or-pair)",
+    ),
+    click.option(
+        "--audio-mode",
+        type=click.Choice(["if", "onoff", "if+onoff"]),
+        default="if+onoff",
+        show_default=True,
+        help="audio spikes: integrate-and-fire, cochlea-style ON/OFF events, or both as channels",
     ),
 ]
 
@@ -177,6 +188,7 @@ def av_experiment(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    audio_mode: str,
     snrs: str,
     val_fraction: float,
     seed: int,
@@ -216,7 +228,7 @@ def av_experiment(
     base = get_scmrl_config(model, alpha=alpha)  # SpklipError: one line, exit 2 (_common)
     snr_list = [] if snrs.strip().lower() == "none" else _numbers(snrs, float, "--snrs")
     set_threads(threads if threads is not None else 1)
-    settings = _av_settings(steps, mels, frames_per_step, vision_binning, seed)
+    settings = _av_settings(steps, mels, frames_per_step, vision_binning, audio_mode, seed)
     train, val, test, source = load_converted_av(
         data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
     )
@@ -274,6 +286,7 @@ def av_train(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    audio_mode: str,
     variant: str,
     out: Path | None,
     model: str,
@@ -309,7 +322,7 @@ def av_train(
         fail(f"unknown variant {variant!r}; choose from {', '.join(by_name)}")
     refuse_existing(out / CHECKPOINTS, out / "history.json", overwrite=overwrite)
     set_threads(threads if threads is not None else 1)
-    settings = _av_settings(steps, mels, frames_per_step, vision_binning, seed)
+    settings = _av_settings(steps, mels, frames_per_step, vision_binning, audio_mode, seed)
     train, val, _, _ = load_converted_av(
         data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
     )
@@ -376,6 +389,7 @@ def av_eval(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    audio_mode: str,
     split: str,
     out: Path | None,
     threads: int | None,
@@ -383,8 +397,8 @@ def av_eval(
 ) -> None:
     """Top-1, per class and per corruption group of an `spklip av-train` checkpoint on a
     split of a converted `spikesim synth --audio` dataset. The AV settings the model was
-    trained with (saved in the checkpoint) must match --steps, --mels, --frames-per-step and
-    --vision-binning; a mismatch is refused."""
+    trained with (saved in the checkpoint) must match --steps, --mels, --frames-per-step,
+    --vision-binning and --audio-mode; a mismatch is refused."""
     import spikesim
     from spklip.av_data import ConvertedAV
     from spklip.checkpoint import load_scmrl_model
@@ -396,8 +410,10 @@ def av_eval(
     set_threads(threads if threads is not None else 1)
     model, ckpt = load_scmrl_model(checkpoint)
     saved = ckpt.config.get("av_settings", {})
+    if saved and "audio_mode" not in saved:  # saved before audio_mode existed: IF spikes only
+        saved = {**saved, "audio_mode": "if"}
     asked = {"steps": steps, "n_mels": mels, "frames_per_step": frames_per_step,
-             "vision_binning": vision_binning}  # fmt: skip
+             "vision_binning": vision_binning, "audio_mode": audio_mode}  # fmt: skip
     differ = [k for k, v in asked.items() if k in saved and saved[k] != v]
     if differ:
         fail(
@@ -405,7 +421,9 @@ def av_eval(
             + ", ".join(f"{k} {saved[k]}" for k in differ)
             + "; pass the same AV settings"
         )
-    settings = _av_settings(steps, mels, frames_per_step, vision_binning, saved.get("seed", 0))
+    settings = _av_settings(
+        steps, mels, frames_per_step, vision_binning, audio_mode, saved.get("seed", 0)
+    )
     dataset = ConvertedAV(data, audio_from, settings).tensors(split)
     if dataset.classes != ckpt.config.get("classes", dataset.classes):
         fail(f"{data}: its classes differ from the checkpoint's; evaluate on the same classes")

@@ -4,17 +4,22 @@ less the validation share trains, the validation share scores; the test split is
     .venv/bin/python -m scripts.tune_av runs/demo-av runs/demo-av/tune.json [--grid NAME]
 
 Each setting: variant (a fusion of ``spklip.scmrl.FUSIONS``), learning rate, epochs, the
-residual weight alpha and the L_SA weight; seeds 0 and 1; the best validation Top-1 over the
-epochs (the epoch choice of the demo) and, at that epoch, the validation Top-1 by corruption
-group ("none", "video": picture degraded, "audio": sound degraded), which says whether each
-single modality learns its clean clips and where fusion helps. Grids: ``lr`` (single
-modalities and additive fusion at two learning rates and epoch counts) and ``fusion``
-(S-CMRL's alpha and L_SA weight against additive fusion at the demo's recipe).
+residual weight alpha and the L_SA weight, and optionally AV input settings (``av``), model
+overrides (``model``) or another conversion under DEMO (``converted``); seeds 0..N-1; the
+best validation Top-1 over the epochs (the epoch choice of the demo) and, at that epoch, the
+validation Top-1 by corruption group ("none", "video": picture degraded, "audio": sound
+degraded), which says whether each single modality learns its clean clips and where fusion
+helps, and the best training Top-1 (does it fit at all?). Grids: ``lr`` (single modalities at
+two learning rates and epoch counts), ``audio`` (the audio input: IF spikes, IF + ON/OFF
+events, a finer IF spectrogram), ``vision`` / ``vision2`` (the vision input and size),
+``fusion`` (S-CMRL's alpha and L_SA weight against additive fusion, IF audio, session 4) and
+``fusion-onoff`` (the same with the IF + ON/OFF audio input).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,30 +30,96 @@ import torch
 
 import spikesim
 from scripts.demo_av import AV
-from spklip.av_data import ConvertedAV, split_train_val
+from spklip.av_data import AVTensors, ConvertedAV, split_train_val
 from spklip.evaluation.av import evaluate_av
 from spklip.scmrl import SCMRL, get_scmrl_config
 from spklip.scmrl_loss import SCMRLLossConfig
 from spklip.training.av import AVTrainConfig, train_av
 
 
-def _s(name: str, fusion: str, lr: float, epochs: int, alpha=1.5, sa=1.0) -> dict[str, Any]:
+def _s(
+    name: str,
+    fusion: str,
+    lr: float,
+    epochs: int,
+    alpha=1.5,
+    sa=1.0,
+    av=None,
+    model=None,
+    converted=None,
+    batch=8,
+) -> dict[str, Any]:
+    """One setting; ``av``: AVSpikeSettings overrides of the demo's ``AV`` (the input),
+    ``model``: SCMRLConfig overrides of scmrl-tiny, ``converted``: the conversion folder under
+    DEMO (default: --converted), ``batch``: clips per optimiser step."""
     return {"name": name, "fusion": fusion, "lr": lr, "epochs": epochs, "alpha": alpha,
-            "sa_weight": sa}  # fmt: skip
+            "sa_weight": sa, "av": dict(av or {}), "model": dict(model or {}),
+            "converted": converted, "batch_size": batch}  # fmt: skip
 
 
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "lr": (
-        _s("audio lr 2e-3 15 ep", "audio", 2e-3, 15),
+        _s("audio lr 2e-3 15 ep", "audio", 2e-3, 15, av={"audio_mode": "if"}),
         _s("vision lr 2e-3 15 ep", "vision", 2e-3, 15),
-        _s("audio lr 5e-3 25 ep", "audio", 5e-3, 25),
+        _s("audio lr 5e-3 25 ep", "audio", 5e-3, 25, av={"audio_mode": "if"}),
         _s("vision lr 5e-3 25 ep", "vision", 5e-3, 25),
     ),
-    "fusion": (
+    "audio": (
+        _s("audio IF 16x16 (old input)", "audio", 5e-3, 15, av={"audio_mode": "if"}),
+        _s("audio IF+ON/OFF 16x16", "audio", 5e-3, 15, av={"audio_mode": "if+onoff"}),
+        _s(
+            "audio IF 32x32 top_db 40 thr 1",
+            "audio",
+            5e-3,
+            15,
+            av={
+                "n_mels": 32,
+                "frames_per_step": 32,
+                "top_db": 40.0,
+                "threshold": 1.0,
+                "audio_mode": "if",
+            },
+            model={"stages": 3},
+        ),
+    ),
+    "vision": (
+        _s("vision 32x32 (old input)", "vision", 5e-3, 15),
+        _s("vision 64x64", "vision", 5e-3, 15, converted="converted64"),
+    ),
+    "vision2": (
+        _s("vision frames binning", "vision", 5e-3, 15, av={"vision_binning": "frames"}),
+        _s("vision dim 64", "vision", 5e-3, 15, model={"dim": 64}),
+        _s("vision 30 epochs", "vision", 5e-3, 30),
+    ),
+    "vision3": (
+        _s("vision or-pair binning", "vision", 5e-3, 15, av={"vision_binning": "or-pair"}),
+    ),
+    "fusion": (  # session 4, with the IF-only audio input
+        _s("additive", "add", 5e-3, 15, av={"audio_mode": "if"}),
+        _s("scmrl alpha 1.5 L_SA 1", "scmrl", 5e-3, 15, av={"audio_mode": "if"}),
+        _s(
+            "scmrl alpha 0.5 L_SA 0.1",
+            "scmrl",
+            5e-3,
+            15,
+            alpha=0.5,
+            sa=0.1,
+            av={"audio_mode": "if"},
+        ),
+        _s("scmrl alpha 1.5 L_SA 1 lr 2e-3", "scmrl", 2e-3, 15, av={"audio_mode": "if"}),
+    ),
+    "epochs": (  # the IF + ON/OFF audio input: is 10 epochs as good as 15 (demo time)?
+        _s("additive 10 ep", "add", 5e-3, 10),
+        _s("scmrl alpha 0.5 L_SA 0.1 10 ep", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1),
+    ),
+    "batch": (  # the IF + ON/OFF audio input: batch 16 halves the time of an epoch
+        _s("additive batch 16", "add", 5e-3, 15, batch=16),
+        _s("scmrl alpha 0.5 L_SA 0.1 batch 16", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1, batch=16),
+    ),
+    "fusion-onoff": (  # the IF + ON/OFF audio input
         _s("additive", "add", 5e-3, 15),
-        _s("scmrl alpha 1.5 L_SA 1", "scmrl", 5e-3, 15),
         _s("scmrl alpha 0.5 L_SA 0.1", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1),
-        _s("scmrl alpha 1.5 L_SA 1 lr 2e-3", "scmrl", 2e-3, 15),
+        _s("scmrl alpha 1.5 L_SA 1", "scmrl", 5e-3, 15),
     ),
 }
 SEEDS = (0, 1)
@@ -60,36 +131,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="JSON file to write")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="fusion")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1")
+    parser.add_argument("--converted", default="converted", help="the conversion under DEMO")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    source = ConvertedAV(args.demo / "converted", args.demo / "synth", AV)
-    train, val = split_train_val(source.tensors("train"), 0.2, seed=0)  # as the demo splits
+    cache: dict[str, tuple[AVTensors, AVTensors]] = {}
     rows = []
     for s in GRIDS[args.grid]:
-        cfg = get_scmrl_config("scmrl-tiny", **train.shapes, fusion=s["fusion"], alpha=s["alpha"])
-        scores, groups = [], []
+        av = dataclasses.replace(AV, **s["av"])
+        folder = args.demo / (s["converted"] or args.converted)
+        key = f"{folder} {av!r}"
+        if key not in cache:
+            source = ConvertedAV(folder, args.demo / "synth", av)
+            cache[key] = split_train_val(source.tensors("train"), 0.2, seed=0)  # as the demo
+        train, val = cache[key]
+        cfg = get_scmrl_config(
+            "scmrl-tiny", **train.shapes, fusion=s["fusion"], alpha=s["alpha"], **s["model"]
+        )
+        scores, groups, fits, epochs = [], [], [], []
         for seed in range(args.seeds):
             start = time.perf_counter()
             torch.manual_seed(seed)
             model = SCMRL(cfg)
             train_cfg = AVTrainConfig(
                 epochs=s["epochs"],
-                batch_size=8,
+                batch_size=s["batch_size"],
                 lr=s["lr"],
                 seed=seed,
                 loss=SCMRLLossConfig(sa_weight=s["sa_weight"]),
             )
-            train_av(model, train, val_set=val, config=train_cfg)  # ends on the best epoch
+            history = train_av(model, train, val_set=val, config=train_cfg)  # ends on the best
             result = evaluate_av(model, val)
             scores.append(result["top1"])
             groups.append(result["per_group"])
+            fits.append(max(r["train_top1"] for r in history))  # underfitting or not
+            epochs.append(next((r["epoch"] for r in history if r.get("best")), None))
             seconds = time.perf_counter() - start
             by_group = ", ".join(f"{g} {v:.3f}" for g, v in result["per_group"].items())
-            print(f"{s['name']} seed {seed}: val {scores[-1]:.3f} ({by_group}), {seconds:.0f} s",
+            print(f"{s['name']} seed {seed}: val {scores[-1]:.3f} ({by_group}), best train "
+                  f"{fits[-1]:.3f}, best epoch {epochs[-1]}, {seconds:.0f} s",
                   flush=True)  # fmt: skip
         mean_groups = {g: float(np.mean([x[g] for x in groups])) for g in groups[0]}
         rows.append({**s, "val_top1": scores, "val_top1_mean": float(np.mean(scores)),
-                     "val_per_group_mean": mean_groups})  # fmt: skip
+                     "val_per_group_mean": mean_groups, "train_top1_max": fits,
+                     "best_epoch": epochs, "train": len(train), "val": len(val)})  # fmt: skip
     spikesim.write_json(
         args.out,
         {
@@ -98,14 +182,14 @@ def main(argv: list[str] | None = None) -> None:
             "seeds": list(range(args.seeds)),
             "av": asdict(AV),
             "loss": asdict(SCMRLLossConfig()),
-            "val": len(val),
-            "train": len(train),
         },
     )
-    print("| setting | val Top-1 | " + " | ".join(rows[0]["val_per_group_mean"]) + " |")
+    print("| setting | val Top-1 | " + " | ".join(rows[0]["val_per_group_mean"]) +
+          " | best train Top-1 |")  # fmt: skip
     for r in rows:
         cells = " | ".join(f"{v:.3f}" for v in r["val_per_group_mean"].values())
-        print(f"| {r['name']} | {r['val_top1_mean']:.3f} | {cells} |")
+        fit = float(np.mean(r["train_top1_max"]))
+        print(f"| {r['name']} | {r['val_top1_mean']:.3f} | {cells} | {fit:.3f} |")
 
 
 if __name__ == "__main__":

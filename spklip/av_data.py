@@ -1,7 +1,7 @@
 """Audio-visual spike data for S-CMRL: ``(vision, audio, label)`` samples.
 
 Any torch ``Dataset`` whose items are ``(vision, audio, label)``: vision spikes (T, Cv, H, W),
-audio spikes (T, 1, M, F) (0/1, any dtype) and an int class, or the in-memory
+audio spikes (T, Ca, M, F) (0/1, any dtype) and an int class, or the in-memory
 :class:`AVTensors` (batched by indexing, no DataLoader). Batches are batch-major as a
 DataLoader stacks them and are moved to time-major (T, B, ...) for the model.
 :func:`vision_to_steps` and :func:`audio_to_steps` bin a spike stream (frames, H, W) and
@@ -35,7 +35,7 @@ from .errors import SpklipError
 class AVTensors(Dataset):
     """An in-memory audio-visual spike set.
 
-    ``vision`` (N, T, Cv, H, W) and ``audio`` (N, T, 1, M, F) 0/1 (uint8 or bool or float),
+    ``vision`` (N, T, Cv, H, W) and ``audio`` (N, T, Ca, M, F) 0/1 (uint8 or bool or float),
     ``labels`` (N,) int64 in [0, len(classes)); ``classes`` names the classes (default
     "class0", ...); ``audio_power`` (N, T, M, F) float32, optional: the clean spectrogram
     power the audio spikes were drawn from (the synthetic set keeps it to redraw the spikes at
@@ -56,10 +56,10 @@ class AVTensors(Dataset):
         self.audio = torch.as_tensor(audio)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         n = len(self.labels)
-        if self.vision.ndim != 5 or self.audio.ndim != 5 or self.audio.shape[2] != 1:
+        if self.vision.ndim != 5 or self.audio.ndim != 5:
             raise SpklipError(
                 f"AVTensors: vision {tuple(self.vision.shape)} and audio "
-                f"{tuple(self.audio.shape)} must be (N, T, Cv, H, W) and (N, T, 1, M, F)"
+                f"{tuple(self.audio.shape)} must be (N, T, Cv, H, W) and (N, T, Ca, M, F)"
             )
         if (
             len(self.vision) != n
@@ -96,19 +96,20 @@ class AVTensors(Dataset):
         )
 
     def with_audio(self, audio: torch.Tensor | np.ndarray) -> AVTensors:
-        """The same samples with ``audio`` (N, T, 1, M, F) spikes instead."""
+        """The same samples with ``audio`` (N, T, Ca, M, F) spikes instead."""
         return AVTensors(
             self.vision, audio, self.labels, self.classes, self.audio_power, self.groups
         )
 
     @property
     def shapes(self) -> dict[str, Any]:
-        """steps, vision_channels, vision_size, audio_size and num_classes of the set, as
-        SCMRLConfig fields."""
+        """steps, vision_channels, vision_size, audio_channels, audio_size and num_classes of
+        the set, as SCMRLConfig fields."""
         return {
             "steps": int(self.vision.shape[1]),
             "vision_channels": int(self.vision.shape[2]),
             "vision_size": tuple(int(s) for s in self.vision.shape[3:]),
+            "audio_channels": int(self.audio.shape[2]),
             "audio_size": tuple(int(s) for s in self.audio.shape[3:]),
             "num_classes": len(self.classes),
         }
@@ -260,7 +261,8 @@ def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
     return x[start : start + per * steps].reshape(steps, per, *x.shape[1:])
 
 
-VISION_BINNINGS = ("or", "frames", "count")
+VISION_BINNINGS = ("or", "frames", "count", "or-pair")
+AUDIO_INPUT_MODES = ("if", "onoff", "if+onoff")  # audio channels Ca: 1, 2, 3
 
 
 def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.ndarray:
@@ -272,7 +274,11 @@ def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.n
     - "frames": each step keeps its P frames as channels, Cv = P x C, still 0/1 and nothing
       lost (the order of the spikes inside a step stays visible);
     - "count": each step the number of spikes in its P frames (0..P), Cv = C: not 0/1, so the
-      first layer reads counts."""
+      first layer reads counts;
+    - "or-pair": each step the OR of its P frames followed by the OR of the previous step's
+      (zeros before the first step), Cv = 2 x C, 0/1: overlapping windows of two bins, so a
+      step shows where an edge was and where it is now (the direction of a motion, which
+      one bin of ON/OFF events cannot give when the object's contrast is unknown)."""
     x = np.asarray(spikes)
     if x.ndim == 3:
         x = x[:, None]
@@ -289,18 +295,28 @@ def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.n
         return binned.any(axis=1).astype(np.uint8)
     if binning == "count":
         return binned.sum(axis=1, dtype=np.uint8)
+    if binning == "or-pair":
+        now = binned.any(axis=1)
+        before = np.concatenate([np.zeros_like(now[:1]), now[:-1]])
+        return np.concatenate([now, before], axis=1).astype(np.uint8)
     return binned.reshape(steps, -1, *binned.shape[3:]).astype(np.uint8)
 
 
 def audio_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
-    """Spectrogram spikes (frames, M) 0/1 (time first, M mel channels) -> the model's audio
-    input (steps, 1, M, F) uint8: the centred steps x F frames (F = frames // steps), step t
-    holding its F frames as the columns of an M x F image."""
+    """Spectrogram spikes (frames, M) or (frames, Ca, M) (time first, Ca kinds of spike, e.g.
+    IF / ON / OFF, M mel channels), nonzero = a spike -> the model's audio input
+    (steps, Ca, M, F) uint8 0/1 (Ca = 1 for (frames, M)): the centred steps x F frames
+    (F = frames // steps), step t holding its F frames as the columns of an M x F image."""
     x = np.asarray(spikes)
-    if x.ndim != 2:
-        raise SpklipError(f"audio spikes have shape {x.shape}; expected (frames, mel channels)")
-    binned = _bin_frames(x, steps, "audio_to_steps")  # (steps, F, M)
-    return (binned != 0).transpose(0, 2, 1)[:, None].astype(np.uint8)
+    if x.ndim == 2:
+        x = x[:, None]
+    if x.ndim != 3:
+        raise SpklipError(
+            f"audio spikes have shape {x.shape}; expected (frames, mel channels) or "
+            "(frames, kinds, mel channels)"
+        )
+    binned = _bin_frames(x, steps, "audio_to_steps")  # (steps, F, Ca, M)
+    return (binned != 0).transpose(0, 2, 3, 1).astype(np.uint8)
 
 
 def time_major(x: torch.Tensor) -> torch.Tensor:
@@ -344,8 +360,14 @@ class AVSpikeSettings:
     ``n_fft``-point frames, the hop chosen per clip so that the clip spans
     ``steps x frames_per_step`` spectrogram frames), its integrate-and-fire
     spikes (``spikesim.audio_spikes``, mode "if", ``threshold``, ``top_db``, a random initial
-    potential seeded by (``seed``, clip index)), binned by :func:`audio_to_steps` to
-    (T, 1, n_mels, frames_per_step)."""
+    potential seeded by (``seed``, clip index)) and/or its cochlea-style ON/OFF events
+    (mode "onoff", ``theta`` dB, ``top_db``; an event in the frame), binned by
+    :func:`audio_to_steps` to (T, Ca, n_mels, frames_per_step). ``audio_mode``: "if"
+    (Ca = 1), "onoff" (Ca = 2: ON, OFF) or "if+onoff" (Ca = 3: IF, ON, OFF).
+
+    ON/OFF events matter for time-reversed sounds: a rising pitch turns bands on above the
+    tone and off below it, a falling one the reverse, so the direction of a glide or a chirp
+    is in every spectrogram frame, while IF spikes only show where the energy is."""
 
     steps: int = 4
     n_mels: int = 16
@@ -356,6 +378,8 @@ class AVSpikeSettings:
     top_db: float = 80.0
     seed: int = 0
     vision_binning: str = "or"
+    audio_mode: str = "if+onoff"
+    theta: float = 3.0
 
     def __post_init__(self) -> None:
         if self.vision_binning not in VISION_BINNINGS:
@@ -363,6 +387,13 @@ class AVSpikeSettings:
                 f"AV settings: vision_binning {self.vision_binning!r} is unknown; use one of "
                 f"{', '.join(VISION_BINNINGS)}"
             )
+        if self.audio_mode not in AUDIO_INPUT_MODES:
+            raise SpklipError(
+                f"AV settings: audio_mode {self.audio_mode!r} is unknown; use one of "
+                f"{', '.join(AUDIO_INPUT_MODES)}"
+            )
+        if not self.theta > 0:
+            raise SpklipError(f"AV settings: theta = {self.theta} (dB) must be > 0")
         for name in ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -394,8 +425,9 @@ def _captions(audio_from: Path) -> dict[str, dict[str, Any]]:
 def clip_audio_spikes(
     wave: np.ndarray, sample_rate: int, settings: AVSpikeSettings, *, seed: int
 ) -> np.ndarray:
-    """A mono wave float32 (N,) at ``sample_rate`` Hz -> audio input (T, 1, n_mels,
-    frames_per_step) uint8 under ``settings`` (see :class:`AVSpikeSettings`)."""
+    """A mono wave float32 (N,) at ``sample_rate`` Hz -> audio input (T, Ca, n_mels,
+    frames_per_step) uint8 0/1 under ``settings`` (see :class:`AVSpikeSettings`; Ca = 1, 2 or
+    3 by ``audio_mode``)."""
     frames = settings.steps * settings.frames_per_step
     hop = len(wave) // frames  # the spectrogram has 1 + N // hop >= frames frames
     if hop < 1:
@@ -410,10 +442,19 @@ def clip_audio_spikes(
         hop_length=hop,
         n_mels=settings.n_mels,
     )
-    spikes = spikesim.audio_spikes(
-        spec, mode="if", threshold=settings.threshold, top_db=settings.top_db, seed=seed
-    )
-    return audio_to_steps(spikes, settings.steps)
+    channels = []  # each (frames, M) 0/1
+    if settings.audio_mode in ("if", "if+onoff"):
+        channels.append(
+            spikesim.audio_spikes(
+                spec, mode="if", threshold=settings.threshold, top_db=settings.top_db, seed=seed
+            )
+        )
+    if settings.audio_mode in ("onoff", "if+onoff"):
+        events = spikesim.audio_spikes(
+            spec, mode="onoff", theta=settings.theta, top_db=settings.top_db
+        )  # (frames, 2, M) counts
+        channels += [events[:, 0], events[:, 1]]
+    return audio_to_steps(np.stack(channels, axis=1), settings.steps)
 
 
 class ConvertedAV:
@@ -475,7 +516,7 @@ class ConvertedAV:
         return wave
 
     def audio(self, i: int, wave: np.ndarray | None = None) -> np.ndarray:
-        """Clip ``i``'s audio input (T, 1, M, F) uint8, from ``wave`` when given (a noisy
+        """Clip ``i``'s audio input (T, Ca, M, F) uint8, from ``wave`` when given (a noisy
         copy) or from its WAV."""
         s = self.settings
         wave = self.read_wave(i) if wave is None else wave
@@ -515,7 +556,7 @@ class ConvertedAV:
         return AVTensors(vision, audio, labels, self.classes, groups=groups)
 
     def audio_at_snr(self, split: str, *, seed: int = 0) -> Callable[[float], np.ndarray]:
-        """A callable snr_db -> the audio input (N, T, 1, M, F) uint8 of ``split``'s clips (in
+        """A callable snr_db -> the audio input (N, T, Ca, M, F) uint8 of ``split``'s clips (in
         :meth:`tensors` order) with Gaussian white noise at snr_db dB added to each WAV
         (``spikesim.snr_noise``, seeded by (``seed``, clip index)), the spikes recomputed.
         Results are cached per SNR, so every model sees the same noisy sounds."""

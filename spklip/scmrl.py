@@ -4,7 +4,7 @@ Re-implemented from the description of "Enhancing Audio-Visual Spiking Neural Ne
 Semantic-Alignment and Cross-Modal Residual Learning" (arXiv 2502.12488):
 
     vision spikes (T, B, Cv, H, W) -> spiking patch front end -> tokens u_v (T, B, N, D)
-    audio spikes  (T, B, 1, M, F)  -> spiking patch front end -> tokens u_a (T, B, N, D)
+    audio spikes  (T, B, Ca, M, F) -> spiking patch front end -> tokens u_a (T, B, N, D)
     audio:  u_a' = u_a + alpha * LIF(BN(Linear(CCSSA(u_a, u_v))))   (audio attends to vision)
     vision: u_v' = u_v + alpha * LIF(BN(Linear(CCSSA(u_v, u_a))))   (vision attends to audio)
     per-modality spiking MLP, sum of the modalities, LIF, linear head, mean over tokens and time
@@ -12,8 +12,9 @@ Semantic-Alignment and Cross-Modal Residual Learning" (arXiv 2502.12488):
 Inputs (time-major, as SpikingJelly's multi-step mode; 0/1 values, any dtype):
 - vision ``(T, B, Cv, H, W)``: Cv = 1 for spike-camera frames, 2 for ON/OFF event frames, each
   of the T steps one bin of the stream;
-- audio ``(T, B, 1, M, F)``: at step t, the spikes of the M (mel) spectrogram channels over the
-  F spectrogram frames of that step's time bin, a one-channel image (M rows, F columns).
+- audio ``(T, B, Ca, M, F)``: at step t, the spikes of the M (mel) spectrogram channels over the
+  F spectrogram frames of that step's time bin, an image of M rows and F columns with Ca = 1
+  (integrate-and-fire spikes), 2 (cochlea-style ON/OFF events) or 3 (both) channels.
 Both front ends pool to the same ``token_grid``, so the two modalities have N = h*w tokens
 each and the temporal attention can pair them token by token.
 
@@ -77,6 +78,7 @@ class SCMRLConfig:
     vision_channels: int = 2  # 1: spike-camera frames, 2: ON/OFF event frames; P x those
     # when each time step stacks its P frames (spklip.av_data.vision_to_steps "frames")
     vision_size: tuple[int, int] = (128, 128)  # (H, W) of the vision frames
+    audio_channels: int = 1  # Ca: 1 IF spikes, 2 ON/OFF events, 3 both (av_data audio_mode)
     audio_size: tuple[int, int] = (128, 128)  # (M mel channels, F spectrogram frames per step)
     dim: int = 256  # D: token width
     stages: int = 4  # front-end conv stages (conv3x3, BN, LIF, max-pool stride 2); the
@@ -97,6 +99,11 @@ class SCMRLConfig:
         for name in ("num_classes", "steps", "dim", "stages", "heads"):
             if getattr(self, name) < 1:
                 raise SpklipError(f"scmrl.{name} = {getattr(self, name)} must be at least 1")
+        if self.audio_channels < 1:
+            raise SpklipError(
+                f"scmrl.audio_channels = {self.audio_channels}; use 1 (IF spikes), 2 (ON/OFF "
+                "events) or 3 (both)"
+            )
         if self.vision_channels < 1:
             raise SpklipError(
                 f"scmrl.vision_channels = {self.vision_channels}; use 1 (spike frames), 2 "
@@ -419,7 +426,7 @@ class SCMRLOutput:
 class SCMRL(nn.Module):
     """S-CMRL and its baselines: ``forward(vision, audio) -> SCMRLOutput``.
 
-    ``vision`` (T, B, Cv, H, W) and ``audio`` (T, B, 1, M, F), 0/1 spikes of any dtype, with
+    ``vision`` (T, B, Cv, H, W) and ``audio`` (T, B, Ca, M, F), 0/1 spikes of any dtype, with
     T, Cv, (H, W) and (M, F) as in the config; a unimodal variant ignores (and does not check)
     the other stream, which may then be None.
     """
@@ -428,7 +435,7 @@ class SCMRL(nn.Module):
         super().__init__()
         self.config = cfg = config
         used = cfg.modalities
-        self.audio_embed = SpikingPatchEmbed(cfg, 1) if "audio" in used else None
+        self.audio_embed = SpikingPatchEmbed(cfg, cfg.audio_channels) if "audio" in used else None
         self.vision_embed = (
             SpikingPatchEmbed(cfg, cfg.vision_channels) if "vision" in used else None
         )
@@ -460,7 +467,7 @@ class SCMRL(nn.Module):
         try:
             tokens = {}
             if self.audio_embed is not None:
-                self._check("audio", audio, 1, cfg.audio_size)
+                self._check("audio", audio, cfg.audio_channels, cfg.audio_size)
                 tokens["audio"] = self.audio_embed(audio.to(dtype))
             if self.vision_embed is not None:
                 self._check("vision", vision, cfg.vision_channels, cfg.vision_size)

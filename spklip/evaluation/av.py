@@ -79,7 +79,7 @@ def noise_robustness(
     *,
     batch_size: int = 64,
 ) -> list[dict[str, float]]:
-    """Top-1 on ``dataset`` with its audio spikes replaced by ``audio_at_snr(snr)`` (N, T, 1,
+    """Top-1 on ``dataset`` with its audio spikes replaced by ``audio_at_snr(snr)`` (N, T, Ca,
     M, F), the same samples in the same order recomputed with Gaussian white noise at ``snr``
     dB, for each SNR: ``[{"snr_db": s, "top1": fraction}, ...]``."""
     out = []

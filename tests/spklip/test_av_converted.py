@@ -65,7 +65,7 @@ def test_converted_clips_become_av_tensors_with_their_labels(av_folders):
         idx = dataset.indices(split)
         t = source.tensors(split)
         assert t.vision.shape == (len(idx), 4, 1, 16, 16)
-        assert t.audio.shape == (len(idx), 4, 1, 8, 8)
+        assert t.audio.shape == (len(idx), 4, 3, 8, 8)  # IF, ON, OFF
         assert t.labels.tolist() == [dataset.clips[i].label for i in idx]
         assert t.classes == dataset.classes
         # the WAV paired with each clip is the one synth wrote for its video
@@ -82,6 +82,33 @@ def test_converted_clips_become_av_tensors_with_their_labels(av_folders):
     audio = source.tensors("train").audio.float()
     assert 0.02 < float(audio.mean()) < 0.9
     assert set(np.unique(audio.numpy())) <= {0.0, 1.0}
+
+
+def test_audio_modes_give_if_spikes_and_on_off_events_as_channels(av_folders):
+    synth, conv = av_folders
+    i = spikesim.open_dataset(conv).indices("train")[0]
+    modes = {
+        m: ConvertedAV(
+            conv, synth, AVSpikeSettings(steps=4, n_mels=8, frames_per_step=8, audio_mode=m)
+        )
+        for m in ("if", "onoff", "if+onoff")
+    }
+    both = modes["if+onoff"].audio(i)
+    assert both.shape == (4, 3, 8, 8) and both.dtype == np.uint8
+    np.testing.assert_array_equal(both[:, :1], modes["if"].audio(i))
+    np.testing.assert_array_equal(both[:, 1:], modes["onoff"].audio(i))
+    # the ON/OFF channels are the cochlea events of the clip's mel spectrogram, 0/1
+    wave = modes["onoff"].read_wave(i)
+    hop = len(wave) // 32
+    spec = spikesim.mel_spectrogram(wave, 16000, n_fft=512, hop_length=hop, n_mels=8)
+    events = spikesim.audio_spikes(spec, mode="onoff", theta=3.0)  # (frames, 2, 8)
+    start = (len(spec) - 32) // 2
+    expected = (events[start : start + 32] != 0).reshape(4, 8, 2, 8).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(both[:, 1:], expected)
+    assert 0 < both[:, 1:].mean() < both[:, :1].mean()  # events where the sound changes
+    with pytest.raises(SpklipError, match="audio_mode") as info:
+        AVSpikeSettings(audio_mode="cochlea")
+    assert "\n" not in str(info.value)
 
 
 def test_groups_are_the_corruptions_and_evaluation_reports_them(av_folders):
@@ -221,6 +248,10 @@ def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, ca
     # the AV settings must be the ones it was trained with; an SPKLIP loader refuses it
     code, _, err = run_main(["av-eval", "--checkpoint", str(run), *data, "--steps", "2"], capsys)
     assert code == 2 and err.count("\n") == 1 and "steps 4" in err
+    code, _, err = run_main(
+        ["av-eval", "--checkpoint", str(run), *data, "--audio-mode", "if"], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "audio_mode if+onoff" in err
     with pytest.raises(SpklipError, match="av-eval"):
         load_model(run)
     # no overwrite without --overwrite

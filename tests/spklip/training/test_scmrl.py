@@ -413,11 +413,29 @@ def test_streams_are_binned_into_the_model_layouts():
     stream[2, 2, 3] = 1
     counts = vision_to_steps(stream, 3, "count")
     assert counts.shape == (3, 1, 4, 6) and counts[0, 0, 2, 3] == 2 and counts.sum() == 3
+    # or-pair: each step's OR, then the previous step's OR (zeros before step 0)
+    paired = vision_to_steps(stream, 3, "or-pair")
+    ored = vision_to_steps(stream, 3, "or")
+    assert paired.shape == (3, 2, 4, 6) and set(np.unique(paired)) <= {0, 1}
+    np.testing.assert_array_equal(paired[:, :1], ored)
+    np.testing.assert_array_equal(paired[1:, 1:], ored[:-1])
+    assert paired[0, 1].sum() == 0
+    events = np.zeros((8, 2, 4, 6), dtype=np.uint8)
+    events[5, 1, 0, 0] = 1  # an OFF event in step 2 of 4
+    pe = vision_to_steps(events, 4, "or-pair")
+    assert pe.shape == (4, 4, 4, 6) and pe[2, 1, 0, 0] == 1 and pe[3, 3, 0, 0] == 1
+    assert pe.sum() == 2
     with pytest.raises(SpklipError, match="binning"):
         vision_to_steps(stream, 3, "max")
     spec = np.zeros((9, 5), dtype=np.uint8)  # 9 frames x 5 mel channels
     spec[4, 2] = 1  # frame 4 = step 1, column 1
     a = audio_to_steps(spec, 3)
     assert a.shape == (3, 1, 5, 3) and a[1, 0, 2, 1] == 1 and a.sum() == 1
+    kinds = np.zeros((9, 3, 5), dtype=np.uint8)  # 9 frames x (IF, ON, OFF) x 5 channels
+    kinds[4, 1, 2] = 2  # two ON events: still one spike
+    ak = audio_to_steps(kinds, 3)
+    assert ak.shape == (3, 3, 5, 3) and ak[1, 1, 2, 1] == 1 and ak.sum() == 1
+    with pytest.raises(SpklipError, match="expected"):
+        audio_to_steps(np.zeros((9, 1, 3, 5)), 3)
     with pytest.raises(SpklipError, match="cannot fill"):
         audio_to_steps(spec, 10)
