@@ -50,8 +50,8 @@ demo: install
 demo-events: install
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
-# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 21.7 min measured at load average
-# 6.6-7.6 on 2 cores (2026-12-03), over its 20-minute target; not yet timed on a quiet machine.
+# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 15.0 min measured at load average
+# 5-8 on 2 cores (2026-12-03, under its 20-minute target).
 demo-av: install
 	$(PY) -m scripts.demo_av
 

@@ -445,7 +445,8 @@ def _cell(value: Any, scale: float, key: str) -> str:
 
 def energy_table_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     """A Markdown table, one column per result of :func:`estimate_energy` (keyed by a name
-    such as "ANN (spklip-tiny)"), one row per count; energies in joules per clip."""
+    such as "ANN (spklip-tiny)"), one row per count that any of them has; energies in joules
+    per clip."""
     if not results:
         raise SpklipError("no energy results to tabulate")
     names = list(results)
@@ -455,6 +456,8 @@ def energy_table_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     ]
     for label, key, scale in _ROWS:
         cells = [_cell(_lookup(results[n], key), scale, key) for n in names]
+        if all(c == "-" for c in cells):  # e.g. no accuracy given for any column
+            continue
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -178,6 +178,12 @@ def test_energy_table_markdown(tiny_results) -> None:
     ann_total = tiny_results["ANN (spklip-tiny)"]["total_J"]
     assert f"{ann_total:.3e}" in rows["total_J"]
     assert all(line.count("|") == 4 for line in lines)
+    # a count no column has (here the accuracy, which the caller adds) gets no row of "-"
+    assert not any(k.startswith("zero-shot Top-1") for k in rows)
+    with_acc = {k: {**v, "accuracy": {"top1": 0.5}} for k, v in tiny_results.items()}
+    assert "| zero-shot Top-1 (from eval.json) | 0.5000 | 0.5000 |" in energy_table_markdown(
+        with_acc
+    )
 
 
 @pytest.fixture(scope="module")
