@@ -133,8 +133,8 @@ def validate(seeds: list[int], out: Path, log) -> None:
 def _weight_grid() -> list[tuple[str, ExperimentConfig]]:
     """(row label, config training one loss) for every row of ``--validation weights``."""
     base = ExperimentConfig(validation=True, spikes=False)
-    student = base.student
-    seen_only = replace(student, zs_prompts="seen")
+    base = replace(base, student=replace(base.student, zs_prompts="all"))
+    seen_only = replace(base.student, zs_prompts="seen")
     rows = [
         (NO_TRAINING, replace(base, ablations=(NO_TRAINING,))),
         ("L_pred only", replace(base, ablations=("L_pred only",))),
