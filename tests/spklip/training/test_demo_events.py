@@ -48,3 +48,32 @@ def test_an_existing_sweep_is_not_overwritten(tmp_path) -> None:
     (tmp_path / "validation-weights.json").write_text("{}")
     with pytest.raises(SystemExit, match="overwrite"):
         demo.main(["--validation", "weights", "--out", str(tmp_path)])
+
+
+def test_recipe_sweep_keeps_the_weights_it_was_run_with(tmp_path, monkeypatch) -> None:
+    seen = []
+
+    def scorer(config, *, seed, **_):
+        seen.append((config.alpha, config.kl_weight, config.student.zs_prompts))
+        return {
+            "events": {n: {"unseen_top1": 0.5 + 0.01 * seed} for n in config.ablations},
+            "seen_classes": ["a"],
+            "unseen_classes": ["b"],
+        }
+
+    monkeypatch.setattr(demo, "run_experiment", scorer)
+    monkeypatch.setattr(demo, "summarize", _summarize_top1)
+    demo.validate([0, 1], tmp_path, lambda s: None)
+    assert set(seen) == {(0.1, 1.0, "seen")} and len(seen) == 2 * len(demo.RECIPES)
+    assert json.loads((tmp_path / "validation.json").read_text())["best"] in demo.RECIPES
+
+
+def _summarize_top1(results):
+    names = results[0]["events"]
+    return {
+        f"events/{n}/unseen_top1": {
+            "mean": sum(r["events"][n]["unseen_top1"] for r in results),
+            "sd": 0.0,
+        }
+        for n in names
+    }
