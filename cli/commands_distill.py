@@ -8,9 +8,10 @@ import click
 
 from ._common import out_dir_option, overwrite_option, refuse_existing, seed_option, threads_option
 
-_LOSSES = {
-    "full": "full (L_ct + L_kl + 0.1 L_zs)",
-    "ct+kl": "L_ct + L_kl",
+_LOSSES = {  # -> keys of spklip.training.distill.ABLATIONS
+    "full": "full (L_ct + λ·L_kl + α·L_zs)",
+    "ct+kl": "L_ct + λ·L_kl",
+    "ct+zs": "L_ct + α·L_zs",
     "ct": "L_ct",
     "pred": "L_pred only",
 }
@@ -29,7 +30,17 @@ _LOSSES = {
     type=click.Choice(list(_LOSSES)),
     default="full",
     show_default=True,
-    help="student loss: full = L_ct + L_kl + 0.1 L_zs; ct+kl; ct; pred (L_pred only)",
+    help="student loss: full = L_ct + λ·L_kl + α·L_zs; ct+kl; ct+zs; ct; pred (L_pred only)",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(min=0, min_open=True),
+    help="α, the L_zs weight  [default: the demo's]",
+)
+@click.option(
+    "--kl-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    help="λ, the L_kl weight  [default: the demo's]",
 )
 @click.option(
     "--unseen", type=click.IntRange(min=1), default=8, show_default=True, help="held-out classes"
@@ -57,6 +68,8 @@ _LOSSES = {
 def distill_cmd(
     modality: str,
     loss: str,
+    alpha: float | None,
+    kl_weight: float | None,
     unseen: int,
     per_class: int | None,
     epochs: int | None,
@@ -98,6 +111,10 @@ def distill_cmd(
         config = replace(config, train_per_class=per_class)
     if epochs:
         config = replace(config, student=replace(config.student, epochs=epochs))
+    if alpha is not None:
+        config = replace(config, alpha=alpha)
+    if kl_weight is not None:
+        config = replace(config, kl_weight=kl_weight)
     config = replace(
         config,
         teacher=replace(

@@ -16,6 +16,16 @@ pseudo-unseen classes (beside f_I on events). The recipe with the best mean pseu
 Top-1 is the one `ExperimentConfig` uses by default::
 
     .venv/bin/python -m scripts.demo_events --validation --out runs/events-val
+
+``--validation weights`` sweeps the loss weights on the same protocol with the default
+recipe: the full loss at every α (L_zs weight) of `ALPHAS` and λ (L_kl weight) of
+`KL_WEIGHTS`, with L_zs scored against every class prompt (held-out names included), and at
+λ 1 with L_zs on the seen classes' prompts only; beside them the ablations at the same
+weights (L_ct + λ·L_kl, L_ct + α·L_zs) and L_ct, L_pred only, f_I on events. The full-loss
+weighting with the best mean pseudo-unseen Top-1 is the one `ExperimentConfig` uses by
+default. Writes OUT/validation-weights.json and .md (rewritten after every seed)::
+
+    .venv/bin/python -m scripts.demo_events --validation weights --seeds 0,1,2 --out runs/events-val
 """
 
 from __future__ import annotations
@@ -27,14 +37,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from spikesim import write_json
 from spklip.evaluation.distill import report_markdown, summarize
 from spklip.evaluation.figures import plot_distill_summary
 from spklip.training.distill import (
-    ABLATIONS,
     FULL,
+    NO_TRAINING,
     DistillConfig,
     ExperimentConfig,
     run_experiment,
@@ -47,7 +58,8 @@ DEMO_SEEDS = (0, 1, 2)  # held-out class split and student seeds
 VALIDATION_SEEDS = (0, 1, 2, 3, 4)  # pseudo-unseen splits of --validation
 DATA_SEED = 0  # the rendered glyphs and the teacher (trained on all classes: split-independent)
 VALIDATION_DATA_SEED = 1  # other scenes for the tuning protocol
-NO_TRAINING = "f_I on events (no training)"
+ALPHAS = (0.1, 0.5, 1.0, 2.0)  # L_zs weights of --validation weights
+KL_WEIGHTS = (0.5, 1.0, 2.0)  # L_kl weights of --validation weights
 
 # Student recipes compared on the validation classes (full loss); see --validation.
 RECIPES: dict[str, DistillConfig] = {
@@ -63,11 +75,17 @@ RECIPES: dict[str, DistillConfig] = {
 def validate(seeds: list[int], out: Path, log) -> None:
     """The tuning protocol (module docstring): every recipe of `RECIPES` on the validation
     classes; writes OUT/validation.json and OUT/validation.md."""
-    base = ExperimentConfig(validation=True, spikes=False, ablations=(NO_TRAINING, FULL))
+    # The recipes were compared with the paper's loss weights (α 0.1, λ 1; L_zs on the seen
+    # classes' prompts), before --validation weights chose the demo's; kept so it reruns.
+    base = ExperimentConfig(
+        validation=True, spikes=False, ablations=(NO_TRAINING, FULL), alpha=0.1, kl_weight=1.0
+    )
+    base = replace(base, student=replace(base.student, zs_prompts="seen"))
     shared: dict = {}
     rows: dict[str, dict] = {}
     per_seed: dict[str, list] = {}
     for i, (name, recipe) in enumerate(RECIPES.items()):
+        recipe = replace(recipe, zs_prompts=base.student.zs_prompts)
         config = replace(base, student=recipe, ablations=(FULL,) if i else base.ablations)
         results = []
         for seed in seeds:
@@ -118,6 +136,114 @@ def validate(seeds: list[int], out: Path, log) -> None:
     print(md)
 
 
+def _weight_grid() -> list[tuple[str, ExperimentConfig]]:
+    """(row label, config training one loss) for every row of ``--validation weights``."""
+    base = ExperimentConfig(validation=True, spikes=False)
+    base = replace(base, student=replace(base.student, zs_prompts="all"))
+    seen_only = replace(base.student, zs_prompts="seen")
+    rows = [
+        (NO_TRAINING, replace(base, ablations=(NO_TRAINING,))),
+        ("L_pred only", replace(base, ablations=("L_pred only",))),
+        ("L_ct", replace(base, ablations=("L_ct",))),
+    ]
+    rows += [
+        (f"L_ct + λ·L_kl, λ {k:g}", replace(base, ablations=("L_ct + λ·L_kl",), kl_weight=k))
+        for k in KL_WEIGHTS
+    ]
+    rows += [
+        (f"L_ct + α·L_zs, α {a:g}", replace(base, ablations=("L_ct + α·L_zs",), alpha=a))
+        for a in ALPHAS
+    ]
+    rows += [
+        (f"full, α {a:g}, λ {k:g}", replace(base, ablations=(FULL,), alpha=a, kl_weight=k))
+        for a in ALPHAS
+        for k in KL_WEIGHTS
+    ]
+    rows += [
+        (
+            f"full, α {a:g}, λ 1, L_zs on seen prompts",
+            replace(base, ablations=(FULL,), alpha=a, kl_weight=1.0, student=seen_only),
+        )
+        for a in ALPHAS
+    ]
+    assert all(c.student.zs_prompts == "all" for n, c in rows if "seen prompts" not in n)
+    return rows
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+
+def validate_weights(seeds: list[int], out: Path, log) -> None:
+    """``--validation weights`` (module docstring); rewrites OUT/validation-weights.json and
+    .md after every seed, so a stopped sweep keeps the seeds it finished."""
+    from spikesim import write_atomic
+
+    grid = _weight_grid()
+    shared: dict = {}
+    top1: dict[str, list[float]] = {name: [] for name, _ in grid}
+    for seed in seeds:
+        for name, config in grid:
+            result = run_experiment(
+                config, seed=seed, data_seed=VALIDATION_DATA_SEED, shared=shared, log=log
+            )
+            top1[name].append(result["events"][config.ablations[0]]["unseen_top1"])
+            log(f"seed {seed} {name}: pseudo-unseen top1 {top1[name][-1]:.3f}")
+        done = seeds[: seeds.index(seed) + 1]
+        rows = {n: _mean_sd(v) for n, v in top1.items()}
+        diff = {
+            n: _mean_sd([a - b for a, b in zip(v, top1["L_ct"], strict=True)])
+            for n, v in top1.items()
+        }
+        fulls = [n for n in top1 if n.startswith("full")]
+        best = max(fulls, key=lambda n: rows[n]["mean"])
+        config = dict(grid)[best]
+        rivals = [NO_TRAINING, "L_pred only", "L_ct"]
+        rivals += [f"L_ct + λ·L_kl, λ {config.kl_weight:g}", f"L_ct + α·L_zs, α {config.alpha:g}"]
+        beats = all(rows[best]["mean"] > rows[r]["mean"] for r in rivals)
+        base = grid[0][1]
+        write_json(
+            out / "validation-weights.json",
+            {
+                "protocol": {
+                    "data_seed": VALIDATION_DATA_SEED,
+                    "validation_split_seed": base.validation_split_seed,
+                    "seeds": done,
+                    "student": vars(base.student),
+                    "alphas": ALPHAS,
+                    "kl_weights": KL_WEIGHTS,
+                },
+                "pseudo_unseen_top1": rows,
+                "minus_L_ct_paired": diff,
+                "per_seed_top1": top1,
+                "best_full": best,
+                "best_full_beats_its_ablations": beats,
+            },
+        )
+        lines = [
+            "# Event-CLIP loss weights on validation classes",
+            "",
+            f"Data seed {VALIDATION_DATA_SEED}; classes: the seen classes of split seed "
+            f"{base.validation_split_seed}; pseudo-unseen: {base.n_unseen} of them per seed "
+            f"({', '.join(map(str, done))}). Student recipe: trainable "
+            f"{base.student.trainable}, lr {base.student.lr:g}, {base.student.epochs} epochs. "
+            f"L_zs on all class prompts unless marked. Best full loss: **{best}**; beats "
+            f"every ablation at its weights ({', '.join(rivals)}): **{beats}**.",
+            "",
+            "| loss | pseudo-unseen Top-1 % | minus L_ct, paired by seed (points) |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {n} | {100 * r['mean']:.1f} ± {100 * r['sd']:.1f} | "
+            f"{100 * diff[n]['mean']:+.1f} ± {100 * diff[n]['sd']:.1f} |"
+            for n, r in rows.items()
+        ]
+        md = "\n".join(lines) + "\n"
+        write_atomic(out / "validation-weights.md", md)
+    print(md)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -127,14 +253,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing report")
     ap.add_argument(
-        "--validation", action="store_true", help="run the tuning protocol (module docstring)"
+        "--validation",
+        nargs="?",
+        const="recipes",
+        choices=("recipes", "weights"),
+        help="run a tuning protocol (module docstring): student recipes or loss weights",
     )
     args = ap.parse_args(argv)
     default = VALIDATION_SEEDS if args.validation else DEMO_SEEDS
     seeds = [int(s) for s in (args.seeds or ",".join(map(str, default))).split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    target = out / ("validation.json" if args.validation else "report.json")
+    target = out / {None: "report.json", "recipes": "validation.json"}.get(
+        args.validation, "validation-weights.json"
+    )
     if target.exists() and not args.overwrite:
         raise SystemExit(f"error: {target} exists; pass --overwrite to replace it")
     config = ExperimentConfig()
@@ -148,8 +280,11 @@ def main(argv: list[str] | None = None) -> None:
                 return
         print(f"[{time.perf_counter() - t0:6.0f} s] {text}", flush=True)
 
-    if args.validation:
+    if args.validation == "recipes":
         validate(seeds, out, log)
+        return
+    if args.validation == "weights":
+        validate_weights(seeds, out, log)
         return
     results: list = []
     shared: dict = {}  # one rendered set and one teacher (all classes) serve every split seed
@@ -169,7 +304,10 @@ def main(argv: list[str] | None = None) -> None:
         "command": "make demo-events  (python -m scripts.demo_events)",
         "seeds": seeds,
         "config": config.to_dict(),
-        "ablations": {k: (None if v is None else vars(v)) for k, v in ABLATIONS.items()},
+        "ablations": {
+            k: (None if config.weights(k) is None else vars(config.weights(k)))
+            for k in config.ablations
+        },
         "few_shot_method": "prototype (normalised class-mean of K support features, cosine)",
         "wall_seconds": wall,
         "load_average_start": load_start,
@@ -192,7 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         f"the end; other jobs shared the machine). Text tower: {results[0]['text_tower']}. "
         f"Student recipe (chosen on validation classes with `--validation`): "
         f"trainable {config.student.trainable}, lr {config.student.lr:g}, "
-        f"{config.student.epochs} epochs.\n"
+        f"{config.student.epochs} epochs. Loss weights (chosen with `--validation weights`): "
+        f"α (L_zs) {config.alpha:g}, λ (L_kl) {config.kl_weight:g}, L_zs on "
+        f"{config.student.zs_prompts} class prompts.\n"
         f"{config.n_unseen} held-out classes per seed (chance: "
         f"{100 * meta['chance']['unseen_prompts']:.1f} % among unseen prompts, "
         f"{100 * meta['chance']['all_prompts']:.1f} % among all prompts). "

@@ -283,10 +283,14 @@ def distill_loss(
     labels: torch.Tensor,
     logit_scale: torch.Tensor | float,
     weights: LossWeights,
+    zs_class_text: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Normalised student (B, D), teacher image (B, D) features, class_text (C, D) of the
     training classes, labels (B,) rows of class_text -> {"loss", and each weighted-in part
-    "ct", "kl", "zs", "pred" (unweighted values, detached)}."""
+    "ct", "kl", "zs", "pred" (unweighted values, detached)}. ``zs_class_text`` (C', D): the
+    prompts L_zs scores against (default ``class_text``); giving every class the teacher
+    knows, held-out ones included, lets L_zs carry the teacher's image-vs-unseen-class
+    similarities (text only: no sample of those classes is used)."""
     parts: dict[str, torch.Tensor] = {}
     total = student.new_zeros(())
     if weights.ct:
@@ -298,8 +302,9 @@ def distill_loss(
         )
         total = total + weights.kl * parts["kl"]
     if weights.zs:
+        zs_text = class_text if zs_class_text is None else zs_class_text
         parts["zs"] = zero_shot_distill_loss(
-            student, image, class_text, logit_scale, weights.zs_temperature
+            student, image, zs_text, logit_scale, weights.zs_temperature
         )
         total = total + weights.zs * parts["zs"]
     if weights.pred:

@@ -32,10 +32,15 @@ from ..text import TextConfig, build_text_encoder, default_tokenizer, trim_paddi
 
 __all__ = [
     "ABLATIONS",
+    "FULL",
+    "NO_TRAINING",
+    "PAPER_ABLATIONS",
     "TRAINABLE",
+    "ZS_PROMPTS",
     "DistillConfig",
     "ExperimentConfig",
     "TeacherConfig",
+    "ablation_weights",
     "distill",
     "run_experiment",
     "split_classes",
@@ -43,15 +48,37 @@ __all__ = [
     "train_teacher",
 ]
 
-# The loss ablation of the paper's Fig. 4 (the first row trains nothing: f_I on events).
+NO_TRAINING = "f_I on events (no training)"
+FULL = "full (L_ct + λ·L_kl + α·L_zs)"
+# The student losses. λ (the L_kl weight) and α (the L_zs weight) are ExperimentConfig's
+# ``kl_weight`` and ``alpha`` (`ablation_weights` puts them in); the weights written here are
+# the paper's (λ 1, α 0.1). None trains nothing (f_I applied to events).
 ABLATIONS: dict[str, LossWeights | None] = {
-    "f_I on events (no training)": None,
+    NO_TRAINING: None,
     "L_pred only": LossWeights(ct=0.0, kl=0.0, zs=0.0, pred=1.0),
     "L_ct": LossWeights(ct=1.0, kl=0.0, zs=0.0),
-    "L_ct + L_kl": LossWeights(ct=1.0, kl=1.0, zs=0.0),
-    "full (L_ct + L_kl + 0.1 L_zs)": LossWeights(ct=1.0, kl=1.0, zs=0.1),
+    "L_ct + λ·L_kl": LossWeights(ct=1.0, kl=1.0, zs=0.0),
+    "L_ct + α·L_zs": LossWeights(ct=1.0, kl=0.0, zs=0.1),  # not in the paper's figure
+    FULL: LossWeights(ct=1.0, kl=1.0, zs=0.1),
 }
-FULL = "full (L_ct + L_kl + 0.1 L_zs)"
+# The loss ablation of the paper's Fig. 4 (the demo's rows), the full loss last.
+PAPER_ABLATIONS = (NO_TRAINING, "L_pred only", "L_ct", "L_ct + λ·L_kl", FULL)
+# DistillConfig.zs_prompts: which class prompts L_zs scores the teacher's images and the
+# student's inputs against.
+ZS_PROMPTS = ("all", "seen")
+
+
+def ablation_weights(name: str, *, alpha: float, kl_weight: float) -> LossWeights | None:
+    """The `LossWeights` of ablation ``name`` (a key of `ABLATIONS`) with the L_zs weight
+    ``alpha`` and the L_kl weight ``kl_weight`` (for the losses that have those terms)."""
+    if name not in ABLATIONS:
+        raise SpklipError(f"unknown loss {name!r}; choose one of: {', '.join(ABLATIONS)}")
+    if not (alpha > 0 and kl_weight > 0):
+        raise SpklipError(f"alpha and kl_weight must be > 0, got {alpha} and {kl_weight}")
+    w = ABLATIONS[name]
+    if w is None:
+        return None
+    return replace(w, kl=kl_weight if w.kl else 0.0, zs=alpha if w.zs else 0.0)
 
 
 def text_config(tower: str = "auto") -> TextConfig:
@@ -101,11 +128,21 @@ class DistillConfig:
     # residual stage (the modality gap is in low-level appearance, so the deep layers that carry
     # the teacher's semantic space can stay frozen); "mid" = stem and the first two stages.
     trainable: str = "mid"
+    # The class prompts of L_zs: "all" = every class the teacher knows, the held-out ones
+    # included (their names only: no sample of a held-out class is ever distilled on), so the
+    # teacher's image-vs-unseen-class similarities are distilled too; "seen" = the training
+    # classes' prompts only (then L_zs says nothing about the held-out classes). Default: the
+    # validation sweep's choice (within noise of "all").
+    zs_prompts: str = "seen"
 
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE:
             raise SpklipError(
                 f"trainable {self.trainable!r}; choose one of: {', '.join(TRAINABLE)}"
+            )
+        if self.zs_prompts not in ZS_PROMPTS:
+            raise SpklipError(
+                f"zs_prompts {self.zs_prompts!r}; choose one of: {', '.join(ZS_PROMPTS)}"
             )
         if not (self.epochs >= 1 and self.batch_size >= 2 and self.lr > 0 and self.shift_px >= 0):
             raise SpklipError(
@@ -241,9 +278,11 @@ def distill(
     log: Callable[[str], None] | None = None,
 ) -> GlyphCNN:
     """Train f_E from f_I on ``inputs`` float32 (N, H, W) (event or spike frames) paired with
-    ``images`` (N, H, W); ``labels`` (N,) are global class indices, all in ``classes`` (the
-    seen classes: L_zs and L_pred use only their prompts). ``shuffle_pairs``: pair each input
-    with a random other image (a control that must not learn). Returns the student (eval)."""
+    ``images`` (N, H, W); ``labels`` (N,) are indices of the teacher's ``class_text`` rows,
+    all in ``classes`` (the seen classes: L_pred uses only their prompts; L_zs uses theirs or
+    every row of ``class_text``, as ``config.zs_prompts`` says). ``shuffle_pairs``: pair each
+    input with a random other image (a control that must not learn). Returns the student
+    (eval)."""
     if not (len(inputs) == len(images) == len(labels)) or len(inputs) == 0:
         raise SpklipError("distill needs inputs, images and labels of one non-zero length")
     classes = [int(c) for c in classes]
@@ -257,6 +296,7 @@ def distill(
     if shuffle_pairs:
         img_feat = img_feat[torch.from_numpy(rng.permutation(len(img_feat)))]
     class_text = teacher.class_text[classes].detach()
+    zs_text = teacher.class_text.detach() if config.zs_prompts == "all" else class_text
     y = torch.tensor([where[int(c)] for c in labels])
     x_all = torch.from_numpy(inputs)
     scale = teacher.logit_scale.detach()
@@ -268,7 +308,7 @@ def distill(
     )
     for i, idx in enumerate(steps):
         s = F.normalize(student(_shift(x_all[idx], rng, config.shift_px)), dim=-1)
-        parts = distill_loss(s, img_feat[idx], class_text, y[idx], scale, weights)
+        parts = distill_loss(s, img_feat[idx], class_text, y[idx], scale, weights, zs_text)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         opt.step()
@@ -299,7 +339,9 @@ class ExperimentConfig:
     the demo does not report), and ``n_unseen`` of them, drawn with the run's ``seed``, are
     held out as pseudo-unseen classes; the real held-out classes are never touched, and one
     teacher (trained on those seen classes) serves every validation seed. Run it with a
-    ``data_seed`` other than the demo's so that no test scene is rendered either."""
+    ``data_seed`` other than the demo's so that no test scene is rendered either.
+    ``alpha`` / ``kl_weight``: the weights α of L_zs and λ of L_kl in every loss that has
+    them (`ablation_weights`); ``ablations``: keys of `ABLATIONS` to train and score."""
 
     n_unseen: int = 8
     train_per_class: int = 40
@@ -307,11 +349,26 @@ class ExperimentConfig:
     spec: GlyphSpec = field(default_factory=GlyphSpec)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: DistillConfig = field(default_factory=DistillConfig)
-    ablations: tuple[str, ...] = tuple(ABLATIONS)
+    ablations: tuple[str, ...] = PAPER_ABLATIONS
+    # Defaults: the full loss's best weighting on validation classes (scripts/demo_events.py
+    # --validation weights, 5 seeds; every weighting was within noise of L_ct there, see
+    # docs/eventclip/README.md). The paper's are α 0.1, λ 1.
+    alpha: float = 2.0
+    kl_weight: float = 1.0
     spikes: bool = True
     shots: tuple[int, ...] = (1, 2, 4, 8)
     validation: bool = False
     validation_split_seed: int = 100
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise SpklipError(f"unknown loss {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
+        ablation_weights(FULL, alpha=self.alpha, kl_weight=self.kl_weight)  # checks both
+
+    def weights(self, name: str) -> LossWeights | None:
+        """The loss weights of ablation ``name`` in this experiment."""
+        return ablation_weights(name, alpha=self.alpha, kl_weight=self.kl_weight)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -419,7 +476,7 @@ def run_experiment(
     result["events"] = {}
     encoders = {}
     for name in config.ablations:
-        weights = ABLATIONS[name]
+        weights = config.weights(name)
         t0 = time.perf_counter()
         if weights is None:
             enc = teacher.image_encoder
@@ -452,7 +509,7 @@ def run_experiment(
             seen_train.images,
             seen_train.labels,
             seen_l,
-            ABLATIONS[FULL],
+            config.weights(FULL),
             config.student,
             seed=seed,
             log=log,

@@ -21,3 +21,7 @@ def test_help_and_refusals(tmp_path) -> None:
     assert result.exit_code == 2 and "overwrite" in result.output
     result = runner.invoke(distill_cmd, ["--modality", "video", "--out", str(tmp_path)])
     assert result.exit_code == 2
+    result = runner.invoke(distill_cmd, ["--alpha", "0", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--alpha" in result.output
+    result = runner.invoke(distill_cmd, ["--help"])
+    assert "--kl-weight" in result.output and "ct+zs" in result.output

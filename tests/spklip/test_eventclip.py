@@ -73,6 +73,13 @@ def test_each_loss_equals_its_slow_reference() -> None:
     parts = distill_loss(s, v, text, labels, 14.0, w)
     want = parts["ct"] + 0.5 * parts["kl"] + 0.1 * parts["zs"] + 2.0 * parts["pred"]
     assert parts["loss"].item() == pytest.approx(want.item(), rel=1e-12)
+    # L_zs against other prompts (e.g. the held-out classes' too) scores those, L_pred not.
+    more = _unit(7, 8, 7)
+    wider = distill_loss(s, v, text, labels, 14.0, w, zs_class_text=more)
+    assert wider["zs"].item() == pytest.approx(
+        naive.zero_shot_kl(s.numpy(), v.numpy(), more.numpy(), 14.0, 2.0), rel=1e-9
+    )
+    assert wider["pred"].item() == parts["pred"].item() and wider["zs"] != parts["zs"]
     # A student equal to the teacher's images: L_zs vanishes.
     assert zero_shot_distill_loss(v, v, text, 14.0).item() == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(SpklipError, match="every loss weight is 0"):

@@ -20,7 +20,17 @@ from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames, zero_shot
 from spklip.eventclip import GlyphCNN, ImageTextTeacher, LossWeights
 from spklip.text import TextConfig, build_text_encoder, default_tokenizer
-from spklip.training.distill import DistillConfig, distill, split_classes
+from spklip.training.distill import (
+    ABLATIONS,
+    FULL,
+    NO_TRAINING,
+    PAPER_ABLATIONS,
+    DistillConfig,
+    ExperimentConfig,
+    ablation_weights,
+    distill,
+    split_classes,
+)
 
 CLASSES = [0, 1, 3, 7, 10, 13, 17, 20, 23, 25]  # 0 1 3 7 A D J M P U
 SEEN, UNSEEN = CLASSES[:6], CLASSES[6:]
@@ -108,3 +118,51 @@ def test_partial_student_trains_only_its_early_layers(setup) -> None:
         DistillConfig(trainable="deep")
     with pytest.raises(SpklipError, match="epochs"):
         DistillConfig(epochs=0)
+
+
+def test_loss_weights_of_the_ablations() -> None:
+    assert ablation_weights(NO_TRAINING, alpha=1.0, kl_weight=2.0) is None
+    full = ablation_weights(FULL, alpha=0.5, kl_weight=2.0)
+    assert (full.ct, full.kl, full.zs, full.pred) == (1.0, 2.0, 0.5, 0.0)
+    kl = ablation_weights("L_ct + λ·L_kl", alpha=0.5, kl_weight=2.0)
+    assert (kl.ct, kl.kl, kl.zs) == (1.0, 2.0, 0.0)
+    zs = ablation_weights("L_ct + α·L_zs", alpha=0.5, kl_weight=2.0)
+    assert (zs.ct, zs.kl, zs.zs) == (1.0, 0.0, 0.5)
+    ct = ablation_weights("L_ct", alpha=0.5, kl_weight=2.0)
+    assert (ct.ct, ct.kl, ct.zs) == (1.0, 0.0, 0.0)
+    config = ExperimentConfig(alpha=2.0, kl_weight=0.5)
+    assert config.weights(FULL) == ablation_weights(FULL, alpha=2.0, kl_weight=0.5)
+    assert set(PAPER_ABLATIONS) <= set(ABLATIONS) and PAPER_ABLATIONS[-1] == FULL
+    with pytest.raises(SpklipError, match="unknown loss"):
+        ExperimentConfig(ablations=("L_ct + L_kl",))
+    with pytest.raises(SpklipError, match="alpha and kl_weight"):
+        ExperimentConfig(alpha=0.0)
+    with pytest.raises(SpklipError, match="zs_prompts"):
+        DistillConfig(zs_prompts="unseen")
+
+
+def test_zs_prompts_all_reaches_the_held_out_class_texts(setup) -> None:
+    """With L_zs alone, "seen" never looks at a held-out class's text: the student does not
+    change when those rows of class_text change. "all" does, and then it does change."""
+    train, _, teacher, local = setup
+    seen = np.isin(train.labels, SEEN)
+    y = np.array([local[c] for c in train.labels[seen]])
+    args = (teacher, train.events[seen][:64], train.images[seen][:64], y[:64])
+    classes = [local[c] for c in SEEN]
+    only_zs = LossWeights(ct=0.0, kl=0.0, zs=1.0)
+    held_out = [local[c] for c in UNSEEN]
+    other = teacher.class_text.clone()
+    other[held_out] = F.normalize(torch.randn(len(held_out), other.shape[1]), dim=1)
+
+    def stem_after(prompts: str, class_text: torch.Tensor) -> torch.Tensor:
+        saved = teacher.class_text
+        teacher.class_text = class_text
+        try:
+            cfg = DistillConfig(epochs=1, batch_size=32, lr=1e-3, zs_prompts=prompts)
+            return distill(*args, classes, only_zs, cfg, seed=0).stem[0].weight.detach()
+        finally:
+            teacher.class_text = saved
+
+    text = teacher.class_text
+    assert torch.equal(stem_after("seen", text), stem_after("seen", other))
+    assert not torch.equal(stem_after("all", text), stem_after("all", other))

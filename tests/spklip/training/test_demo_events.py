@@ -1,0 +1,79 @@
+"""scripts.demo_events --validation weights: the grid trains what its rows say, the table and
+the choice follow the scores (run_experiment replaced by a scorer, so this runs in a second)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripts import demo_events as demo
+from spklip.training.distill import FULL, NO_TRAINING
+
+
+def test_weight_grid_rows_train_what_they_say() -> None:
+    grid = dict(demo._weight_grid())
+    assert len(grid) == 3 + len(demo.KL_WEIGHTS) + len(demo.ALPHAS) * (len(demo.KL_WEIGHTS) + 2)
+    full = grid["full, α 2, λ 0.5"]
+    assert full.ablations == (FULL,) and (full.alpha, full.kl_weight) == (2.0, 0.5)
+    assert full.student.zs_prompts == "all" and full.validation and not full.spikes
+    seen = grid["full, α 0.5, λ 1, L_zs on seen prompts"]
+    assert seen.student.zs_prompts == "seen" and (seen.alpha, seen.kl_weight) == (0.5, 1.0)
+    assert grid["L_ct + λ·L_kl, λ 2"].weights("L_ct + λ·L_kl").kl == 2.0
+    assert grid["L_ct + α·L_zs, α 1"].weights("L_ct + α·L_zs").zs == 1.0
+    assert grid[NO_TRAINING].ablations == (NO_TRAINING,)
+
+
+def test_validate_weights_tabulates_and_picks_the_best_full_loss(tmp_path, monkeypatch) -> None:
+    def scorer(config, *, seed, **_):
+        name = config.ablations[0]
+        score = 0.5 + 0.01 * seed
+        if name == FULL and config.alpha == 0.5 and config.kl_weight == 2.0:
+            score += 0.03 if config.student.zs_prompts == "all" else 0.0
+        return {"events": {name: {"unseen_top1": score}}}
+
+    monkeypatch.setattr(demo, "run_experiment", scorer)
+    demo.validate_weights([0, 1, 2], tmp_path, lambda s: None)
+    out = json.loads((tmp_path / "validation-weights.json").read_text())
+    assert out["best_full"] == "full, α 0.5, λ 2" and out["best_full_beats_its_ablations"]
+    assert out["protocol"]["seeds"] == [0, 1, 2]
+    diff = out["minus_L_ct_paired"]["full, α 0.5, λ 2"]
+    assert diff["mean"] == pytest.approx(0.03) and diff["sd"] == pytest.approx(0.0, abs=1e-12)
+    assert out["pseudo_unseen_top1"]["L_ct"]["mean"] == pytest.approx(0.51)
+    md = (tmp_path / "validation-weights.md").read_text()
+    assert "| full, α 0.5, λ 2 | 54.0 ± 1.0 | +3.0 ± 0.0 |" in md
+
+
+def test_an_existing_sweep_is_not_overwritten(tmp_path) -> None:
+    (tmp_path / "validation-weights.json").write_text("{}")
+    with pytest.raises(SystemExit, match="overwrite"):
+        demo.main(["--validation", "weights", "--out", str(tmp_path)])
+
+
+def test_recipe_sweep_keeps_the_weights_it_was_run_with(tmp_path, monkeypatch) -> None:
+    seen = []
+
+    def scorer(config, *, seed, **_):
+        seen.append((config.alpha, config.kl_weight, config.student.zs_prompts))
+        return {
+            "events": {n: {"unseen_top1": 0.5 + 0.01 * seed} for n in config.ablations},
+            "seen_classes": ["a"],
+            "unseen_classes": ["b"],
+        }
+
+    monkeypatch.setattr(demo, "run_experiment", scorer)
+    monkeypatch.setattr(demo, "summarize", _summarize_top1)
+    demo.validate([0, 1], tmp_path, lambda s: None)
+    assert set(seen) == {(0.1, 1.0, "seen")} and len(seen) == 2 * len(demo.RECIPES)
+    assert json.loads((tmp_path / "validation.json").read_text())["best"] in demo.RECIPES
+
+
+def _summarize_top1(results):
+    names = results[0]["events"]
+    return {
+        f"events/{n}/unseen_top1": {
+            "mean": sum(r["events"][n]["unseen_top1"] for r in results),
+            "sd": 0.0,
+        }
+        for n in names
+    }
