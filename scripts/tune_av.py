@@ -15,7 +15,8 @@ events, a finer IF spectrogram), ``vision`` / ``vision2`` (the vision input and 
 ``fusion`` (S-CMRL's alpha and L_SA weight against additive fusion, IF audio, session 4) and
 ``fusion-onoff`` (the same with the IF + ON/OFF audio input), ``epochs`` and ``batch``
 (10 vs 15 epochs, batch 16), ``dropout`` (modality dropout p 0.2 / 0.4 for S-CMRL and
-additive fusion at the demo's recipe; p 0 is grid ``epochs``).
+additive fusion at the demo's recipe, against p 0). ``--first-seed`` runs seeds
+FIRST..FIRST+N-1 (to add a seed to a grid already run).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         _s("scmrl alpha 0.5 L_SA 0.1 batch 16", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1, batch=16),
     ),
     "dropout": (  # session 6: modality dropout p for the fused models (the demo's recipe)
+        _s("scmrl p 0", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1),
+        _s("additive p 0", "add", 5e-3, 10),
         _s("scmrl p 0.2", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.2),
         _s("scmrl p 0.4", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.4),
         _s("additive p 0.2", "add", 5e-3, 10, drop=0.2),
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="JSON file to write")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="fusion")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1")
     parser.add_argument("--converted", default="converted", help="the conversion under DEMO")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             "scmrl-tiny", **train.shapes, fusion=s["fusion"], alpha=s["alpha"], **s["model"]
         )
         scores, groups, fits, epochs = [], [], [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             torch.manual_seed(seed)
             model = SCMRL(cfg)
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "grid": args.grid,
             "settings": rows,
-            "seeds": list(range(args.seeds)),
+            "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
             "av": asdict(AV),
             "loss": asdict(SCMRLLossConfig()),
         },
