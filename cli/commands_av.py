@@ -101,6 +101,12 @@ def _av_train_options(command):
     return command
 
 
+def _probability(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        fail(f"--{param.name.replace('_', '-')} {value:g}: give a probability in [0, 1)")
+    return value
+
+
 _AV_TRAIN_OPTIONS = [
     click.option(
         "--model",
@@ -141,7 +147,8 @@ _AV_TRAIN_OPTIONS = [
     ),
     click.option(
         "--modality-dropout",
-        type=click.FloatRange(0, 1, max_open=True),
+        type=float,
+        callback=_probability,
         default=0.0,
         show_default=True,
         help="per training clip, the probability that the spikes of one modality (chosen at "
