@@ -94,11 +94,17 @@ _AV_DATA_OPTIONS = [
 
 
 def _av_train_options(command):
-    """--model, --epochs, --batch-size, --lr, --alpha, --sa-weight, --val-fraction: the S-CMRL
-    size and one training run's recipe."""
+    """--model, --epochs, --batch-size, --lr, --alpha, --sa-weight, --modality-dropout,
+    --val-fraction: the S-CMRL size and one training run's recipe."""
     for option in reversed(_AV_TRAIN_OPTIONS):
         command = option(command)
     return command
+
+
+def _probability(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        fail(f"--{param.name.replace('_', '-')} {value:g}: give a probability in [0, 1)")
+    return value
 
 
 _AV_TRAIN_OPTIONS = [
@@ -138,6 +144,15 @@ _AV_TRAIN_OPTIONS = [
         default=1.0,
         show_default=True,
         help="weight of the semantic alignment loss L_SA (the no-L_SA ablation sets 0)",
+    ),
+    click.option(
+        "--modality-dropout",
+        type=float,
+        callback=_probability,
+        default=0.0,
+        show_default=True,
+        help="per training clip, the probability that the spikes of one modality (chosen at "
+        "random) are zeroed; models that read both streams only",
     ),
     click.option(
         "--val-fraction",
@@ -184,6 +199,7 @@ def av_experiment(
     lr: float,
     alpha: float,
     sa_weight: float,
+    modality_dropout: float,
     steps: int,
     mels: int,
     frames_per_step: int,
@@ -242,7 +258,10 @@ def av_experiment(
         epochs=epochs,
         base=base,
         train=AVTrainConfig(
-            batch_size=batch_size, lr=lr, loss=SCMRLLossConfig(sa_weight=sa_weight)
+            batch_size=batch_size,
+            lr=lr,
+            loss=SCMRLLossConfig(sa_weight=sa_weight),
+            modality_dropout=modality_dropout,
         ),
         audio_at_snr=source.audio_at_snr("test", seed=seed) if snr_list else None,
         snrs=snr_list,
@@ -295,6 +314,7 @@ def av_train(
     lr: float,
     alpha: float,
     sa_weight: float,
+    modality_dropout: float,
     val_fraction: float,
     seed: int,
     threads: int | None,
@@ -331,6 +351,7 @@ def av_train(
     loss = SCMRLLossConfig(**{**asdict(SCMRLLossConfig(sa_weight=sa_weight)), **chosen.loss})
     train_cfg = AVTrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
+        modality_dropout=modality_dropout,
         log=lambda r: click.echo(
             f"epoch {r['epoch']}: loss {r['loss']:.3f}, train {r['train_top1']:.3f}, "
             f"val {r['val_top1']:.3f}", err=True

@@ -13,7 +13,10 @@ helps, and the best training Top-1 (does it fit at all?). Grids: ``lr`` (single 
 two learning rates and epoch counts), ``audio`` (the audio input: IF spikes, IF + ON/OFF
 events, a finer IF spectrogram), ``vision`` / ``vision2`` (the vision input and size),
 ``fusion`` (S-CMRL's alpha and L_SA weight against additive fusion, IF audio, session 4) and
-``fusion-onoff`` (the same with the IF + ON/OFF audio input).
+``fusion-onoff`` (the same with the IF + ON/OFF audio input), ``epochs`` and ``batch``
+(10 vs 15 epochs, batch 16), ``dropout`` (modality dropout p 0.2 / 0.4 for S-CMRL and
+additive fusion at the demo's recipe, against p 0). ``--first-seed`` runs seeds
+FIRST..FIRST+N-1 (to add a seed to a grid already run).
 """
 
 from __future__ import annotations
@@ -48,13 +51,16 @@ def _s(
     model=None,
     converted=None,
     batch=8,
+    drop=0.0,
 ) -> dict[str, Any]:
     """One setting; ``av``: AVSpikeSettings overrides of the demo's ``AV`` (the input),
     ``model``: SCMRLConfig overrides of scmrl-tiny, ``converted``: the conversion folder under
-    DEMO (default: --converted), ``batch``: clips per optimiser step."""
+    DEMO (default: --converted), ``batch``: clips per optimiser step, ``drop``: the modality
+    dropout probability (``AVTrainConfig.modality_dropout``)."""
     return {"name": name, "fusion": fusion, "lr": lr, "epochs": epochs, "alpha": alpha,
             "sa_weight": sa, "av": dict(av or {}), "model": dict(model or {}),
-            "converted": converted, "batch_size": batch}  # fmt: skip
+            "converted": converted, "batch_size": batch,
+            "modality_dropout": drop}  # fmt: skip
 
 
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
@@ -116,6 +122,14 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         _s("additive batch 16", "add", 5e-3, 15, batch=16),
         _s("scmrl alpha 0.5 L_SA 0.1 batch 16", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1, batch=16),
     ),
+    "dropout": (  # session 6: modality dropout p for the fused models (the demo's recipe)
+        _s("scmrl p 0", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1),
+        _s("additive p 0", "add", 5e-3, 10),
+        _s("scmrl p 0.2", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.2),
+        _s("scmrl p 0.4", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.4),
+        _s("additive p 0.2", "add", 5e-3, 10, drop=0.2),
+        _s("additive p 0.4", "add", 5e-3, 10, drop=0.4),
+    ),
     "fusion-onoff": (  # the IF + ON/OFF audio input
         _s("additive", "add", 5e-3, 15),
         _s("scmrl alpha 0.5 L_SA 0.1", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1),
@@ -131,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="JSON file to write")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="fusion")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1")
     parser.add_argument("--converted", default="converted", help="the conversion under DEMO")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -148,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             "scmrl-tiny", **train.shapes, fusion=s["fusion"], alpha=s["alpha"], **s["model"]
         )
         scores, groups, fits, epochs = [], [], [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             torch.manual_seed(seed)
             model = SCMRL(cfg)
@@ -158,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 lr=s["lr"],
                 seed=seed,
                 loss=SCMRLLossConfig(sa_weight=s["sa_weight"]),
+                modality_dropout=s["modality_dropout"],
             )
             history = train_av(model, train, val_set=val, config=train_cfg)  # ends on the best
             result = evaluate_av(model, val)
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "grid": args.grid,
             "settings": rows,
-            "seeds": list(range(args.seeds)),
+            "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
             "av": asdict(AV),
             "loss": asdict(SCMRLLossConfig()),
         },

@@ -1,7 +1,8 @@
 """Training S-CMRL and its baselines (spklip.scmrl) on audio-visual spike data.
 
 - :func:`train_av`: AdamW (no decay on biases and norms), linear warm-up and cosine decay,
-  gradient clipping, seeded shuffles; one dict per epoch (loss parts, lr, train and
+  gradient clipping, seeded shuffles, optional modality dropout (:func:`drop_modality`) for
+  the models that read both streams; one dict per epoch (loss parts, lr, train and
   validation Top-1, seconds); optionally restores the epoch with the best validation Top-1.
 - :func:`run_av_experiment`: every variant (:data:`VARIANTS`) x seeds, validation for the
   epoch choice, the test split read once per run.
@@ -48,11 +49,48 @@ class AVTrainConfig:
     seed: int = 0  # shuffles (and, in run_av_experiment, the initial weights)
     loss: SCMRLLossConfig = field(default_factory=SCMRLLossConfig)
     select_best: bool = True  # with a validation set: end on the epoch of best val Top-1
+    # modality dropout: per training sample, with this probability, the spikes of one of the
+    # two streams (chosen at random) are zeroed (:func:`drop_modality`); only for models that
+    # read both streams; 0 turns it off
+    modality_dropout: float = 0.0
     log: Callable[[dict[str, Any]], None] | None = None  # called with each epoch's row
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise SpklipError("train_av: epochs and batch_size must be >= 1 and lr > 0")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise SpklipError(
+                f"train_av: modality_dropout = {self.modality_dropout}; give a probability "
+                "in [0, 1)"
+            )
+
+
+DROPPED_NONE, DROPPED_VISION, DROPPED_AUDIO = 0, 1, 2
+
+
+def drop_modality(
+    vision: torch.Tensor, audio: torch.Tensor, p: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Modality dropout on a batch-major batch: each sample, with probability ``p``, has
+    the spikes of one stream zeroed, vision or audio with equal chance (draws from
+    ``generator``). Returns (vision, audio, dropped): new tensors (the inputs are not
+    changed) and per sample :data:`DROPPED_NONE`, :data:`DROPPED_VISION` or
+    :data:`DROPPED_AUDIO` (int64, shape (B,)). A model that must still classify such samples
+    learns to use each modality alone, not only the one that is usually the more reliable."""
+    if not 0.0 <= p < 1.0:
+        raise SpklipError(f"drop_modality: p = {p}; give a probability in [0, 1)")
+    if vision.shape[0] != audio.shape[0]:
+        raise SpklipError(
+            f"drop_modality: vision has {vision.shape[0]} samples and audio {audio.shape[0]}; "
+            "give batch-major tensors of one batch"
+        )
+    b = vision.shape[0]
+    drop = torch.rand(b, generator=generator) < p
+    which = torch.randint(0, 2, (b,), generator=generator)  # 0: vision, 1: audio
+    dropped = torch.where(drop, which + 1, torch.zeros_like(which))
+    keep_v = (dropped != DROPPED_VISION).to(vision.dtype).view(b, *([1] * (vision.dim() - 1)))
+    keep_a = (dropped != DROPPED_AUDIO).to(audio.dtype).view(b, *([1] * (audio.dim() - 1)))
+    return vision * keep_v.to(vision.device), audio * keep_a.to(audio.device), dropped
 
 
 def train_av(
@@ -66,7 +104,10 @@ def train_av(
     ``loss``, ``ce``, ``sa`` (sample means), ``lr`` (at the epoch's end), ``train_top1`` (on
     the batches as trained), ``val_top1`` (None without ``val_set``), ``seconds``. With
     ``val_set`` and ``select_best``, the weights of the best validation epoch (the earliest of
-    ties) are restored at the end and that row has ``"best": True``."""
+    ties) are restored at the end and that row has ``"best": True``. With
+    ``modality_dropout`` > 0 and a model that reads both streams, each training batch goes
+    through :func:`drop_modality` (its own seeded draws: the shuffles stay those of p = 0);
+    validation and test inputs are never dropped."""
     cfg = config or AVTrainConfig()
     if len(train_set) == 0:
         raise SpklipError("train_av: the training set is empty")
@@ -76,6 +117,9 @@ def train_av(
     warmup = round(cfg.warmup * total)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
+    # its own stream of draws, so that the shuffles are those of a run without dropout
+    drop_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    dropout = cfg.modality_dropout if len(model.config.modalities) == 2 else 0.0
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     step = 0
@@ -88,6 +132,8 @@ def train_av(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, total, warmup, cfg.min_lr_ratio)
             labels = labels.to(device)
+            if dropout > 0:
+                vision, audio, _ = drop_modality(vision, audio, dropout, drop_gen)
             out = model(time_major(vision).to(device), time_major(audio).to(device))
             parts = scmrl_loss(out, labels, cfg.loss)
             optimizer.zero_grad(set_to_none=True)

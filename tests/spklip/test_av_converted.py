@@ -205,13 +205,14 @@ def test_av_experiment_runs_from_the_command_line(av_folders, tmp_path, capsys):
         "av-experiment", "--data", str(conv), "--audio-from", str(synth), "--out", str(out),
         "--fusion", "scmrl,audio-only", "--epochs", "1", "--seeds", "0",
         "--snrs", "0,30", "--batch-size", "4", "--alpha", "0.5", "--sa-weight", "0.1",
-        "--vision-binning", "frames",
+        "--vision-binning", "frames", "--modality-dropout", "0.2",
     ]  # fmt: skip
     code, _, err = run_main(argv, capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert set(report["variants"]) == {"scmrl", "audio-only"}
     assert report["base"]["alpha"] == 0.5 and report["loss"]["sa_weight"] == 0.1
+    assert report["train"]["modality_dropout"] == 0.2
     assert report["base"]["vision_channels"] == 4  # 16 frames in 4 steps, stacked
     assert report["data"]["vision_binning"] == "frames"
     assert set(report["variants"]["scmrl"]["per_group"]) == {"none", "video", "audio"}
@@ -229,13 +230,14 @@ def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, ca
     run = tmp_path / "run"
     data = ["--data", str(conv), "--audio-from", str(synth)]
     argv = ["av-train", *data, "--out", str(run), "--epochs", "2", "--batch-size", "4",
-            "--alpha", "0.5"]  # fmt: skip
+            "--alpha", "0.5", "--modality-dropout", "0.3"]  # fmt: skip
     code, out, err = run_main(argv, capsys)
     assert code == 0, err
     folders = sorted((run / "checkpoints").glob("epoch_*"))
     assert len(folders) == 1 and "checkpoint:" in out
     config = json.loads((folders[0] / "config.json").read_text())
     assert config["kind"] == "scmrl" and config["model_config"]["alpha"] == 0.5
+    assert config["train_config"]["modality_dropout"] == 0.3
     assert len(json.loads((run / "history.json").read_text())) == 2
     # av-eval rebuilds the model from the checkpoint: same numbers as the model in memory
     code, out, err = run_main(["av-eval", "--checkpoint", str(run), *data], capsys)
@@ -266,6 +268,7 @@ def test_av_train_saves_a_checkpoint_that_av_eval_reads(av_folders, tmp_path, ca
         (["--audio-from", "/nonexistent/synth"], "no such folder"),
         (["--seeds", "a,b"], "--seeds"),
         (["--model", "scmrl-huge"], "unknown S-CMRL config"),
+        (["--modality-dropout", "1"], "--modality-dropout"),
     ],
 )
 def test_av_experiment_bad_input_is_one_line(av_folders, tmp_path, capsys, extra, message):
