@@ -46,12 +46,12 @@ demo: install
 	$(PY) -m scripts.demo
 
 # The event-CLIP system on rendered glyphs: runs/demo-events/report.json, report.md, ablation.png
-# (9.7 min measured at load average 5-8 on 2 cores, 2026-12-03).
+# (11.0 min measured at load average 7 on 2 cores, 2026-12-03, with 3 seeds x 5 losses).
 demo-events: install
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
-# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 15.0 min measured at load average
-# 5-8 on 2 cores (2026-12-03, under its 20-minute target).
+# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 11.7 min measured at load average
+# 5.6-6.8 on 2 cores (2026-12-03, under its 20-minute target).
 demo-av: install
 	$(PY) -m scripts.demo_av
 

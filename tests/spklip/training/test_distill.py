@@ -40,7 +40,7 @@ SEEN, UNSEEN = CLASSES[:6], CLASSES[6:]
 def setup():
     spec = GlyphSpec(saccade_frames=8, spike_steps=1)
     train = make_glyph_set(CLASSES, 24, seed=5, spec=spec)
-    test = make_glyph_set(UNSEEN, 12, seed=5, first_index=24, spec=spec)
+    test = make_glyph_set(UNSEEN, 24, seed=5, first_index=24, spec=spec)
     torch.manual_seed(0)
     cfg = TextConfig(context_length=16, width=16, heads=2, layers=1)
     teacher = ImageTextTeacher(
@@ -87,9 +87,16 @@ def test_distillation_learns_and_shuffled_pairs_do_not(setup) -> None:
     print(
         f"images {images:.2f} events: before {before:.2f} after {after:.2f} shuffled {control:.2f}"
     )
+    # 96 held-out samples: one binomial sd of a Top-1 near 0.3 is about 0.05.
     assert images > 0.5  # the teacher knows the held-out classes from images
-    assert after >= chance + 0.1  # measured: 0.40 vs chance 0.25 (f_I on events: 0.46)
-    assert control <= chance + 0.05  # measured: 0.25
+    assert after >= chance + 0.15  # learned: well above chance
+    # The control: shuffled pairs teach nothing, so the student stays near where it started
+    # (f_I applied to events, above chance since f_E starts as f_I) and well below the
+    # student trained on true pairs. Its exact value depends on float summation order (it
+    # moved between 0.25 and 0.38 on 48 samples with the tests run before it), so the
+    # bounds are relative to the same run's other measurements, not to chance alone.
+    assert control <= before + 0.12
+    assert after >= control + 0.15
 
 
 def test_split_and_inputs_are_checked() -> None:
