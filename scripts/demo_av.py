@@ -53,24 +53,24 @@ DATA: dict[str, Any] = {
     "sensor": "dvs",
     "interp": "linear",
 }
-# Audio: IF spikes plus cochlea-style ON/OFF events as three channels (session 5, validation:
+# Audio: IF spikes plus cochlea-style ON/OFF events as three channels (session 5 (round 1), validation:
 # the audio-only model's Top-1 on its intact clips went from 0.65-0.82 with IF spikes alone to
 # 1.0; with IF alone a pitch glide moves under one mel band per step, so the direction of the
 # time-reversed sounds was only in the order of the steps, while ON/OFF events show it in
 # every frame). See docs/scmrl.md.
 AV = AVSpikeSettings(steps=4, vision_binning="or", audio_mode="if+onoff")
-# 10 epochs (session 5, validation, grid "epochs" vs "fusion-onoff", 2 seeds): additive and
+# 10 epochs (session 5 (round 1), validation, grid "epochs" vs "fusion-onoff", 2 seeds): additive and
 # S-CMRL both 0.902 after 10 epochs, 0.911 / 0.902 after 15, at two thirds of the time; the
 # demo must stay under 20 minutes on the shared 2-core machine.
 EPOCHS = 10
 # Chosen on the validation split by scripts/tune_av.py (the test split never read): peak lr
 # 5e-3 over 2e-3 (session 4, grid "lr"); S-CMRL alpha 0.5 and L_SA weight 0.1 (session 4:
-# 0.607 vs 0.571 for the paper's 1.5 and 1 with the IF audio; session 5 with IF + ON/OFF
+# 0.607 vs 0.571 for the paper's 1.5 and 1 with the IF audio; session 5 (round 1) with IF + ON/OFF
 # audio: 0.902 both, a tie, so the incumbent stays). See docs/scmrl.md.
 LR = 5e-3
 ALPHA = 0.5
 SA_WEIGHT = 0.1
-# Modality dropout for the fused models (session 6, validation, grid "dropout", 3 seeds):
+# Modality dropout for the fused models (session 5 (round 2), validation, grid "dropout", 3 seeds):
 # per training clip, with this probability, one stream's spikes are zeroed. S-CMRL 0.899 vs
 # 0.881 at p 0 and 0.893 at p 0.4, additive 0.905 vs 0.911 / 0.869: within one validation
 # clip, the best of the three over both models. (The test split, read once afterwards, did

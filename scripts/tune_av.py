@@ -122,7 +122,7 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         _s("additive batch 16", "add", 5e-3, 15, batch=16),
         _s("scmrl alpha 0.5 L_SA 0.1 batch 16", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1, batch=16),
     ),
-    "dropout": (  # session 6: modality dropout p for the fused models (the demo's recipe)
+    "dropout": (  # session 5 (round 2): modality dropout p for the fused models (the demo's recipe)
         _s("scmrl p 0", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1),
         _s("additive p 0", "add", 5e-3, 10),
         _s("scmrl p 0.2", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.2),
