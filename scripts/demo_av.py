@@ -53,13 +53,13 @@ DATA: dict[str, Any] = {
     "sensor": "dvs",
     "interp": "linear",
 }
-# Audio: IF spikes plus cochlea-style ON/OFF events as three channels (session 5 (round 1), validation:
+# Audio: IF spikes plus cochlea-style ON/OFF events as three channels (session 5 round 1, val.:
 # the audio-only model's Top-1 on its intact clips went from 0.65-0.82 with IF spikes alone to
 # 1.0; with IF alone a pitch glide moves under one mel band per step, so the direction of the
 # time-reversed sounds was only in the order of the steps, while ON/OFF events show it in
 # every frame). See docs/scmrl.md.
 AV = AVSpikeSettings(steps=4, vision_binning="or", audio_mode="if+onoff")
-# 10 epochs (session 5 (round 1), validation, grid "epochs" vs "fusion-onoff", 2 seeds): additive and
+# 10 epochs (session 5 round 1, validation, grid "epochs" vs "fusion-onoff", 2 seeds): additive and
 # S-CMRL both 0.902 after 10 epochs, 0.911 / 0.902 after 15, at two thirds of the time; the
 # demo must stay under 20 minutes on the shared 2-core machine.
 EPOCHS = 10
