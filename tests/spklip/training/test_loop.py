@@ -117,6 +117,27 @@ def test_texts_both_add_the_caption_term_to_the_prompt_loss(data, tmp_path):
     assert both[0]["loss"] > prompt[0]["loss"] + 0.3
 
 
+def test_caption_weight_comes_from_the_recipe_unless_given_and_weights_the_caption_term(
+    data, tmp_path
+):
+    assert TrainConfig(data="d", model="spklip-tiny").resolved().caption_weight == 1.0
+    assert (
+        TrainConfig(data="d", model="spklip-tiny", caption_weight=3.0).resolved().caption_weight
+        == 3.0
+    )
+    with pytest.raises(SpklipError, match="caption_weight"):
+        train(config(data, tmp_path / "bad", caption_weight=-1.0))
+    # One epoch, same seed: weight 0 leaves the prompt loss alone; weight 2 adds twice the
+    # caption term weight 1 adds.
+    loss = {
+        w: train(config(data, tmp_path / f"w{w}", epochs=1, captions="both", caption_weight=w))[
+            "results"
+        ][0]["loss"]
+        for w in (0.0, 1.0, 2.0)
+    }
+    assert loss[2.0] > loss[1.0] + 0.3 > loss[0.0] + 0.6
+
+
 def test_checkpoints_record_the_data_side_binning_under_its_old_name_too():
     from spklip.data import data_bin
 

@@ -1,0 +1,47 @@
+"""The pieces of benchmarks.tune_recipes' text sweep and attribute probe."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.tune_recipes import _linear_probe, caption_attributes, text_plan
+
+
+def test_caption_attributes_reads_what_a_synth_caption_names():
+    cap = "a medium-sized speckled bright cross in the middle right gets bigger"
+    assert caption_attributes(cap) == {
+        "size": "medium-sized",
+        "texture": "speckled",
+        "brightness": "bright",
+        "shape": "cross",
+        "position": "middle right",
+    }
+    # "smaller" / "larger" in the action are not sizes; "in the centre" is a position.
+    cap = "a large checkered dark triangle in the centre grows larger against a light background"
+    found = caption_attributes(cap)
+    assert (found["size"], found["brightness"], found["position"]) == ("large", "dark", "centre")
+    assert caption_attributes("a person waving") == dict.fromkeys(found)
+
+
+def test_text_plan_runs_both_with_each_caption_weight_and_the_model_given():
+    plan = text_plan("prompt,both", "1,4", "spklip-tiny-minilm")
+    assert [name for name, _ in plan] == [
+        "prompt",
+        "both, caption_weight 1",
+        "both, caption_weight 4",
+    ]
+    assert plan[2][1]["variant"] == {
+        "model": "spklip-tiny-minilm",
+        "captions": "both",
+        "caption_weight": 4.0,
+    }
+    assert text_plan("both") == [("both", {"variant": {"captions": "both"}})]
+
+
+def test_the_linear_probe_finds_a_linear_signal_and_not_shuffled_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 10))
+    y = ["a" if v > 0 else "b" for v in x[:, 3] - x[:, 7]]
+    assert _linear_probe(x[:200], y[:200], x[200:], y[200:]) > 0.9
+    shuffled = list(rng.permutation(y[:200]))
+    assert _linear_probe(x[:200], shuffled, x[200:], y[200:]) < 0.7
