@@ -88,8 +88,8 @@ def train_recipe(
     thread, validating each epoch on the split carved from train; returns ``train``'s result
     (``best_checkpoint``: the epoch best on validation). ``epochs``/``lr``: None for the
     recipe's. ``variant``: keys of the demo recipe replaced (``model``, ``model_overrides``,
-    ``frames``, ``bin``, ``captions``, ``caption_weight``, ``epochs``), for the validation
-    sweeps of ``benchmarks.tune_recipes``."""
+    ``frames``, ``bin``, ``captions``, ``caption_weight``, ``class_run``, ``epochs``), for
+    the validation sweeps of ``benchmarks.tune_recipes``."""
     import torch
 
     from scripts.demo_spklip import DEMO_FSVE, DEMO_TRAIN
@@ -109,6 +109,7 @@ def train_recipe(
             lr=lr,
             captions=recipe.get("captions"),
             caption_weight=recipe.get("caption_weight"),
+            class_run=recipe.get("class_run", 1),
             seed=seed,
             workers=0,
             threads=1,

@@ -3,7 +3,7 @@ recipe is scored on is never read here.
 
     .venv/bin/python -m benchmarks.tune_recipes fsve CONVERTED OUT [--variants a,b] [--lrs ...]
     .venv/bin/python -m benchmarks.tune_recipes text CONVERTED OUT [--captions prompt,both]
-        [--caption-weights 1,4] [--model spklip-tiny-minilm]
+        [--caption-weights 1,4] [--model spklip-tiny-minilm] [--class-run 4]
     .venv/bin/python -m benchmarks.tune_recipes probe CHECKPOINT OUT --dataset CONVERTED
     .venv/bin/python -m benchmarks.tune_recipes fewshot CHECKPOINT OUT [--data-seed 5]
 
@@ -16,7 +16,8 @@ peak lr of the recipe instead.
 ``text``: spklip-tiny with each text recipe (``--captions``: what its texts are in training;
 the demo's recipe is ``both``), validation Top-1 (class prompts) and t2v R@1 / R@10 on the
 validation clips' own captions; ``--caption-weights`` runs ``both`` with each caption weight,
-``--model`` another config (e.g. spklip-tiny-minilm).
+``--model`` another config (e.g. spklip-tiny-minilm), ``--class-run N`` batches made of
+runs of N clips of one class (within-class negatives for the caption term).
 
 ``probe``: where caption attributes (size, texture, brightness, shape, start position) are
 lost in a trained checkpoint: linear probes fitted on the run's training clips and scored on
@@ -165,26 +166,32 @@ def run_fsve(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def text_plan(captions: str, weights: str = "", model: str = "") -> list[tuple[str, dict]]:
+def text_plan(
+    captions: str, weights: str = "", model: str = "", class_run: int = 1
+) -> list[tuple[str, dict]]:
     """(name, train_recipe keywords) of the text sweep: every caption mode of ``captions``,
     "both" with every caption weight of ``weights`` (empty: the recipe's), ``model`` (empty:
-    the demo's) for all."""
-    base = {"model": model} if model else {}
+    the demo's) and batches of ``class_run`` clips per class (1: shuffled) for all."""
+    base: dict[str, Any] = {"model": model} if model else {}
+    suffix = ""
+    if class_run > 1:
+        base["class_run"] = class_run
+        suffix = f", class runs of {class_run}"
     plan = []
     for c in captions.split(","):
         if c == "both" and weights:
             for w in weights.split(","):
-                name = f"both, caption_weight {float(w):g}"
+                name = f"both, caption_weight {float(w):g}{suffix}"
                 plan.append(
                     (name, {"variant": {**base, "captions": c, "caption_weight": float(w)}})
                 )
         else:
-            plan.append((c, {"variant": {**base, "captions": c}}))
+            plan.append((c + suffix, {"variant": {**base, "captions": c}}))
     return plan
 
 
 def run_text(args: argparse.Namespace) -> list[dict]:
-    plan = text_plan(args.captions, args.caption_weights, args.model)
+    plan = text_plan(args.captions, args.caption_weights, args.model, args.class_run)
     rows = _train_all("spklip", plan, args)
     model = args.model or "spklip-tiny"
     _print_table(
@@ -409,6 +416,9 @@ def main() -> None:
         "--caption-weights", default="", help="text: caption_weight values for both"
     )
     parser.add_argument("--model", default="", help="text: model config (default: the demo's)")
+    parser.add_argument(
+        "--class-run", type=int, default=1, help="text: clips of one class drawn together"
+    )
     parser.add_argument("--data-seed", type=int, default=5, help="fewshot: tuning data seed")
     parser.add_argument("--dataset", type=Path, help="probe: the converted dataset it trained on")
     args = parser.parse_args()

@@ -128,6 +128,14 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     help="with --captions both: weight of the caption term  [default: the model's recipe]",
 )
 @click.option(
+    "--class-run",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="batches made of runs of this many clips of one class (within-class negatives for "
+    "the caption term; one process only); 1: shuffled",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -160,6 +168,7 @@ def train_cmd(
     loader_workers: int,
     captions: str | None,
     caption_weight: float | None,
+    class_run: int,
     overrides: dict,
     exclude_classes: str,
     device: str,
@@ -191,6 +200,7 @@ def train_cmd(
         workers=loader_workers,
         captions=captions,
         caption_weight=caption_weight,
+        class_run=class_run,
         device=None if device == "auto" else device,
         exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
         threads=threads,

@@ -84,6 +84,8 @@ class TrainConfig:
     captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
     caption_weight: float | None = None  # captions "both": weight of the caption term
+    class_run: int = 1  # > 1: batches made of runs of this many clips of one class
+    # (spklip.data.ClassRunSampler: within-class negatives for the caption term); 1: shuffled
     exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
     train_split: str = "train"
     # Zero-shot Top-1 after each epoch and model selection (OUT/best.json) on this split;
@@ -321,7 +323,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 _RUN_SETTINGS = (
     "model", "model_overrides", "epochs", "batch_size", "lr", "weight_decay", "warmup",
     "min_lr_ratio", "grad_clip", "frames", "bin", "seed", "captions", "label_aware",
-    "caption_weight",
+    "caption_weight", "class_run",
     "train_split", "val_split", "amp", "tokenizer_vocab",
 )  # fmt: skip
 
@@ -478,6 +480,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         rank=d.rank,
         world_size=d.world,
         drop_last=True,
+        class_run=cfg.class_run,
     )
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:

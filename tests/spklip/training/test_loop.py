@@ -286,3 +286,13 @@ def test_too_few_training_groups_to_carve_a_validation_split_warns_and_trains(tm
     rows = read_results(tmp_path / "run")
     assert len(rows) == 1 and "val_top1" not in rows[0]
     assert result["epochs"] == 1
+
+
+def test_class_runs_train_and_are_a_setting_of_the_run(data, tmp_path):
+    run = tmp_path / "runs"
+    result = train(config(data, run, epochs=1, captions="both", class_run=2))
+    assert result["results"][0]["loss"] > 0
+    saved = load_checkpoint(latest_checkpoint(run)).config["train_config"]
+    assert saved["class_run"] == 2
+    with pytest.raises(SpklipError, match="class_run=3"):  # a resumed run keeps its own
+        train(config(data, run, epochs=1, captions="both", class_run=3, resume=True))

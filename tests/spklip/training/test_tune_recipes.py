@@ -36,6 +36,13 @@ def test_text_plan_runs_both_with_each_caption_weight_and_the_model_given():
         "caption_weight": 4.0,
     }
     assert text_plan("both") == [("both", {"variant": {"captions": "both"}})]
+    runs = text_plan("both", "2", class_run=4)
+    assert runs == [
+        (
+            "both, caption_weight 2, class runs of 4",
+            {"variant": {"class_run": 4, "captions": "both", "caption_weight": 2.0}},
+        )
+    ]
 
 
 def test_the_linear_probe_finds_a_linear_signal_and_not_shuffled_labels():
