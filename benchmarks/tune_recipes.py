@@ -117,11 +117,17 @@ def _pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
 
 
+def run_dir(name: str, seed: int) -> str:
+    """The run folder of variant ``name`` and ``seed``: the name with every run of characters
+    other than letters, digits, ".", "-" turned into "_" (no spaces or commas in paths)."""
+    return f"{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}_s{seed}"
+
+
 def _train_all(kind: str, plan: list[tuple[str, dict]], args: argparse.Namespace) -> list[dict]:
     """Every (name, keyword arguments of train_recipe) of ``plan`` with every seed."""
     with _pool() as pool:
         jobs = [
-            pool.submit(_train_one, kind, str(args.data), str(args.out / f"{n}_s{s}"), n, s, **kw)
+            pool.submit(_train_one, kind, str(args.data), str(args.out / run_dir(n, s)), n, s, **kw)
             for n, kw in plan
             for s in args.seed_list
         ]

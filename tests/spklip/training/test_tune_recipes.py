@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.tune_recipes import _linear_probe, caption_attributes, text_plan
+from benchmarks.tune_recipes import _linear_probe, caption_attributes, run_dir, text_plan
 
 
 def test_caption_attributes_reads_what_a_synth_caption_names():
@@ -52,3 +52,8 @@ def test_the_linear_probe_finds_a_linear_signal_and_not_shuffled_labels():
     assert _linear_probe(x[:200], y[:200], x[200:], y[200:]) > 0.9
     shuffled = list(rng.permutation(y[:200]))
     assert _linear_probe(x[:200], shuffled, x[200:], y[200:]) < 0.7
+
+
+def test_run_folders_have_no_spaces_or_commas():
+    assert run_dir("both, caption_weight 4", 0) == "both_caption_weight_4_s0"
+    assert run_dir("prompt", 2) == "prompt_s2"
