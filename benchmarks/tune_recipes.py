@@ -4,6 +4,7 @@ recipe is scored on is never read here.
     .venv/bin/python -m benchmarks.tune_recipes fsve CONVERTED OUT [--variants a,b] [--lrs ...]
     .venv/bin/python -m benchmarks.tune_recipes text CONVERTED OUT [--captions prompt,both]
         [--caption-weights 1,4] [--model spklip-tiny-minilm] [--class-run 4]
+        [--set star.pool_grid=[3,4]]
     .venv/bin/python -m benchmarks.tune_recipes probe CHECKPOINT OUT --dataset CONVERTED
     .venv/bin/python -m benchmarks.tune_recipes fewshot CHECKPOINT OUT [--data-seed 5]
 
@@ -17,7 +18,8 @@ peak lr of the recipe instead.
 the demo's recipe is ``both``), validation Top-1 (class prompts) and t2v R@1 / R@10 on the
 validation clips' own captions; ``--caption-weights`` runs ``both`` with each caption weight,
 ``--model`` another config (e.g. spklip-tiny-minilm), ``--class-run N`` batches made of
-runs of N clips of one class (within-class negatives for the caption term).
+runs of N clips of one class (within-class negatives for the caption term), ``--set KEY=JSON``
+a model config override.
 
 ``probe``: where caption attributes (size, texture, brightness, shape, start position) are
 lost in a trained checkpoint: linear probes fitted on the run's training clips and scored on
@@ -173,16 +175,24 @@ def run_fsve(args: argparse.Namespace) -> list[dict]:
 
 
 def text_plan(
-    captions: str, weights: str = "", model: str = "", class_run: int = 1
+    captions: str,
+    weights: str = "",
+    model: str = "",
+    class_run: int = 1,
+    overrides: dict[str, Any] | None = None,
 ) -> list[tuple[str, dict]]:
     """(name, train_recipe keywords) of the text sweep: every caption mode of ``captions``,
     "both" with every caption weight of ``weights`` (empty: the recipe's), ``model`` (empty:
-    the demo's) and batches of ``class_run`` clips per class (1: shuffled) for all."""
+    the demo's), batches of ``class_run`` clips per class (1: shuffled) and the model
+    config ``overrides`` for all."""
     base: dict[str, Any] = {"model": model} if model else {}
     suffix = ""
     if class_run > 1:
         base["class_run"] = class_run
         suffix = f", class runs of {class_run}"
+    if overrides:
+        base["model_overrides"] = dict(overrides)
+        suffix += "".join(f", {k}={json.dumps(v)}" for k, v in overrides.items())
     plan = []
     for c in captions.split(","):
         if c == "both" and weights:
@@ -197,7 +207,11 @@ def text_plan(
 
 
 def run_text(args: argparse.Namespace) -> list[dict]:
-    plan = text_plan(args.captions, args.caption_weights, args.model, args.class_run)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    plan = text_plan(args.captions, args.caption_weights, args.model, args.class_run, overrides)
     rows = _train_all("spklip", plan, args)
     model = args.model or "spklip-tiny"
     _print_table(
@@ -424,6 +438,9 @@ def main() -> None:
     parser.add_argument("--model", default="", help="text: model config (default: the demo's)")
     parser.add_argument(
         "--class-run", type=int, default=1, help="text: clips of one class drawn together"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=JSON", help="text: model override"
     )
     parser.add_argument("--data-seed", type=int, default=5, help="fewshot: tuning data seed")
     parser.add_argument("--dataset", type=Path, help="probe: the converted dataset it trained on")

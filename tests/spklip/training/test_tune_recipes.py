@@ -57,3 +57,9 @@ def test_the_linear_probe_finds_a_linear_signal_and_not_shuffled_labels():
 def test_run_folders_have_no_spaces_or_commas():
     assert run_dir("both, caption_weight 4", 0) == "both_caption_weight_4_s0"
     assert run_dir("prompt", 2) == "prompt_s2"
+
+
+def test_text_plan_carries_model_overrides_into_name_and_variant():
+    ((name, kw),) = text_plan("both", overrides={"star.pool_grid": [3, 4]})
+    assert name == "both, star.pool_grid=[3, 4]"
+    assert kw["variant"] == {"model_overrides": {"star.pool_grid": [3, 4]}, "captions": "both"}
