@@ -21,7 +21,7 @@ def one_thread():
 def test_pool_grid_starts_as_the_model_without_it_and_then_sees_position():
     small = {"image_size": [24, 32]}
     grid = spklip.create_model("spklip-tiny", seed=0, **small, **{"star.pool_grid": [3, 4]})
-    plain = spklip.create_model("spklip-tiny", seed=0, **small)
+    plain = spklip.create_model("spklip-tiny", seed=0, **small, **{"star.pool_grid": None})
     assert plain.visual.star.spatial.grid_proj is None
     a, b = grid.state_dict(), plain.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in b)  # the same weights, plus grid_proj (zeros)
@@ -39,3 +39,5 @@ def test_pool_grid_starts_as_the_model_without_it_and_then_sees_position():
         assert not torch.allclose(spatial.grid_proj(cells)[0], spatial.grid_proj(cells)[1])
     with pytest.raises(SpklipError, match="pool_grid"):
         spklip.create_model("spklip-tiny", **{"star.pool_grid": [0, 4]})
+    # spklip-tiny's recipe uses it (chosen on validation, docs/training.md).
+    assert spklip.create_model("spklip-tiny").visual.star.spatial.pool_grid == (3, 4)
