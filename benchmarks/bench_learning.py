@@ -87,8 +87,9 @@ def train_recipe(
     """Train one run of the demo's recipe for ``kind`` ("spklip" or "fsve") on one torch
     thread, validating each epoch on the split carved from train; returns ``train``'s result
     (``best_checkpoint``: the epoch best on validation). ``epochs``/``lr``: None for the
-    recipe's. ``variant``: keys of the demo recipe replaced (``model_overrides``, ``frames``,
-    ``bin``, ``captions``), for the validation sweeps of ``benchmarks.tune_recipes``."""
+    recipe's. ``variant``: keys of the demo recipe replaced (``model``, ``model_overrides``,
+    ``frames``, ``bin``, ``captions``, ``caption_weight``, ``class_run``, ``epochs``), for
+    the validation sweeps of ``benchmarks.tune_recipes``."""
     import torch
 
     from scripts.demo_spklip import DEMO_FSVE, DEMO_TRAIN
@@ -104,9 +105,11 @@ def train_recipe(
             model_overrides=dict(recipe.get("model_overrides", {})),
             frames=recipe.get("frames"),
             bin=recipe.get("bin", 1),
-            epochs=epochs,
+            epochs=epochs if epochs is not None else recipe.get("epochs"),
             lr=lr,
             captions=recipe.get("captions"),
+            caption_weight=recipe.get("caption_weight"),
+            class_run=recipe.get("class_run", 1),
             seed=seed,
             workers=0,
             threads=1,

@@ -3,6 +3,9 @@ recipe is scored on is never read here.
 
     .venv/bin/python -m benchmarks.tune_recipes fsve CONVERTED OUT [--variants a,b] [--lrs ...]
     .venv/bin/python -m benchmarks.tune_recipes text CONVERTED OUT [--captions prompt,both]
+        [--caption-weights 1,4] [--model spklip-tiny-minilm] [--class-run 4]
+        [--set star.pool_grid=[3,4]]
+    .venv/bin/python -m benchmarks.tune_recipes probe CHECKPOINT OUT --dataset CONVERTED
     .venv/bin/python -m benchmarks.tune_recipes fewshot CHECKPOINT OUT [--data-seed 5]
 
 ``fsve``: spklip-fsve-tiny with the demo's recipe (``scripts.demo_spklip.DEMO_FSVE``) and
@@ -13,7 +16,16 @@ peak lr of the recipe instead.
 
 ``text``: spklip-tiny with each text recipe (``--captions``: what its texts are in training;
 the demo's recipe is ``both``), validation Top-1 (class prompts) and t2v R@1 / R@10 on the
-validation clips' own captions.
+validation clips' own captions; ``--caption-weights`` runs ``both`` with each caption weight,
+``--model`` another config (e.g. spklip-tiny-minilm), ``--class-run N`` batches made of
+runs of N clips of one class (within-class negatives for the caption term), ``--set KEY=JSON``
+a model config override.
+
+``probe``: where caption attributes (size, texture, brightness, shape, start position) are
+lost in a trained checkpoint: linear probes fitted on the run's training clips and scored on
+its validation clips, for the video embedding, STAR-Net's last map averaged over space and
+averaged to a 3x4 grid, and the caption's text embedding; t2v R@1 among the caption's own
+class; how far one swapped attribute word moves a caption's embedding.
 
 ``fewshot``: the few-shot defaults (epochs, lr, BatchNorm adaptation) on a shifted-domain
 dataset made for tuning only (``--style real``, sensor noise, ``--data-seed``, not the demo's
@@ -28,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -106,11 +119,17 @@ def _pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
 
 
+def run_dir(name: str, seed: int) -> str:
+    """The run folder of variant ``name`` and ``seed``: the name with every run of characters
+    other than letters, digits, ".", "-" turned into "_" (no spaces or commas in paths)."""
+    return f"{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}_s{seed}"
+
+
 def _train_all(kind: str, plan: list[tuple[str, dict]], args: argparse.Namespace) -> list[dict]:
     """Every (name, keyword arguments of train_recipe) of ``plan`` with every seed."""
     with _pool() as pool:
         jobs = [
-            pool.submit(_train_one, kind, str(args.data), str(args.out / f"{n}_s{s}"), n, s, **kw)
+            pool.submit(_train_one, kind, str(args.data), str(args.out / run_dir(n, s)), n, s, **kw)
             for n, kw in plan
             for s in args.seed_list
         ]
@@ -155,11 +174,48 @@ def run_fsve(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def text_plan(
+    captions: str,
+    weights: str = "",
+    model: str = "",
+    class_run: int = 1,
+    overrides: dict[str, Any] | None = None,
+) -> list[tuple[str, dict]]:
+    """(name, train_recipe keywords) of the text sweep: every caption mode of ``captions``,
+    "both" with every caption weight of ``weights`` (empty: the recipe's), ``model`` (empty:
+    the demo's), batches of ``class_run`` clips per class (1: shuffled) and the model
+    config ``overrides`` for all."""
+    base: dict[str, Any] = {"model": model} if model else {}
+    suffix = ""
+    if class_run > 1:
+        base["class_run"] = class_run
+        suffix = f", class runs of {class_run}"
+    if overrides:
+        base["model_overrides"] = dict(overrides)
+        suffix += "".join(f", {k}={json.dumps(v)}" for k, v in overrides.items())
+    plan = []
+    for c in captions.split(","):
+        if c == "both" and weights:
+            for w in weights.split(","):
+                name = f"both, caption_weight {float(w):g}{suffix}"
+                plan.append(
+                    (name, {"variant": {**base, "captions": c, "caption_weight": float(w)}})
+                )
+        else:
+            plan.append((c + suffix, {"variant": {**base, "captions": c}}))
+    return plan
+
+
 def run_text(args: argparse.Namespace) -> list[dict]:
-    plan = [(c, {"variant": {"captions": c}}) for c in args.captions.split(",")]
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    plan = text_plan(args.captions, args.caption_weights, args.model, args.class_run, overrides)
     rows = _train_all("spklip", plan, args)
+    model = args.model or "spklip-tiny"
     _print_table(
-        f"spklip-tiny text recipe on validation only (data {args.data}, seeds {args.seeds})",
+        f"{model} text recipe on validation only (data {args.data}, seeds {args.seeds})",
         [
             ("captions", "variant"),
             *RUN_COLUMNS,
@@ -209,20 +265,190 @@ def run_fewshot(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# What a synth caption says besides the action (spikesim.synth's caption grammar): the
+# attribute probe reads each from the caption with these patterns.
+CAPTION_ATTRIBUTES: dict[str, str] = {
+    "size": r"\b(small|medium-sized|large)\b",
+    "texture": r"\b(plain|striped|checkered|speckled|shaded|dotted)\b",
+    "brightness": r"\b(bright|dark)\b (?:\w+) in the",
+    "shape": r"\b(?:bright|dark) (\w+) in the",
+    "position": r"in the (centre|(?:upper|middle|lower) (?:left|middle|right))",
+}
+
+
+def caption_attributes(caption: str) -> dict[str, str | None]:
+    """The attributes of :data:`CAPTION_ATTRIBUTES` a synth caption names (None: not found)."""
+    found = {}
+    for name, pattern in CAPTION_ATTRIBUTES.items():
+        m = re.search(pattern, caption)
+        found[name] = m.group(1) if m else None
+    return found
+
+
+def _linear_probe(x_train, y_train, x_test, y_test, weight_decay: float = 1e-3) -> float:
+    """Accuracy on (x_test, y_test) of a multinomial logistic regression fitted on the
+    standardised training features (L-BFGS, L2 penalty ``weight_decay``)."""
+    import numpy as np
+    import torch
+
+    classes = sorted(set(y_train))
+    index = {c: i for i, c in enumerate(classes)}
+    mean, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    xt = torch.tensor((x_train - mean) / sd, dtype=torch.float64)
+    yt = torch.tensor([index[c] for c in y_train])
+    w = torch.zeros(xt.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + weight_decay * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    xs = torch.tensor((x_test - mean) / sd, dtype=torch.float64)
+    with torch.no_grad():
+        pred = (xs @ w + b).argmax(1).numpy()
+    truth = np.array([index.get(c, -1) for c in y_test])
+    return float((pred == truth).mean())
+
+
+def _probe_features(model, dataset) -> dict[str, Any]:
+    """Per clip of ``dataset``: the video embedding, STAR-Net's last feature map averaged over
+    space (what attention pooling starts from, position left out) and the same map averaged
+    to a 3x4 grid (position kept); float64 arrays (N, dim)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from spklip.data import make_loader
+
+    grabbed: list[torch.Tensor] = []
+    hook = model.visual.star.spatial.attnpool.register_forward_pre_hook(
+        lambda _m, args: grabbed.append(args[0].detach())
+    )
+    out: dict[str, list] = {"embedding": [], "map mean": [], "map 3x4": []}
+    loader, _ = make_loader(dataset, batch_size=16, shuffle=False, workers=0)
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                grabbed.clear()
+                out["embedding"].append(model.encode_video(batch["spikes"]).numpy())
+                fmap = grabbed[0].float()
+                out["map mean"].append(fmap.mean((2, 3)).numpy())
+                out["map 3x4"].append(F.adaptive_avg_pool2d(fmap, (3, 4)).flatten(1).numpy())
+    finally:
+        hook.remove()
+    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
+
+
+def run_probe(args: argparse.Namespace) -> list[dict]:
+    """Which caption attributes a trained checkpoint's video side and text side carry, on the
+    run's validation clips only (probes fitted on its training clips minus validation)."""
+    import numpy as np
+    import torch
+
+    from spklip.checkpoint import load_model
+    from spklip.data import ValHoldout, checkpoint_dataset
+    from spklip.evaluation.zeroshot import encode_texts
+
+    torch.set_num_threads(1)
+    model, ckpt = load_model(args.data)
+    holdout = ValHoldout.from_record(ckpt.config["val_holdout"])
+    sets = {
+        split: checkpoint_dataset(
+            model, ckpt, args.dataset, split=split, holdout=holdout, captions="caption"
+        )
+        for split in ("train", "val")
+    }
+    caps = {s: [d.eval_text(i) for i in range(len(d))] for s, d in sets.items()}
+    labels = {s: [d.classes[int(c)] for c in d.labels] for s, d in sets.items()}
+    attrs = {s: [caption_attributes(c) for c in caps[s]] for s in sets}
+    feats = {s: _probe_features(model, d) for s, d in sets.items()}
+    for s in sets:
+        feats[s]["caption text"] = encode_texts(model, caps[s]).astype(np.float64)
+    rows = []
+    for target in ("class", *CAPTION_ATTRIBUTES):
+        if target == "class":
+            y = labels
+        else:
+            y = {s: [a[target] for a in attrs[s]] for s in sets}
+        counts = {c: y["train"].count(c) for c in set(y["train"])}
+        row = {
+            "target": target,
+            "values": len(counts),
+            "majority": float(np.mean([c == max(counts, key=counts.get) for c in y["val"]])),
+        }
+        for name in feats["val"]:
+            row[name] = _linear_probe(
+                feats["train"][name], y["train"], feats["val"][name], y["val"]
+            )
+        rows.append(row)
+    # Retrieval inside a class: each val caption against its class's val clips only.
+    video, text = feats["val"]["embedding"], feats["val"]["caption text"]
+    sims = text @ video.T
+    lab = np.array(labels["val"])
+    within = [
+        float(np.argmax(np.where(lab == lab[i], sims[i], -np.inf)) == i) for i in range(len(lab))
+    ]
+    same = lab[:, None] == lab[None, :]
+    sims_text = text @ text.T
+    chance = float(np.mean(1.0 / same.sum(1)))
+    _print_table(
+        f"Linear probes (logistic regression) on {ckpt.path}: fitted on its training clips "
+        f"({len(caps['train'])}), accuracy on its validation clips ({len(caps['val'])})",
+        [("target", "target"), ("values", "values"), ("majority", "majority")]
+        + [(k, k) for k in feats["val"]],
+        rows,
+    )
+    print(f"t2v R@1 within the caption's class (val): {np.mean(within):.3f} (chance {chance:.3f})")
+    rows.append({"target": "within-class t2v R@1", "value": float(np.mean(within))})
+    # Text side: how far a caption moves when one attribute's word is swapped for another.
+    print("caption moved by one word (val captions; mean cosine to the original):")
+    for target in CAPTION_ATTRIBUTES:
+        values = sorted({a[target] for a in attrs["train"] if a[target]})
+        pairs = []
+        for c, a in zip(caps["val"], attrs["val"], strict=True):
+            if a[target] is None:
+                continue
+            other = values[(values.index(a[target]) + 1) % len(values)]
+            pairs.append((c, re.sub(rf"\b{re.escape(a[target])}\b", other, c, count=1)))
+        e0 = encode_texts(model, [p[0] for p in pairs])
+        e1 = encode_texts(model, [p[1] for p in pairs])
+        cos = float((e0 * e1).sum(1).mean())
+        print(f"  {target}: {cos:.3f} ({len(pairs)} captions)")
+        rows.append({"target": f"swap {target}", "cosine": cos})
+    print(f"  (two val captions of different classes: {float(sims_text[~same].mean()):.3f})")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=("fsve", "text", "fewshot"))
-    parser.add_argument("data", type=Path, help="converted dataset (fewshot: a checkpoint)")
+    parser.add_argument("sweep", choices=("fsve", "text", "fewshot", "probe"))
+    parser.add_argument("data", type=Path, help="converted dataset (fewshot, probe: a checkpoint)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--seeds", default="0", help="training seeds (fewshot: clip draws)")
     parser.add_argument("--variants", default="", help=f"fsve: of {', '.join(FSVE_VARIANTS)}")
     parser.add_argument("--lrs", default="", help="fsve: sweep the peak lr instead")
     parser.add_argument("--captions", default="prompt,both", help="text: caption modes")
+    parser.add_argument(
+        "--caption-weights", default="", help="text: caption_weight values for both"
+    )
+    parser.add_argument("--model", default="", help="text: model config (default: the demo's)")
+    parser.add_argument(
+        "--class-run", type=int, default=1, help="text: clips of one class drawn together"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=JSON", help="text: model override"
+    )
     parser.add_argument("--data-seed", type=int, default=5, help="fewshot: tuning data seed")
+    parser.add_argument("--dataset", type=Path, help="probe: the converted dataset it trained on")
     args = parser.parse_args()
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = {"fsve": run_fsve, "text": run_text, "fewshot": run_fewshot}[args.sweep](args)
+    sweeps = {"fsve": run_fsve, "text": run_text, "fewshot": run_fewshot, "probe": run_probe}
+    rows = sweeps[args.sweep](args)
     print(json.dumps(rows))
 
 

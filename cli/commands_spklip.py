@@ -26,7 +26,9 @@ from ._common import (
 
 EVAL_JSON = "eval.json"
 
-_CAPTION_MODES = ("mixed", "prompt", "caption")
+# spklip.data.CAPTION_MODES, spelled out so that --help does not import torch (a test keeps
+# the two equal).
+_CAPTION_MODES = ("mixed", "prompt", "caption", "both")
 
 
 def _one_line_warnings() -> None:
@@ -120,6 +122,20 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     ),
 )
 @click.option(
+    "--caption-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="with --captions both: weight of the caption term  [default: the model's recipe]",
+)
+@click.option(
+    "--class-run",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="batches made of runs of this many clips of one class (within-class negatives for "
+    "the caption term; one process only); 1: shuffled",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -151,6 +167,8 @@ def train_cmd(
     seed: int,
     loader_workers: int,
     captions: str | None,
+    caption_weight: float | None,
+    class_run: int,
     overrides: dict,
     exclude_classes: str,
     device: str,
@@ -181,6 +199,8 @@ def train_cmd(
         seed=seed,
         workers=loader_workers,
         captions=captions,
+        caption_weight=caption_weight,
+        class_run=class_run,
         device=None if device == "auto" else device,
         exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
         threads=threads,

@@ -345,6 +345,43 @@ class EpochSampler(Sampler):
         return len(self.inner)
 
 
+class ClassRunSampler(Sampler):
+    """Shuffles clip indices so that they come in runs of ``run`` clips of one class: each
+    class's clips in a seeded random order cut into runs, the runs in a seeded random order.
+    Consecutive batches then hold several clips of each of ``batch_size / run`` classes:
+    within-class negatives for a loss with identity targets (a clip's own caption). Yields
+    ``(epoch, i)`` like :class:`EpochSampler`; one process only. ``set_epoch`` before each
+    epoch; the order depends only on ``(seed, epoch)``.
+    """
+
+    def __init__(self, labels: Sequence[int] | np.ndarray, run: int, *, seed: int = 0) -> None:
+        if run < 1:
+            raise SpklipError(f"clips of one class per run must be >= 1, got {run}")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.run = int(run)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def order(self) -> list[int]:
+        """This epoch's clip indices, every clip once."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        runs = []
+        for c in np.unique(self.labels):
+            members = rng.permutation(np.flatnonzero(self.labels == c))
+            runs += [members[k : k + self.run] for k in range(0, len(members), self.run)]
+        return [int(i) for r in rng.permutation(len(runs)) for i in runs[r]]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self.order():
+            yield (self.epoch, i)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 def make_loader(
     dataset: SpikeClips,
     *,
@@ -355,17 +392,29 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = False,
-) -> tuple[DataLoader, EpochSampler]:
+    class_run: int = 1,
+) -> tuple[DataLoader, EpochSampler | ClassRunSampler]:
     """A DataLoader over ``dataset`` and its sampler (call ``sampler.set_epoch(e)``).
+    ``class_run`` > 1 (with ``shuffle``, one process): batches made of runs of that many
+    clips of one class (:class:`ClassRunSampler`).
 
     Batches are dicts: ``spikes`` uint8 (B, T, H, W), ``label`` int64 (B,), ``text``
     list[str], ``caption`` bool (B,), ``index`` int64 (B,) (and ``caption_text`` list[str]
     with training texts "both"). Workers are persistent (no re-fork per epoch) and each
     opens the dataset itself.
     """
-    sampler = EpochSampler(
-        dataset, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=False
-    )
+    sampler: EpochSampler | ClassRunSampler
+    if class_run > 1 and shuffle:
+        if world_size > 1:
+            raise SpklipError(
+                f"class runs (class_run={class_run}) are for one process; train without "
+                "torchrun or with class_run=1"
+            )
+        sampler = ClassRunSampler(dataset.labels, class_run, seed=seed)
+    else:
+        sampler = EpochSampler(
+            dataset, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=False
+        )
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=2)

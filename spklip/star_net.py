@@ -52,8 +52,13 @@ class STARNetConfig:
     # the paper states none)
     mlp_ratio: float = 4.0  # hidden size of the temporal Transformer's MLP / embed_dim
     dropout: float = 0.0  # dropout in the temporal Transformer
+    pool_grid: tuple[int, int] | None = None  # ours: also a linear map of the last feature
+    # map averaged to this (rows, cols) grid, added to the attention pooling's output
+    # (zero-initialised): keeps where things are; None: attention pooling only
 
     def __post_init__(self) -> None:
+        if self.pool_grid is not None and min(self.pool_grid) < 1:
+            raise SpklipError(f"star.pool_grid = {list(self.pool_grid)} needs two sizes >= 1")
         if not self.layers or any(n < 1 for n in self.layers):
             raise SpklipError(f"star.layers = {list(self.layers)} needs >= 1 block per stage")
         if len(self.stage_strides) != len(self.layers) or any(s < 1 for s in self.stage_strides):
@@ -190,6 +195,7 @@ class MAPResNet(nn.Module):
         width: int = 64,
         stage_strides: tuple[int, ...] = (1, 2, 2, 2),
         heads: int = 8,
+        pool_grid: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.image_size = tuple(image_size)
@@ -221,9 +227,23 @@ class MAPResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool_dim = channels
         self.attnpool = AttentionPool2d(self.grid, channels, heads, out_dim)
+        self.pool_grid = tuple(pool_grid) if pool_grid is not None else None
+        self.grid_proj = None
+        if self.pool_grid is not None:  # starts as attention pooling alone
+            with torch.random.fork_rng(devices=[]):  # the other weights as without it
+                self.grid_proj = nn.Linear(
+                    channels * self.pool_grid[0] * self.pool_grid[1], out_dim
+                )
+            nn.init.zeros_(self.grid_proj.weight)
+            nn.init.zeros_(self.grid_proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attnpool(self.stages(self.stem(x)))
+        fmap = self.stages(self.stem(x))
+        out = self.attnpool(fmap)
+        if self.grid_proj is not None:
+            cells = F.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
+            out = out + self.grid_proj(cells)
+        return out
 
 
 class TemporalTransformer(nn.Module):
@@ -297,6 +317,7 @@ class STARNet(nn.Module):
             width=config.width,
             stage_strides=tuple(config.stage_strides),
             heads=config.heads,
+            pool_grid=config.pool_grid,
         )
         self.temporal = TemporalTransformer(
             out_dim,

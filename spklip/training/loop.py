@@ -83,6 +83,9 @@ class TrainConfig:
     resume: bool = False  # continue from OUT/checkpoints/latest
     captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
+    caption_weight: float | None = None  # captions "both": weight of the caption term
+    class_run: int = 1  # > 1: batches made of runs of this many clips of one class
+    # (spklip.data.ClassRunSampler: within-class negatives for the caption term); 1: shuffled
     exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
     train_split: str = "train"
     # Zero-shot Top-1 after each epoch and model selection (OUT/best.json) on this split;
@@ -107,7 +110,7 @@ class TrainConfig:
         recipe = get_recipe(model)
         chosen = {
             name: getattr(recipe, name) if getattr(self, name) is None else getattr(self, name)
-            for name in ("epochs", "batch_size", "lr", "captions", "label_aware")
+            for name in ("epochs", "batch_size", "lr", "captions", "label_aware", "caption_weight")
         }
         return dataclasses.replace(self, model=model, **chosen)
 
@@ -302,6 +305,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         raise SpklipError(f"captions must be one of {', '.join(CAPTION_MODES)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
         raise SpklipError("epochs and batch size must be >= 1 and the learning rate > 0")
+    if not cfg.caption_weight >= 0:
+        raise SpklipError(f"caption_weight must be a number >= 0, got {cfg.caption_weight!r}")
     get_model_config(cfg.model)  # an unknown model name fails before any work
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -318,6 +323,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 _RUN_SETTINGS = (
     "model", "model_overrides", "epochs", "batch_size", "lr", "weight_decay", "warmup",
     "min_lr_ratio", "grad_clip", "frames", "bin", "seed", "captions", "label_aware",
+    "caption_weight", "class_run",
     "train_split", "val_split", "amp", "tokenizer_vocab",
 )  # fmt: skip
 
@@ -474,6 +480,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         rank=d.rank,
         world_size=d.world,
         drop_last=True,
+        class_run=cfg.class_run,
     )
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
@@ -536,7 +543,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
                 scaler,
                 use_amp,
                 instance=recipe.instance,
-                caption_weight=recipe.caption_weight,
+                caption_weight=cfg.caption_weight,
             )
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)

@@ -147,3 +147,26 @@ def test_prompts_exclude_classes_and_retrieve(data, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "Nope" in err
+
+
+def test_caption_weight_reaches_the_run_and_must_be_non_negative(data, tmp_path):
+    from spklip.checkpoint import latest_checkpoint, load_checkpoint
+
+    run = tmp_path / "run"
+    sets = [f"--set={key}={json.dumps(value)}" for key, value in MINI.items()]
+    base = ["train", "--data", str(data), "--model", "spklip-tiny", "--out", str(run),
+            "--epochs", "1", "--batch-size", "2", "--loader-workers", "0", "--threads", "1",
+            "--captions", "both", *sets]  # fmt: skip
+    bad = CliRunner().invoke(app, [*base, "--caption-weight", "-1"])
+    assert bad.exit_code == 2 and "--caption-weight" in bad.output
+    trained = CliRunner().invoke(app, [*base, "--caption-weight", "2.5"])
+    assert trained.exit_code == 0, trained.output
+    saved = load_checkpoint(latest_checkpoint(run)).config["train_config"]
+    assert saved["caption_weight"] == 2.5 and saved["captions"] == "both"
+
+
+def test_the_cli_offers_every_caption_mode_of_the_data():
+    from cli.commands_spklip import _CAPTION_MODES
+    from spklip.data import CAPTION_MODES
+
+    assert sorted(_CAPTION_MODES) == sorted(CAPTION_MODES)

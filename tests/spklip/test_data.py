@@ -253,3 +253,48 @@ def test_a_packed_h5_reads_like_the_folder(tmp_path):
     for i in range(len(a)):
         np.testing.assert_array_equal(a[i]["spikes"].numpy(), b[i]["spikes"].numpy())
         assert a[i]["text"] == b[i]["text"]
+
+
+def test_class_runs_give_every_clip_once_in_runs_of_one_class():
+    from spklip.data import ClassRunSampler
+
+    labels = np.repeat(np.arange(5), [7, 8, 6, 9, 10])
+    sampler = ClassRunSampler(labels, 4, seed=3)
+    sampler.set_epoch(1)
+    first = sampler.order()
+    assert sorted(first) == list(range(len(labels))) and len(sampler) == len(labels)
+    # Cut into runs at class changes: no run longer than 4, and the runs of a class hold
+    # every clip of it (7 clips of class 0: runs 4 + 3).
+    runs, current = [], [first[0]]
+    for i in first[1:]:
+        if labels[i] == labels[current[-1]] and len(current) < 4:
+            current.append(i)
+        else:
+            runs.append(current)
+            current = [i]
+    runs.append(current)
+    assert all(len(r) <= 4 for r in runs)
+    assert sum(len(r) == 4 for r in runs) >= 8  # 1 + 2 + 1 + 2 + 2 full runs at least
+    # A batch of 16 holds at most 4 + ... classes, not 16 random ones.
+    batches = [first[k : k + 16] for k in range(0, 32, 16)]
+    assert all(len(set(labels[b])) <= 6 for b in batches)
+    # Seeded by (seed, epoch): the same again, another epoch another order.
+    assert sampler.order() == first
+    sampler.set_epoch(2)
+    assert sampler.order() != first
+    assert [e for e, _ in sampler] == [2] * len(labels)
+    with pytest.raises(SpklipError, match=">= 1"):
+        ClassRunSampler(labels, 0)
+
+
+def test_make_loader_uses_class_runs_for_one_process_only(tmp_path):
+    from spklip.data import ClassRunSampler, EpochSampler
+
+    root = make_converted(tmp_path, per_class=4)
+    ds = SpikeClips(root, frames=8, split="train", captions="prompt")
+    _, sampler = make_loader(ds, batch_size=4, shuffle=True, class_run=2)
+    assert isinstance(sampler, ClassRunSampler)
+    _, plain = make_loader(ds, batch_size=4, shuffle=False, class_run=2)  # evaluation order
+    assert isinstance(plain, EpochSampler)
+    with pytest.raises(SpklipError, match="one process"):
+        make_loader(ds, batch_size=4, shuffle=True, class_run=2, world_size=2)

@@ -117,6 +117,27 @@ def test_texts_both_add_the_caption_term_to_the_prompt_loss(data, tmp_path):
     assert both[0]["loss"] > prompt[0]["loss"] + 0.3
 
 
+def test_caption_weight_comes_from_the_recipe_unless_given_and_weights_the_caption_term(
+    data, tmp_path
+):
+    assert TrainConfig(data="d", model="spklip-tiny").resolved().caption_weight == 1.0
+    assert (
+        TrainConfig(data="d", model="spklip-tiny", caption_weight=3.0).resolved().caption_weight
+        == 3.0
+    )
+    with pytest.raises(SpklipError, match="caption_weight"):
+        train(config(data, tmp_path / "bad", caption_weight=-1.0))
+    # One epoch, same seed: weight 0 leaves the prompt loss alone; weight 2 adds twice the
+    # caption term weight 1 adds.
+    loss = {
+        w: train(config(data, tmp_path / f"w{w}", epochs=1, captions="both", caption_weight=w))[
+            "results"
+        ][0]["loss"]
+        for w in (0.0, 1.0, 2.0)
+    }
+    assert loss[2.0] > loss[1.0] + 0.3 > loss[0.0] + 0.6
+
+
 def test_checkpoints_record_the_data_side_binning_under_its_old_name_too():
     from spklip.data import data_bin
 
@@ -265,3 +286,13 @@ def test_too_few_training_groups_to_carve_a_validation_split_warns_and_trains(tm
     rows = read_results(tmp_path / "run")
     assert len(rows) == 1 and "val_top1" not in rows[0]
     assert result["epochs"] == 1
+
+
+def test_class_runs_train_and_are_a_setting_of_the_run(data, tmp_path):
+    run = tmp_path / "runs"
+    result = train(config(data, run, epochs=1, captions="both", class_run=2))
+    assert result["results"][0]["loss"] > 0
+    saved = load_checkpoint(latest_checkpoint(run)).config["train_config"]
+    assert saved["class_run"] == 2
+    with pytest.raises(SpklipError, match="class_run=3"):  # a resumed run keeps its own
+        train(config(data, run, epochs=1, captions="both", class_run=3, resume=True))
