@@ -212,6 +212,9 @@ def run_text(args: argparse.Namespace) -> list[dict]:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
     plan = text_plan(args.captions, args.caption_weights, args.model, args.class_run, overrides)
+    if args.lrs:  # every text recipe at every peak lr
+        lrs = [float(x) for x in args.lrs.split(",")]
+        plan = [(f"{n}, lr {lr:g}", {**kw, "lr": lr}) for n, kw in plan for lr in lrs]
     rows = _train_all("spklip", plan, args)
     model = args.model or "spklip-tiny"
     _print_table(
@@ -430,7 +433,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seeds", default="0", help="training seeds (fewshot: clip draws)")
     parser.add_argument("--variants", default="", help=f"fsve: of {', '.join(FSVE_VARIANTS)}")
-    parser.add_argument("--lrs", default="", help="fsve: sweep the peak lr instead")
+    parser.add_argument("--lrs", default="", help="fsve: sweep the peak lr instead; text: at each")
     parser.add_argument("--captions", default="prompt,both", help="text: caption modes")
     parser.add_argument(
         "--caption-weights", default="", help="text: caption_weight values for both"
