@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from cli.spklip_cli import app, main
 from tests.spklip.evaluation.test_analysis import train_tiny
 from tests.spklip.test_data import make_converted
-from tests.spklip.training.test_loop import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli.spklip_cli import app, main
 from tests.spklip.test_data import make_converted
-from tests.spklip.training.test_loop import MINI, one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_loop import MINI
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 from cli.spklip_cli import main
 from tests.spklip.test_data import make_converted
 from tests.spklip.training.test_fewshot import CLASSES, SIZE, write_checkpoint
-from tests.spklip.training.test_loop import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

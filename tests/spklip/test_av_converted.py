@@ -23,14 +23,6 @@ from spklip.scmrl import create_scmrl
 pytest.importorskip("av", reason="PyAV reads the sound tracks")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def av_folders(tmp_path_factory) -> tuple[Path, Path]:
     """4 classes x 4 clips (groups g01 train, g02 test), 32x32 video of 16 frames with sound,

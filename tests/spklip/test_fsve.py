@@ -29,14 +29,6 @@ from .naive_snn import (
 TINY = "spklip-fsve-tiny"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def brightening_clip(batch: int = 2, frames: int = 250, size=(48, 64), seed: int = 0):
     """A scene that brightens over time and from left to right: firing rates rise over the
     clip, so the clip and its reverse really differ."""

@@ -64,16 +64,6 @@ def brightening_clip(config: SPKLIPConfig, batch: int = 2, seed: int = 0) -> tor
     return torch.rand(batch, *rate.shape, generator=g) < rate
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions on a shared 2-core machine run several times faster on one thread
-    (two threads spin-wait for each other whenever another process holds a core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny() -> SPKLIP:
     tok = SpikeTokenizer.train(

@@ -10,14 +10,6 @@ import spklip
 from spklip.errors import SpklipError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_pool_grid_starts_as_the_model_without_it_and_then_sees_position():
     small = {"image_size": [24, 32]}
     grid = spklip.create_model("spklip-tiny", seed=0, **small, **{"star.pool_grid": [3, 4]})

@@ -19,7 +19,7 @@ from spklip.evaluation.dynamics import hsfe_dynamics, hsfe_point_features, mean_
 from spklip.factory import create_model
 from spklip.training.loop import train
 from tests.spklip.test_data import make_converted
-from tests.spklip.training.test_loop import MINI, config, one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_loop import MINI, config
 
 # MINI (2 blocks of 5 frames in 12) with 3 blocks: the paper's mode has >= 3 points.
 MINI3 = {**MINI, "hsfe": {**MINI["hsfe"], "n_blocks": 3}}

@@ -56,14 +56,6 @@ KEYS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def quarter_pattern(batch: int, channels: int, height: int, width: int) -> torch.Tensor:
     """0/1 spikes (B, C, H, W) where exactly one input in four fires: at every pixel, the
     channels c with (c + y + 2x) % 4 == 0 (two of each eight)."""

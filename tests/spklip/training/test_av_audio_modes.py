@@ -7,7 +7,6 @@ faint noise, so the class is only the direction."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from spklip.av_data import AVSpikeSettings, AVTensors, clip_audio_spikes
@@ -17,14 +16,6 @@ from spklip.training.av import AVTrainConfig, train_av
 
 RATE = 16000
 SETTINGS = AVSpikeSettings(steps=2, n_mels=16, frames_per_step=8, audio_mode="if+onoff")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def glide(rising: bool, rng: np.random.Generator, seconds: float = 0.4) -> np.ndarray:

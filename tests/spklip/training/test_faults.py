@@ -14,7 +14,7 @@ from spklip.checkpoint import latest_checkpoint, load_checkpoint
 from spklip.errors import SpklipError
 from spklip.training.loop import RESULTS, TrainConfig, read_results, train
 from tests.spklip.test_data import make_converted
-from tests.spklip.training.test_loop import MINI, config, one_thread  # noqa: F401 (autouse)
+from tests.spklip.training.test_loop import config
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from spklip.training.fewshot import (
     select_shots,
 )
 from tests.spklip.test_data import make_converted
-from tests.spklip.training.test_loop import MINI, one_thread  # noqa: F401  (autouse fixture)
+from tests.spklip.training.test_loop import MINI
 
 CLASSES = ("MoveLeft", "MoveRight", "Grow")
 SIZE = (8, 16)

@@ -60,15 +60,6 @@ MINI = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny ops on a shared 2-core machine are slower with more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return make_converted(tmp_path_factory.mktemp("conv"), per_class=4, frames=20, size=(8, 16))
