@@ -205,37 +205,45 @@ def interp_option(default: str) -> Callable:
     )
 
 
+def option_group(*options: Callable) -> Callable:
+    """One decorator applying ``options`` (``click.option(...)``) so that they list in the
+    order given."""
+
+    def apply(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def encoder_options(command: Callable) -> Callable:
     """The integrate-and-fire encoder's options: ``--threshold``, ``--init``, ``--noise``."""
     from spikesim import NOISE_PRESETS
 
-    for option in reversed(
-        (
-            click.option(
-                "--threshold",
-                type=float,
-                default=5.0,
-                show_default=True,
-                help="integrate-and-fire threshold",
-            ),
-            click.option(
-                "--init",
-                type=click.Choice(["random", "zero"]),
-                default="random",
-                show_default=True,
-                help="initial membrane potential",
-            ),
-            click.option(
-                "--noise",
-                type=click.Choice(sorted(NOISE_PRESETS)),
-                default="none",
-                show_default=True,
-                help="sensor noise preset",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
+    return option_group(
+        click.option(
+            "--threshold",
+            type=float,
+            default=5.0,
+            show_default=True,
+            help="integrate-and-fire threshold",
+        ),
+        click.option(
+            "--init",
+            type=click.Choice(["random", "zero"]),
+            default="random",
+            show_default=True,
+            help="initial membrane potential",
+        ),
+        click.option(
+            "--noise",
+            type=click.Choice(sorted(NOISE_PRESETS)),
+            default="none",
+            show_default=True,
+            help="sensor noise preset",
+        ),
+    )(command)
 
 
 def set_threads(threads: int | None) -> None:

@@ -13,6 +13,7 @@ from ._common import (
     checkpoint_option,
     data_option,
     fail,
+    option_group,
     out_dir_option,
     overwrite_option,
     refuse_existing,
@@ -35,9 +36,7 @@ def _numbers(text: str, kind: type, what: str) -> list:
 def _av_data_options(command):
     """--audio-from, --steps, --mels, --frames-per-step, --vision-binning, --audio-mode: how
     converted clips and their WAVs become AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
-    for option in reversed(_AV_DATA_OPTIONS):
-        command = option(command)
-    return command
+    return option_group(*_AV_DATA_OPTIONS)(command)
 
 
 def _av_settings(
@@ -96,9 +95,7 @@ _AV_DATA_OPTIONS = [
 def _av_train_options(command):
     """--model, --epochs, --batch-size, --lr, --alpha, --sa-weight, --modality-dropout,
     --val-fraction: the S-CMRL size and one training run's recipe."""
-    for option in reversed(_AV_TRAIN_OPTIONS):
-        command = option(command)
-    return command
+    return option_group(*_AV_TRAIN_OPTIONS)(command)
 
 
 def _probability(ctx: click.Context, param: click.Parameter, value: float) -> float:

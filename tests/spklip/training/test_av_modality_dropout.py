@@ -21,19 +21,7 @@ from spklip.training.av import (
     drop_modality,
     train_av,
 )
-
-MINI = dict(
-    num_classes=4,
-    steps=4,
-    vision_channels=1,
-    vision_size=(16, 16),
-    audio_size=(8, 8),
-    dim=16,
-    stages=1,
-    token_grid=(4, 4),
-    heads=2,
-    mlp_ratio=2.0,
-)
+from tests.spklip.training.test_scmrl import MINI
 
 
 def _batch(b: int = 400, dtype=torch.uint8):
