@@ -1,9 +1,12 @@
 """Groups of clips and the validation split carved out of a training split by group.
 
-A group is the set of clips that share actors, scene or movie: UCF101's ``gXX`` (per
-class), HMDB51's source video (the file name before ``_<class>_<tags>``), otherwise the
-clip itself. Clips of one group must stay on one side of any split, or a model is scored
-on near-copies of what it trained on.
+A group is the set of clips that share actors, scene or movie: UCF101's ``gXX``, HMDB51's
+source video (the file name before ``_<class>_<tags>``), otherwise the clip itself. Clips of
+one group must stay on one side of any split, or a model is scored on near-copies of what it
+trained on. A group name can recur across classes (UCF101's official splits hold out the
+same group numbers in every class; an HMDB51 movie gives clips to several classes; a
+``spikesim synth`` group is one scene, the same object and background in every class), so
+the validation split holds out group names across classes too (``ValHoldout.groups``).
 
 :func:`clip_group` is the one group rule: ``spikesim.sources`` uses it to split a source
 tree into train/test, and :func:`carve_val` uses it (through each converted clip's
@@ -30,6 +33,7 @@ _HMDB_TAIL = r"_[a-z]+_[a-z]+_np\d+_[a-z]+_[a-z]+_\d+$"
 LAYOUTS: tuple[str, ...] = ("ucf101", "hmdb51", "folders")
 
 VAL = "val"  # the name of the carved split
+GROUP_RULES: tuple[str, ...] = ("shared", "per-class")
 
 
 def clip_group(source: str, cls: str, layout: str | None = None) -> str:
@@ -52,15 +56,22 @@ def clip_group(source: str, cls: str, layout: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class ValHoldout:
-    """How a validation split is carved from a training split: per class, ``fraction`` of
-    its groups (at least one, never all; none for a class with one group) drawn with
-    ``seed``. ``val_paths``: the clips chosen by a recorded run (``splits.json``), which
-    then win over the draw so evaluation uses exactly the run's validation clips."""
+    """How a validation split is carved from a training split: ``fraction`` of the groups
+    drawn with ``seed``. ``groups``: ``"shared"`` (the default) draws group names from all
+    classes together, so a name held out is held out in every class and no validation scene
+    is seen in training under another class; a class that the draw would leave with no
+    validation group, or with no training group, gets its own draw. ``"per-class"`` (the
+    rule of runs recorded before session 6, whose records have no ``groups`` key) draws
+    per class and can put one scene on both sides. Either way each class with two or more
+    groups has at least one on each side; a class with one group stays in training.
+    ``val_paths``: the clips chosen by a recorded run (``splits.json``), which then win over
+    the draw so evaluation uses exactly the run's validation clips."""
 
     fraction: float = 0.2
     seed: int = 0
     from_split: str = "train"
     val_paths: frozenset[str] | None = None
+    groups: str = "shared"
 
     def __post_init__(self) -> None:
         if not isinstance(self.fraction, (int, float)) or not 0 < self.fraction < 1:
@@ -69,10 +80,19 @@ class ValHoldout:
             )
         if not is_whole(self.seed) or self.seed < 0:
             raise DatasetError(f"validation seed must be a whole number >= 0, got {self.seed!r}")
+        if self.groups not in GROUP_RULES:
+            raise DatasetError(
+                f"validation groups must be one of {', '.join(GROUP_RULES)}, got {self.groups!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (without the paths)."""
-        return {"fraction": self.fraction, "seed": int(self.seed), "from_split": self.from_split}
+        return {
+            "fraction": self.fraction,
+            "seed": int(self.seed),
+            "from_split": self.from_split,
+            "groups": self.groups,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ValHoldout:
@@ -84,6 +104,7 @@ class ValHoldout:
                 seed=int(record["seed"]),
                 from_split=str(record.get("from_split", "train")),
                 val_paths=None if paths is None else frozenset(str(p) for p in paths),
+                groups=str(record.get("groups", "per-class")),
             )
         except (KeyError, TypeError, ValueError):
             raise DatasetError(
@@ -96,11 +117,14 @@ def carve_val(clips: Iterable[Any], holdout: ValHoldout | None = None) -> dict[s
     """``{clip path: "train" | "val"}`` for the clips of ``holdout.from_split``.
 
     ``clips``: records with ``path``, ``cls``, ``split`` and ``source`` (``ClipRecord``).
-    Groups come from :func:`clip_group` of each ``source``; per class they are sorted by
-    name and shuffled by a generator seeded with ``(seed, crc32(class))``, so the carving
-    depends only on the clips, the fraction and the seed (not on their order or on the
-    other classes). With ``holdout.val_paths`` those clips are val, and every one of them
-    must be among ``clips``.
+    Groups come from :func:`clip_group` of each ``source``. ``groups="shared"``: the sorted
+    names of all classes' groups are shuffled by a generator seeded with ``seed`` and the
+    first ``round(fraction * n)`` are validation in every class; ``"per-class"``, and any
+    class the shared draw leaves with no group on one side: the class's own names sorted
+    and shuffled by a generator seeded with ``(seed, crc32(class))``. The carving depends
+    only on the clips, the fraction and the seed, not on their order. With
+    ``holdout.val_paths`` those clips are val, and every one of them must be among
+    ``clips``.
     """
     holdout = holdout or ValHoldout()
     pool = [c for c in clips if c.split == holdout.from_split]
@@ -116,16 +140,27 @@ def carve_val(clips: Iterable[Any], holdout: ValHoldout | None = None) -> dict[s
     groups: dict[str, dict[str, str]] = {}
     for c in pool:
         groups.setdefault(c.cls, {})[c.path] = clip_group(c.source or c.path, c.cls)
+    shared: set[str] = set()
+    if holdout.groups == "shared":
+        names = sorted({g for members in groups.values() for g in members.values()})
+        rng = np.random.default_rng(int(holdout.seed))
+        shared = {names[i] for i in rng.permutation(len(names))[: _n_val(len(names), holdout)]}
     out: dict[str, str] = {}
     for cls, members in groups.items():
         names = sorted(set(members.values()))
-        n = len(names)
-        n_val = min(max(round(n * holdout.fraction), 1), n - 1) if n >= 2 else 0
-        rng = np.random.default_rng([int(holdout.seed), zlib.crc32(cls.encode())])
-        chosen = {names[i] for i in rng.permutation(n)[:n_val]}
+        chosen = shared & set(names)
+        if len(names) >= 2 and len(chosen) in (0, len(names)):
+            rng = np.random.default_rng([int(holdout.seed), zlib.crc32(cls.encode())])
+            chosen = {names[i] for i in rng.permutation(len(names))[: _n_val(len(names), holdout)]}
         for path, group in members.items():
             out[path] = VAL if group in chosen else holdout.from_split
     return out
+
+
+def _n_val(n: int, holdout: ValHoldout) -> int:
+    """How many of ``n`` groups go to validation: ``round(n * fraction)``, at least one and
+    never all (none of a single group)."""
+    return min(max(round(n * holdout.fraction), 1), n - 1) if n >= 2 else 0
 
 
 def splits_record(clips: Sequence[Any], holdout: ValHoldout) -> dict[str, Any]:

@@ -37,23 +37,49 @@ def ucf_clips(classes=("A", "B", "C"), groups=10, per_group=3) -> list[ClipRecor
     ]
 
 
-def test_val_is_carved_from_train_by_group_per_class_seeded():
+def val_groups_of(side: dict[str, str], cls: str, which: str = "val") -> set[str]:
+    return {clip_group(p, cls) for p, s in side.items() if s == which and p.startswith(cls + "/")}
+
+
+def test_val_holds_out_the_same_group_names_in_every_class_seeded():
     clips = ucf_clips()
     side = carve_val(clips, ValHoldout(0.2, seed=5))
     assert set(side) == {c.path for c in clips if c.split == "train"}  # test is not touched
+    chosen = val_groups_of(side, "A")
+    assert len(chosen) == 2  # round(0.2 * 9 train groups)
     for cls in "ABC":
-        val_groups = {clip_group(p, cls) for p, s in side.items() if s == "val" and p[0] == cls}
-        train_groups = {clip_group(p, cls) for p, s in side.items() if s == "train" and p[0] == cls}
-        assert len(val_groups) == 2  # round(0.2 * 9 train groups)
-        assert not val_groups & train_groups
+        # a group (a scene of spikesim synth, UCF101's gXX) is validation in every class or
+        # in none, so no validation scene was trained on under another class
+        assert val_groups_of(side, cls) == chosen
+        assert not chosen & val_groups_of(side, cls, "train")
     # same clips in any order, same seed -> same carving; another seed -> another one
     shuffled = clips[:]
     random.Random(1).shuffle(shuffled)
     assert carve_val(shuffled, ValHoldout(0.2, seed=5)) == side
     assert carve_val(clips, ValHoldout(0.2, seed=6)) != side
-    # a class's carving does not depend on the other classes
-    only_a = carve_val([c for c in clips if c.cls == "A"], ValHoldout(0.2, seed=5))
-    assert only_a == {p: s for p, s in side.items() if p.startswith("A/")}
+
+
+def test_per_class_rule_and_classes_the_shared_draw_misses():
+    clips = ucf_clips()
+    per_class = carve_val(clips, ValHoldout(0.2, seed=5, groups="per-class"))
+    for cls in "ABC":
+        assert len(val_groups_of(per_class, cls)) == 2
+    # per class, a class's carving does not depend on the other classes
+    only_a = carve_val(
+        [c for c in clips if c.cls == "A"], ValHoldout(0.2, seed=5, groups="per-class")
+    )
+    assert only_a == {p: s for p, s in per_class.items() if p.startswith("A/")}
+    # a class whose groups the shared draw does not hit gets a draw of its own
+    odd = [rec("D", f"D/v_D_g{g:02d}_c01.avi") for g in range(50, 54)]
+    side = carve_val(clips + odd, ValHoldout(0.2, seed=5))
+    assert val_groups_of(side, "D") and val_groups_of(side, "D", "train")
+    with pytest.raises(DatasetError, match="groups"):
+        ValHoldout(0.2, groups="global")
+
+
+def test_records_without_a_group_rule_are_read_as_per_class():
+    assert ValHoldout.from_record({"fraction": 0.2, "seed": 1}).groups == "per-class"
+    assert ValHoldout.from_record(ValHoldout(0.2, 1).to_dict()).groups == "shared"
 
 
 def test_a_recorded_carving_is_reused_exactly_and_checked_against_the_data():
