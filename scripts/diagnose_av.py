@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from scripts.demo_av import AV
-from spklip.av_data import ConvertedAV, split_train_val
+from spklip.av_data import ConvertedAV
 
 
 def _probe(channels: int, classes: int, width: int = 32) -> nn.Module:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = dataclasses.replace(AV, **over)
     start = time.perf_counter()
     source = ConvertedAV(args.demo / args.converted, args.demo / "synth", settings)
-    train, val = split_train_val(source.tensors("train"), 0.2, seed=0)  # as the demo splits
+    train, val = source.train_val(0.2, seed=0)  # as the demo splits
     print(f"settings {settings}; tensors in {time.perf_counter() - start:.0f} s; "
           f"train {len(train)}, val {len(val)}", flush=True)  # fmt: skip
     gv = np.array(val.groups)

@@ -33,7 +33,7 @@ import torch
 
 import spikesim
 from scripts.demo_av import AV
-from spklip.av_data import AVTensors, ConvertedAV, split_train_val
+from spklip.av_data import AVTensors, ConvertedAV
 from spklip.evaluation.av import evaluate_av
 from spklip.scmrl import SCMRL, get_scmrl_config
 from spklip.scmrl_loss import SCMRLLossConfig
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         key = f"{folder} {av!r}"
         if key not in cache:
             source = ConvertedAV(folder, args.demo / "synth", av)
-            cache[key] = split_train_val(source.tensors("train"), 0.2, seed=0)  # as the demo
+            cache[key] = source.train_val(0.2, seed=0)  # as the demo splits
         train, val = cache[key]
         cfg = get_scmrl_config(
             "scmrl-tiny", **train.shapes, fusion=s["fusion"], alpha=s["alpha"], **s["model"]

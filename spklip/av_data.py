@@ -555,6 +555,26 @@ class ConvertedAV:
         groups = [str(self.corruption[i]) for i in idx] if known else None
         return AVTensors(vision, audio, labels, self.classes, groups=groups)
 
+    def train_val(self, val_fraction: float = 0.2, *, seed: int = 0) -> tuple[AVTensors, AVTensors]:
+        """(train, val): the train split with a validation share carved out by group
+        (``spikesim.carve_val``: ``val_fraction`` of the group names, held out in every
+        class, drawn with ``seed``), so no validation scene, and no sister clip of a
+        validation clip, is trained on."""
+        idx = self.indices("train")
+        clips = [self.dataset.clips[i] for i in idx]
+        try:
+            side = spikesim.carve_val(clips, spikesim.ValHoldout(val_fraction, seed))
+        except spikesim.SpikesimError as e:
+            raise SpklipError(f"AV validation split: {e}") from None
+        is_val = np.array([side[c.path] == "val" for c in clips])
+        if not is_val.any():
+            raise SpklipError(
+                f"{self.dataset.root}: no validation clips could be carved by group (every class "
+                "has a single group); make the data with more clips per class"
+            )
+        whole = self.tensors("train")
+        return whole.subset(np.flatnonzero(~is_val)), whole.subset(np.flatnonzero(is_val))
+
     def audio_at_snr(self, split: str, *, seed: int = 0) -> Callable[[float], np.ndarray]:
         """A callable snr_db -> the audio input (N, T, Ca, M, F) uint8 of ``split``'s clips (in
         :meth:`tensors` order) with Gaussian white noise at snr_db dB added to each WAV
@@ -591,9 +611,9 @@ def load_converted_av(
     val_fraction: float = 0.2,
     split_seed: int = 0,
 ) -> tuple[AVTensors, AVTensors, AVTensors, ConvertedAV]:
-    """(train, val, test, source): the dataset's train split with a stratified, seeded
-    validation share carved out (:func:`split_train_val`, ``split_seed``), its test split,
-    and the :class:`ConvertedAV` (for :meth:`ConvertedAV.audio_at_snr`)."""
+    """(train, val, test, source): the dataset's train split with a validation share carved
+    out by group (:meth:`ConvertedAV.train_val`, ``split_seed``), its test split, and the
+    :class:`ConvertedAV` (for :meth:`ConvertedAV.audio_at_snr`)."""
     source = ConvertedAV(data, audio_from, settings)
-    train, val = split_train_val(source.tensors("train"), val_fraction, seed=split_seed)
+    train, val = source.train_val(val_fraction, seed=split_seed)
     return train, val, source.tensors("test"), source

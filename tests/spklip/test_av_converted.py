@@ -25,13 +25,13 @@ pytest.importorskip("av", reason="PyAV reads the sound tracks")
 
 @pytest.fixture(scope="module")
 def av_folders(tmp_path_factory) -> tuple[Path, Path]:
-    """4 classes x 4 clips (groups g01 train, g02 test), 32x32 video of 16 frames with sound,
+    """4 classes x 6 clips (groups g01, g03 train, g02 test), 32x32 video of 16 frames with sound,
     converted at 16x16, one spike frame per video frame."""
     root = tmp_path_factory.mktemp("av")
     synth = spikesim.synthesize(
         root / "synth",
         classes=4,
-        clips_per_class=4,
+        clips_per_class=6,
         size=(32, 32),
         frames=16,
         audio=True,
@@ -157,8 +157,17 @@ def test_splits_carve_val_from_train_and_keep_test(av_folders):
     synth, conv = av_folders
     train, val, test, _ = load_converted_av(conv, synth, SETTINGS, val_fraction=0.5, split_seed=3)
     n_train = len(spikesim.open_dataset(conv).indices("train"))
-    assert len(train) + len(val) == n_train and len(val) == 4  # one per class
-    assert sorted(val.labels.tolist()) == [0, 1, 2, 3]
+    assert len(train) + len(val) == n_train and len(val) == 8  # one group (2 clips) per class
+    assert sorted(val.labels.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
+    # by group: the validation group is the same scene in every class, and not in training
+    source = ConvertedAV(conv, synth, SETTINGS)
+    dataset = spikesim.open_dataset(conv)
+    side = spikesim.carve_val(
+        [dataset.clips[i] for i in dataset.indices("train")], spikesim.ValHoldout(0.5, 3)
+    )
+    val_groups = {spikesim.clip_group(p, p.split("/")[0]) for p, s in side.items() if s == "val"}
+    assert len(val_groups) == 1
+    assert torch.equal(source.train_val(0.5, seed=3)[1].vision, val.vision)
     again = load_converted_av(conv, synth, SETTINGS, val_fraction=0.5, split_seed=3)[1]
     assert torch.equal(again.audio, val.audio) and torch.equal(again.vision, val.vision)
     assert len(test) == len(spikesim.open_dataset(conv).indices("test"))
