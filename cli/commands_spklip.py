@@ -128,6 +128,12 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     help="with --captions both: weight of the caption term  [default: the model's recipe]",
 )
 @click.option(
+    "--caption-paraphrases/--no-caption-paraphrases",
+    default=None,
+    help="draw each training caption from the clip's caption and the paraphrases its "
+    "captions.jsonl listed  [default: the model's recipe]",
+)
+@click.option(
     "--class-run",
     type=click.IntRange(min=1),
     default=1,
@@ -168,6 +174,7 @@ def train_cmd(
     loader_workers: int,
     captions: str | None,
     caption_weight: float | None,
+    caption_paraphrases: bool | None,
     class_run: int,
     overrides: dict,
     exclude_classes: str,
@@ -200,6 +207,7 @@ def train_cmd(
         workers=loader_workers,
         captions=captions,
         caption_weight=caption_weight,
+        caption_paraphrases=caption_paraphrases,
         class_run=class_run,
         device=None if device == "auto" else device,
         exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),

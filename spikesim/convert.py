@@ -373,6 +373,7 @@ def _record(
         source=clip.source,
         factor=settings.factor,
         repeats=repeats if settings.drop_repeats and isinstance(repeats, int) else None,
+        paraphrases=clip.paraphrases,
     )
 
 

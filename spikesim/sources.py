@@ -53,6 +53,7 @@ class SourceClip:
     split: str
     caption: str | None
     group: str
+    paraphrases: tuple[str, ...] = ()
 
     @property
     def out_path(self) -> str:
@@ -138,6 +139,7 @@ def scan_source(
     clips = []
     for cls, rel in found:
         source = prefix + rel
+        caption, paraphrases = captions.get(rel, captions.get(source, (None, ())))
         clips.append(
             SourceClip(
                 path=rel,
@@ -145,8 +147,9 @@ def scan_source(
                 cls=cls,
                 label=label_of[cls],
                 split=split_of.get((cls, rel), "unused"),
-                caption=captions.get(rel, captions.get(source)),
+                caption=caption,
                 group=groups[(cls, rel)],
+                paraphrases=paraphrases,
             )
         )
     _check_unique_outputs(clips)
@@ -435,7 +438,7 @@ def _generated_splits(
 # ---------------------------------------------------------------------------- captions
 
 
-def _read_captions(src: Path, root: Path) -> dict[str, str]:
+def _read_captions(src: Path, root: Path) -> dict[str, tuple[str | None, tuple[str, ...]]]:
     for folder in dict.fromkeys((src, root)):
         path = folder / "captions.jsonl"
         if path.is_file():
@@ -443,8 +446,10 @@ def _read_captions(src: Path, root: Path) -> dict[str, str]:
     return {}
 
 
-def read_captions(path: str | os.PathLike) -> dict[str, str]:
-    """``{relative clip path: caption}`` from JSON lines ``{"path": ..., "caption": ...}``."""
+def read_captions(path: str | os.PathLike) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """``{relative clip path: (caption, paraphrases)}`` from JSON lines ``{"path": ...,
+    "caption": ..., "paraphrases": [...]}`` (``paraphrases`` optional: other wordings of
+    the same caption, as ``spikesim synth`` writes them)."""
     path = Path(path)
     out = {}
     for n, line in enumerate(read_text(path).splitlines(), 1):
@@ -453,10 +458,19 @@ def read_captions(path: str | os.PathLike) -> dict[str, str]:
         try:
             row = json.loads(line)
             key, caption = row["path"], row["caption"]
-        except (ValueError, KeyError, TypeError):
+            paraphrases = row.get("paraphrases") or []
+            if not isinstance(paraphrases, list) or not all(
+                isinstance(t, str) for t in paraphrases
+            ):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise DatasetError(
-                f'{path}:{n}: expected {{"path": "<class>/<clip>", "caption": "..."}}'
+                f'{path}:{n}: expected {{"path": "<class>/<clip>", "caption": "...", '
+                '"paraphrases": ["...", ...] (optional)}'
             ) from None
-        if caption is not None:
-            out[str(key).replace("\\", "/")] = str(caption)
+        if caption is not None or paraphrases:
+            out[str(key).replace("\\", "/")] = (
+                None if caption is None else str(caption),
+                tuple(t.strip() for t in paraphrases if t.strip()),
+            )
     return out

@@ -94,7 +94,10 @@ class SpikeClips(Dataset):
     none), ``"prompt"`` always a class prompt, ``"mixed"`` either with equal odds in training
     (the caption in evaluation), ``"both"`` a class prompt as ``text`` and the caption as
     ``caption_text`` in training (two losses, spklip.loss.prompt_caption_loss; the caption
-    in evaluation). ``seed``: base seed.
+    in evaluation). ``paraphrases``: in training, a clip's caption is drawn each time from
+    its caption and the paraphrases its source listed (``ClipRecord.paraphrases``, which
+    ``spikesim convert`` copies from ``captions.jsonl``); evaluation always uses the
+    caption. ``seed``: base seed.
 
     Validation: when the dataset has no ``"val"`` split of its own, ``split="val"`` is carved
     from the training clips by group (``spikesim.carve_val``) with ``holdout`` (None: the
@@ -125,6 +128,7 @@ class SpikeClips(Dataset):
         bin: int = 1,
         exclude: Sequence[str] = (),
         holdout: ValHoldout | None = None,
+        paraphrases: bool = False,
     ) -> None:
         if captions not in CAPTION_MODES:
             raise SpklipError(
@@ -179,6 +183,7 @@ class SpikeClips(Dataset):
         self.raw_frames = self.frames * self.bin  # spike frames read per item
         self.augment = bool(augment)
         self.captions: CaptionMode = captions
+        self.paraphrases = bool(paraphrases)
         self.seed = int(seed)
         self.templates = tuple(templates)
         self._ds: Any = None
@@ -257,7 +262,20 @@ class SpikeClips(Dataset):
         use_caption = bool(own) and (
             self.captions == "caption" or (self.captions == "mixed" and rng.random() < 0.5)
         )  # "both": the prompt here, the caption in the item's caption_text
-        return (own, True) if use_caption else (random_prompt(rec.cls, rng, self.templates), False)
+        if use_caption:
+            return self.training_caption(i, rng), True
+        return random_prompt(rec.cls, rng, self.templates), False
+
+    def training_caption(self, i: int, rng: np.random.Generator) -> str:
+        """Clip ``i``'s caption for a training draw: with ``paraphrases``, one of its
+        caption and its paraphrases, uniformly; else the caption. '' when it has none."""
+        rec = self.records[i]
+        own = _caption(rec)
+        others = tuple(getattr(rec, "paraphrases", ()) or ()) if self.paraphrases and own else ()
+        if not others:
+            return own
+        k = int(rng.integers(len(others) + 1))
+        return own if k == 0 else others[k - 1].strip()
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
@@ -283,7 +301,7 @@ class SpikeClips(Dataset):
             "index": i,
         }
         if self.captions == "both" and rng is not None:
-            own = _caption(self.records[i])
+            own = self.training_caption(i, rng)
             item["caption_text"] = own or class_prompt(self.records[i].cls, self.templates[0])
         return item
 

@@ -194,6 +194,8 @@ class TrainRecipe:
 
     caption_weight: float = 1.0  # with captions "both": weight of the caption term
     # (identity targets, spklip.loss.prompt_caption_loss) against the prompt term
+    caption_paraphrases: bool = False  # a clip's training caption drawn from its caption
+    # and the paraphrases its source listed (spklip.data.SpikeClips ``paraphrases``)
 
     def __post_init__(self) -> None:
         loss_options(self.loss)  # a SpklipError naming the choices

@@ -45,7 +45,9 @@ class ClipRecord:
 
     ``path`` is the ``.dat`` relative to the dataset root; ``frames`` the number of spike
     frames; ``source`` the video it came from (relative to the source dataset root);
-    ``caption`` is None when the source had none (prompts are then built from ``cls``).
+    ``caption`` is None when the source had none (prompts are then built from ``cls``);
+    ``paraphrases``: other wordings of the caption from the source's ``captions.jsonl``
+    (empty when it listed none; training may draw them, evaluation uses ``caption``).
     ``repeats``: source frames that repeated their predecessor and were bridged by
     interpolation (None: not recorded, e.g. a manifest written before repeats were detected,
     or ``--keep-repeats``).
@@ -62,6 +64,7 @@ class ClipRecord:
     source: str
     factor: int
     repeats: int | None = None
+    paraphrases: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: dict[str, Any], where: str = "manifest") -> ClipRecord:
@@ -83,6 +86,10 @@ class ClipRecord:
                 repeats=None
                 if row.get("repeats") is None
                 else _typed(row["repeats"], int, "repeats"),
+                paraphrases=tuple(
+                    _typed(t, str, "paraphrase")
+                    for t in _typed(row.get("paraphrases", []), list, "paraphrases")
+                ),
             )
         except KeyError as err:
             raise DatasetError(
@@ -110,12 +117,14 @@ class ClipRecord:
             "source": self.source,
             "factor": self.factor,
             "repeats": self.repeats,
+            **({"paraphrases": list(self.paraphrases)} if self.paraphrases else {}),
         }
 
 
 def _typed(value: Any, kind: type, name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be {'an integer' if kind is int else 'text'}, got {value!r}")
+        what = {int: "an integer", str: "text", list: "a list"}[kind]
+        raise TypeError(f"{name} must be {what}, got {value!r}")
     return value
 
 

@@ -57,6 +57,13 @@ SPLITS = "splits.json"  # the carved validation split: settings, val and train c
 BEST = "best.json"  # the epoch with the best validation Top-1 (model selection)
 
 
+# TrainConfig fields that default (None) to the model's recipe (spklip.factory.TrainRecipe).
+_RECIPE_SETTINGS = (
+    "epochs", "batch_size", "lr", "captions", "label_aware", "caption_weight",
+    "caption_paraphrases",
+)  # fmt: skip
+
+
 @dataclass
 class TrainConfig:
     """What a training run needs; None means "the model's recipe" (the ``recipe`` section of
@@ -84,6 +91,8 @@ class TrainConfig:
     captions: str | None = None  # "caption" | "prompt" | "mixed" (spklip.data.SpikeClips)
     label_aware: bool | None = None  # clips of one class in a batch are not negatives
     caption_weight: float | None = None  # captions "both": weight of the caption term
+    caption_paraphrases: bool | None = None  # draw each training caption from the clip's
+    # caption and its paraphrases (None: the model's recipe)
     class_run: int = 1  # > 1: batches made of runs of this many clips of one class
     # (spklip.data.ClassRunSampler: within-class negatives for the caption term); 1: shuffled
     exclude_classes: tuple[str, ...] = ()  # classes left out of training (true zero-shot)
@@ -110,7 +119,7 @@ class TrainConfig:
         recipe = get_recipe(model)
         chosen = {
             name: getattr(recipe, name) if getattr(self, name) is None else getattr(self, name)
-            for name in ("epochs", "batch_size", "lr", "captions", "label_aware", "caption_weight")
+            for name in _RECIPE_SETTINGS
         }
         return dataclasses.replace(self, model=model, **chosen)
 
@@ -323,7 +332,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 _RUN_SETTINGS = (
     "model", "model_overrides", "epochs", "batch_size", "lr", "weight_decay", "warmup",
     "min_lr_ratio", "grad_clip", "frames", "bin", "seed", "captions", "label_aware",
-    "caption_weight", "class_run",
+    "caption_weight", "caption_paraphrases", "class_run",
     "train_split", "val_split", "amp", "tokenizer_vocab",
 )  # fmt: skip
 
@@ -416,6 +425,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> dict[str, Any]:
         split=cfg.train_split,
         augment=True,
         captions=cfg.captions,
+        paraphrases=bool(cfg.caption_paraphrases),
         seed=cfg.seed,
         bin=cfg.bin,
         exclude=cfg.exclude_classes,

@@ -72,6 +72,21 @@ def reference(clips_dir: Path, tmp_path_factory) -> Path:
     return out
 
 
+def test_caption_paraphrases_reach_the_manifest(clips_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(clips_dir / "hmdb51-mini" / "wave", src / "wave")
+    names = sorted(p.name for p in (src / "wave").iterdir())
+    row = {"path": f"wave/{names[0]}", "caption": "someone waves", "paraphrases": ["a wave"]}
+    (src / "captions.jsonl").write_text(json.dumps(row) + "\n")
+    convert(src, tmp_path / "out", ConvertSettings(size=(24, 32), factor=1, interp="linear"))
+    records = {r.source: r for r in open_dataset(tmp_path / "out").clips}
+    assert records[f"wave/{names[0]}"].paraphrases == ("a wave",)
+    assert records[f"wave/{names[1]}"].paraphrases == ()
+    assert "paraphrases" not in records[f"wave/{names[1]}"].to_row()  # rows as before
+    first = records[f"wave/{names[0]}"]
+    assert spikesim.ClipRecord.from_row(first.to_row()) == first
+
+
 @pytest.fixture
 def hmdb_copy(clips_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(clips_dir / "hmdb51-mini", tmp_path / "hmdb51-mini"))

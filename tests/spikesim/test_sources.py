@@ -212,6 +212,17 @@ def test_bad_captions_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
     (src / "captions.jsonl").write_text('{"path": "x", "caption": "y"}\nnot json\n')
     with pytest.raises(DatasetError, match=r"captions.jsonl:2"):
         scan_source(src)
+    (src / "captions.jsonl").write_text('{"path": "x", "caption": "y", "paraphrases": "z"}\n')
+    with pytest.raises(DatasetError, match=r"captions.jsonl:1.*paraphrases"):
+        scan_source(src)
+
+
+def test_paraphrases_come_from_captions_jsonl(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "ucf", UCF_FILES[:2])
+    rows = [{"path": UCF_FILES[0], "caption": "a person", "paraphrases": ["someone", " a human "]}]
+    (src / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = scan_source(src)
+    assert [c.paraphrases for c in ds.clips] == [("someone", "a human"), ()]
 
 
 def test_a_wrapper_folder_is_descended_and_sources_stay_relative_to_src(tmp_path: Path) -> None:

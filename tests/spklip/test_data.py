@@ -29,6 +29,7 @@ def make_converted(
     captions: bool = True,
     test_every: int = 3,
     seed: int = 0,
+    paraphrases: int = 0,
 ) -> Path:
     """A folder laid out as `spikesim convert` writes it, with random spikes.
 
@@ -48,8 +49,14 @@ def make_converted(
             write_dat(root / rel, spikes, flipud=flipud)
             split = "test" if k % test_every == test_every - 1 else "train"
             caption = f"a thing that does {class_to_words(cls)} number {k}" if captions else None
+            others = tuple(
+                f"thing number {k} doing {class_to_words(cls)}, wording {j}"
+                for j in range(paraphrases)
+            )
             rows.append(
-                ClipRecord(rel, cls, label, split, caption, t, *size, f"{rel}.avi", 1).to_row()
+                ClipRecord(
+                    rel, cls, label, split, caption, t, *size, f"{rel}.avi", 1, paraphrases=others
+                ).to_row()
             )
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "classes.txt").write_text("".join(c + "\n" for c in classes))
@@ -216,6 +223,24 @@ def test_texts_follow_the_caption_mode(tmp_path):
     assert plain.eval_text(0) == class_prompt("MoveLeft")
     assert not plain.has_captions
     assert plain[(0, 0)]["text"].endswith("move left.")
+
+
+def test_training_captions_draw_paraphrases_only_when_asked(tmp_path):
+    root = make_converted(tmp_path, per_class=3, frames=6, paraphrases=2)
+    kw = {"frames": 4, "split": "train", "augment": True}
+    plain = SpikeClips(root, captions="both", **kw)
+    wordy = SpikeClips(root, captions="both", paraphrases=True, **kw)
+    rec = wordy.records[0]
+    assert len(rec.paraphrases) == 2 and rec.paraphrases[0].startswith("thing number 0")
+    assert {plain[(e, 0)]["caption_text"] for e in range(20)} == {rec.caption}
+    drawn = [wordy[(e, 0)]["caption_text"] for e in range(60)]
+    assert set(drawn) == {rec.caption, *rec.paraphrases}
+    assert 10 <= drawn.count(rec.caption) <= 30  # about a third
+    # captions "caption": the text itself; evaluation always the caption
+    cap = SpikeClips(root, captions="caption", paraphrases=True, **kw)
+    assert {cap[(e, 0)]["text"] for e in range(40)} == {rec.caption, *rec.paraphrases}
+    assert all(cap[(e, 0)]["caption"] for e in range(5))
+    assert SpikeClips(root, frames=4, split="train", paraphrases=True).eval_text(0) == rec.caption
 
 
 def test_loader_batches_are_the_same_with_or_without_workers(tmp_path):
