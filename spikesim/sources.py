@@ -18,13 +18,13 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import DatasetError
 from .files import read_text
-from .splits import _HMDB_TAIL, _UCF_NAME, clip_group
+from .splits import _HMDB_TAIL, _UCF_NAME, clip_group, hold_out_groups
 from .video import VIDEO_SUFFIXES
 
 SPLITS = ("train", "test", "unused")
@@ -129,8 +129,8 @@ def scan_source(
         split_of = _generated_splits(groups, test_fraction)
         unit = {"ucf101": "groups", "hmdb51": "source movies"}.get(layout, "clips")
         split_source = (
-            f"generated: {round(test_fraction * 100)} % of the {unit} of each class "
-            "held out for test (no official split files found)"
+            f"generated: {round(test_fraction * 100)} % of the {unit} held out for test in "
+            "every class (no official split files found)"
         )
     captions = _read_captions(src, root)
 
@@ -416,20 +416,22 @@ def _guess_layout(found: list[tuple[str, str]]) -> str:
 def _generated_splits(
     groups: dict[tuple[str, str], str], test_fraction: float
 ) -> dict[tuple[str, str], str]:
-    """Per class, hold out ``test_fraction`` of the groups, chosen by a hash of their names.
-
-    Ranking groups by hash (rather than thresholding it) gives every class with two or more
-    groups at least one test group, so zero-shot evaluation sees every class.
+    """Hold out ``test_fraction`` of the group names for test, ranked by a hash of the name
+    (``spikesim.splits.hold_out_groups``, shared: a name is test in every class that has
+    it, as UCF101's official splits hold out the same groups in every class and an HMDB51
+    movie's clips of several classes stay on one side). Ranking (rather than thresholding
+    the hash) gives every class with two or more groups at least one test group, so
+    zero-shot evaluation sees every class.
     """
     per_class: dict[str, set[str]] = {}
     for (cls, _), group in groups.items():
         per_class.setdefault(cls, set()).add(group)
-    test_groups: dict[str, set[str]] = {}
-    for cls, names in per_class.items():
-        ranked = sorted(names, key=lambda g, c=cls: hashlib.sha1(f"{c}/{g}".encode()).hexdigest())
-        n = len(ranked)
-        n_test = min(max(round(n * test_fraction), 1), n - 1) if n >= 2 else 0
-        test_groups[cls] = set(ranked[:n_test])
+
+    def by_hash(names: Sequence[str], cls: str | None) -> list[str]:
+        prefix = "" if cls is None else f"{cls}/"
+        return sorted(names, key=lambda g: hashlib.sha1(f"{prefix}{g}".encode()).hexdigest())
+
+    test_groups = hold_out_groups(per_class, test_fraction, by_hash)
     return {
         key: ("test" if group in test_groups[key[0]] else "train") for key, group in groups.items()
     }

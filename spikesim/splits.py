@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -140,27 +140,58 @@ def carve_val(clips: Iterable[Any], holdout: ValHoldout | None = None) -> dict[s
     groups: dict[str, dict[str, str]] = {}
     for c in pool:
         groups.setdefault(c.cls, {})[c.path] = clip_group(c.source or c.path, c.cls)
-    shared: set[str] = set()
-    if holdout.groups == "shared":
-        names = sorted({g for members in groups.values() for g in members.values()})
-        rng = np.random.default_rng(int(holdout.seed))
-        shared = {names[i] for i in rng.permutation(len(names))[: _n_val(len(names), holdout)]}
-    out: dict[str, str] = {}
-    for cls, members in groups.items():
-        names = sorted(set(members.values()))
-        chosen = shared & set(names)
-        if len(names) >= 2 and len(chosen) in (0, len(names)):
-            rng = np.random.default_rng([int(holdout.seed), zlib.crc32(cls.encode())])
-            chosen = {names[i] for i in rng.permutation(len(names))[: _n_val(len(names), holdout)]}
-        for path, group in members.items():
-            out[path] = VAL if group in chosen else holdout.from_split
+    seed = int(holdout.seed)
+
+    def order(names: Sequence[str], cls: str | None) -> list[str]:
+        key = seed if cls is None else [seed, zlib.crc32(cls.encode())]
+        return [names[k] for k in np.random.default_rng(key).permutation(len(names))]
+
+    held = hold_out_groups(
+        {cls: members.values() for cls, members in groups.items()},
+        holdout.fraction,
+        order,
+        shared=holdout.groups == "shared",
+    )
+    return {
+        path: VAL if group in held[cls] else holdout.from_split
+        for cls, members in groups.items()
+        for path, group in members.items()
+    }
+
+
+def hold_out_groups(
+    names_by_class: Mapping[str, Iterable[str]],
+    fraction: float,
+    order: Callable[[Sequence[str], str | None], Sequence[str]],
+    *,
+    shared: bool = True,
+) -> dict[str, set[str]]:
+    """``{class: group names held out}``: the one rule for the generated test split and
+    the carved validation split. ``order(names, cls)`` ranks sorted names (``cls`` None:
+    the names of all classes together); the first ``round(fraction * n)`` are held out, at
+    least one and never all. ``shared``: names are ranked together and held out in every
+    class that has them; a class left with no group on one side is ranked on its own.
+    A class with a single group keeps it."""
+    by_class = {cls: sorted(set(names)) for cls, names in names_by_class.items()}
+    common: set[str] = set()
+    if shared:
+        every = sorted({g for names in by_class.values() for g in names})
+        common = set(list(order(every, None))[: _n_held(len(every), fraction)])
+    out: dict[str, set[str]] = {}
+    for cls, names in by_class.items():
+        chosen = common & set(names)
+        if len(names) < 2:
+            chosen = set()
+        elif not shared or len(chosen) in (0, len(names)):
+            chosen = set(list(order(names, cls))[: _n_held(len(names), fraction)])
+        out[cls] = chosen
     return out
 
 
-def _n_val(n: int, holdout: ValHoldout) -> int:
-    """How many of ``n`` groups go to validation: ``round(n * fraction)``, at least one and
+def _n_held(n: int, fraction: float) -> int:
+    """How many of ``n`` groups are held out: ``round(n * fraction)``, at least one and
     never all (none of a single group)."""
-    return min(max(round(n * holdout.fraction), 1), n - 1) if n >= 2 else 0
+    return min(max(round(n * fraction), 1), n - 1) if n >= 2 else 0
 
 
 def splits_record(clips: Sequence[Any], holdout: ValHoldout) -> dict[str, Any]:

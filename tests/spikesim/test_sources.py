@@ -190,9 +190,12 @@ def test_generated_split_keeps_groups_together_and_tests_every_class(tmp_path: P
     for clip in ds.clips:
         side.setdefault((clip.cls, clip.group), set()).add(clip.split)
     assert all(len(s) == 1 for s in side.values()), "a group was split across train and test"
+    held = []
     for cls in ds.classes:
         groups = {g: s.pop() for (c, g), s in side.items() if c == cls}
         assert list(groups.values()).count("test") == 2  # round(5 * 0.3) of 5 groups
+        held.append({g for g, s in groups.items() if s == "test"})
+    assert held[0] == held[1] == held[2]  # the same group numbers in every class
     assert scan_source(src) == ds  # deterministic
 
 
