@@ -102,7 +102,7 @@ def _overrides(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.2,
     show_default=True,
-    help="share of each class's training groups held out as the validation split "
+    help="share of the training group names held out (in every class) as the validation split "
     "(recorded in OUT/splits.json; the test split is never read)",
 )
 @click.option(

@@ -101,7 +101,7 @@ class SpikeClips(Dataset):
 
     Validation: when the dataset has no ``"val"`` split of its own, ``split="val"`` is carved
     from the training clips by group (``spikesim.carve_val``) with ``holdout`` (None: the
-    default ``ValHoldout()``, 0.2 of each class's groups, seed 0); with a ``holdout`` given,
+    default ``ValHoldout()``, 0.2 of the group names, seed 0); with a ``holdout`` given,
     ``split="train"`` is the rest of the training clips, so the two never share a group.
 
     An item is a dict: ``spikes`` uint8 (T, H, W) (0/1, or counts in [0, bin]), ``label`` int,

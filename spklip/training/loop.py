@@ -101,7 +101,7 @@ class TrainConfig:
     # "val" is carved from train_split by group (spikesim.carve_val, recorded in
     # OUT/splits.json) unless the dataset has its own. The test split is never read.
     val_split: str | None = "val"
-    val_fraction: float = 0.2  # share of each class's training groups carved into "val"
+    val_fraction: float = 0.2  # share of the training group names carved into "val"
     val_seed: int = 0  # seed of that carving (fixed across training seeds: one val set)
     amp: bool = True  # bfloat16/float16 autocast, on CUDA only
     device: str | None = None  # None: cuda:LOCAL_RANK when available, else cpu
