@@ -184,9 +184,9 @@ def report(
         f"{time.strftime('%Y-%m-%d %H:%M')}; data seed {args.data_seed} "
         f"({info['classes']} classes x {info['per_class']} clips, sim style, x{FACTOR}, "
         f"{SIZE[0]}x{SIZE[1]}); training seeds {args.seeds}; validation carved from train "
-        "by group (0.2 of the group names, held out in every class, seed 0); checkpoint chosen on validation; "
-        "test read once per run; retrieval: text -> video on the test clips' captions. "
-        "Mean ± sd over seeds (sample sd).",
+        "by group (0.2 of the group names, held out in every class, seed 0); checkpoint "
+        "chosen on validation; test read once per run; retrieval: text -> video on the test "
+        "clips' captions. Mean ± sd over seeds (sample sd).",
         "",
         "| model | epochs | val Top-1 (selected) | test Top-1 | test Top-5 | worst class "
         "| t2v R@1 | t2v R@10 |",
