@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikesim import write_json
+from spikesim import clip_group, write_json
 
 from .. import metrics
 from ..checkpoint import load_model
@@ -122,7 +122,9 @@ def evaluate_model(
     class, true zero-shot) and over the others (``seen_top1``).
 
     Returns ``{"zero_shot": {"top1", "top5", "per_class": {class: top1}, "confusion":
-    [[int]]}, "retrieval": {"t2v_R@1", ..., "v2t_mean_rank", "texts", "text_source"},
+    [[int]]}, "retrieval": {"t2v_R@1", ..., "v2t_mean_rank", "texts", "text_source",
+    "by_groups" (one caption per clip: ``spklip.metrics.retrieval_by_pool`` over the clips'
+    groups)},
     "clips": N, "classes": [...]}``; fractions in [0, 1], ranks 1-based.
     """
     check_compatible(model, dataset)
@@ -149,12 +151,16 @@ def evaluate_model(
 
     texts = [dataset.eval_text(i) for i in range(len(dataset))]
     unique = sorted(set(texts))
-    position = {t: k for k, t in enumerate(unique)}
-    retrieval: dict[str, Any] = metrics.retrieval_metrics(
-        video, encode_texts(model, unique), np.array([position[t] for t in texts])
-    )
+    position = np.array([{t: k for k, t in enumerate(unique)}[t] for t in texts])
+    text_feats = encode_texts(model, unique)
+    retrieval: dict[str, Any] = metrics.retrieval_metrics(video, text_feats, position)
     retrieval["texts"] = len(unique)
     retrieval["text_source"] = "caption" if dataset.has_captions else "prompt"
+    groups = [clip_group(r.source or r.path, r.cls) for r in dataset.records]
+    if dataset.has_captions and len(set(groups)) > 1:
+        # R@k against pools of the clips of 1, 2, 4 and all groups (scenes); a caption
+        # two clips share ties them, and ties count against
+        retrieval["by_groups"] = metrics.retrieval_by_pool(video, text_feats[position], groups)
     return {
         "clips": len(dataset),
         "classes": list(classes),

@@ -134,3 +134,21 @@ def test_bad_shapes_are_refused():
         metrics.zero_shot_accuracy(np.zeros((2, 2)), np.array([0, 2]))
     with pytest.raises(SpklipError, match="do not match"):
         metrics.retrieval_metrics(np.zeros((3, 2)), np.zeros((3, 4)), np.arange(3))
+
+
+def test_retrieval_by_pool_separates_what_tells_clips_apart_within_and_across_groups():
+    # 6 groups x 4 clips; the embedding knows a clip's place in its group, not its group
+    within = np.eye(4)[np.tile(np.arange(4), 6)]
+    groups = np.repeat([f"g{k}" for k in range(6)], 4)
+    out = metrics.retrieval_by_pool(within, within, groups, sizes=(1, 2, 4), draws=30)
+    assert sorted(out, key=int) == ["1", "2", "4", "6"]
+    assert out["1"]["clips"] == 4 and out["6"]["clips"] == 24
+    assert out["1"]["t2v_R@1"] == 1.0  # within a group every clip is told apart
+    for k in ("2", "4", "6"):
+        # k look-alikes tie for the top, and ties count against
+        assert out[k]["t2v_R@1"] == 0.0 and out[k]["t2v_R@10"] == 1.0
+    # an embedding that also knows the group is right at every pool size
+    both = np.concatenate([within, np.eye(6)[np.repeat(np.arange(6), 4)]], axis=1) / np.sqrt(2)
+    assert all(r["t2v_R@1"] == 1.0 for r in metrics.retrieval_by_pool(both, both, groups).values())
+    with pytest.raises(SpklipError, match="must match"):
+        metrics.retrieval_by_pool(within, within[:3], groups)
