@@ -52,16 +52,23 @@ def _s(
     converted=None,
     batch=8,
     drop=0.0,
+    spikes=None,
 ) -> dict[str, Any]:
     """One setting; ``av``: AVSpikeSettings overrides of the demo's ``AV`` (the input),
     ``model``: SCMRLConfig overrides of scmrl-tiny, ``converted``: the conversion folder under
     DEMO (default: --converted), ``batch``: clips per optimiser step, ``drop``: the modality
-    dropout probability (``AVTrainConfig.modality_dropout``)."""
+    dropout probability (``AVTrainConfig.modality_dropout``), ``spikes``: the spike-camera
+    conversion under DEMO for ``av`` vision_input "spikes+dvs"."""
     return {"name": name, "fusion": fusion, "lr": lr, "epochs": epochs, "alpha": alpha,
             "sa_weight": sa, "av": dict(av or {}), "model": dict(model or {}),
             "converted": converted, "batch_size": batch,
-            "modality_dropout": drop}  # fmt: skip
+            "modality_dropout": drop, "spikes": spikes}  # fmt: skip
 
+
+# session 6: the spike-camera conversion (threshold 2) of the demo's synth folder, under DEMO
+SPIKES = "spikes-t2"
+INTENSITY_NET = {"vision_input": "spikes+dvs", "vision_binning": "net", "intensity_count": 3}
+INTENSITY_OR = {"vision_input": "spikes+dvs", "vision_binning": "or", "intensity_count": 3}
 
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "lr": (
@@ -130,6 +137,55 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         _s("additive p 0.2", "add", 5e-3, 10, drop=0.2),
         _s("additive p 0.4", "add", 5e-3, 10, drop=0.4),
     ),
+    "intensity": (  # session 6: vision-only, the event input against net / intensity + events
+        _s("vision DVS OR (demo input)", "vision", 5e-3, 10),
+        _s("vision DVS net", "vision", 5e-3, 10, av={"vision_binning": "net"}),
+        _s("vision spikes+DVS net", "vision", 5e-3, 10, av=INTENSITY_NET, spikes=SPIKES),
+        _s("vision spikes+DVS OR", "vision", 5e-3, 10, av=INTENSITY_OR, spikes=SPIKES),
+    ),
+    "intensity2": (  # session 6: a wider or longer-trained vision branch on that input
+        _s(
+            "vision spikes+DVS net dim 64",
+            "vision",
+            5e-3,
+            10,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+            model={"dim": 64},
+        ),
+        _s("vision spikes+DVS net 20 ep", "vision", 5e-3, 20, av=INTENSITY_NET, spikes=SPIKES),
+        _s(
+            "vision spikes+DVS net 3 stages",
+            "vision",
+            5e-3,
+            10,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+            model={"stages": 3},
+        ),
+    ),
+    "fusion-intensity": (  # session 6: the demo's fused recipe with the intensity + net input
+        _s(
+            "scmrl p 0.2 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            drop=0.2,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s(
+            "additive p 0.2 spikes+DVS net",
+            "add",
+            5e-3,
+            10,
+            drop=0.2,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+    ),
     "fusion-onoff": (  # the IF + ON/OFF audio input
         _s("additive", "add", 5e-3, 15),
         _s("scmrl alpha 0.5 L_SA 0.1", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1),
@@ -154,9 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     for s in GRIDS[args.grid]:
         av = dataclasses.replace(AV, **s["av"])
         folder = args.demo / (s["converted"] or args.converted)
-        key = f"{folder} {av!r}"
+        spikes = args.demo / s["spikes"] if s["spikes"] else None
+        key = f"{folder} {spikes} {av!r}"
         if key not in cache:
-            source = ConvertedAV(folder, args.demo / "synth", av)
+            source = ConvertedAV(folder, args.demo / "synth", av, spikes_from=spikes)
             cache[key] = split_train_val(source.tensors("train"), 0.2, seed=0)  # as the demo
         train, val = cache[key]
         cfg = get_scmrl_config(
