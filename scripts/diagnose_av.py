@@ -3,7 +3,7 @@ VALIDATION split (the test split is never read), a diagnostic only (no model is 
 
     .venv/bin/python -m scripts.diagnose_av runs/tune-data [--audio key=value ...]
         [--vision-binning or|frames|count|or-pair|net] [--steps 4] [--epochs 40] [--seeds 2]
-        [--spikes-from spikes-t2 --audio vision_input=spikes+dvs intensity_count=3]
+        [--spikes-from spikes] [--audio vision_input=data ...]
 
 For each modality, on the same AV tensors the spiking model reads (``ConvertedAV``, the
 demo's validation carve-out), two small ReLU CNNs are trained with Adam:
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--converted", default="converted", help="the conversion under DEMO")
     parser.add_argument(
         "--spikes-from",
-        default=None,
-        help="the spike-camera conversion under DEMO (for --audio vision_input=spikes+dvs)",
+        default="spikes",
+        help="the spike-camera conversion under DEMO, read with vision_input spikes+dvs",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         over[key] = type(getattr(AV, key))(value)
     settings = dataclasses.replace(AV, **over)
     start = time.perf_counter()
-    spikes = args.demo / args.spikes_from if args.spikes_from else None
+    spikes = args.demo / args.spikes_from if settings.vision_input == "spikes+dvs" else None
     source = ConvertedAV(
         args.demo / args.converted, args.demo / "synth", settings, spikes_from=spikes
     )
