@@ -15,8 +15,15 @@ events, a finer IF spectrogram), ``vision`` / ``vision2`` (the vision input and 
 ``fusion`` (S-CMRL's alpha and L_SA weight against additive fusion, IF audio, session 4) and
 ``fusion-onoff`` (the same with the IF + ON/OFF audio input), ``epochs`` and ``batch``
 (10 vs 15 epochs, batch 16), ``dropout`` (modality dropout p 0.2 / 0.4 for S-CMRL and
-additive fusion at the demo's recipe, against p 0). ``--first-seed`` runs seeds
-FIRST..FIRST+N-1 (to add a seed to a grid already run).
+additive fusion at the demo's recipe, against p 0). Session 6 (the vision input; a
+setting's ``spikes`` names the spike-camera conversion under DEMO): ``intensity`` (vision
+alone: the ORed DVS events, their net sign, and an intensity channel before either),
+``intensity2`` (that input with a wider or longer-trained vision branch), ``intensity3``
+(the intensity channel's spike count), ``fusion-intensity`` (S-CMRL and additive fusion at
+the demo's recipe with that input), ``fusion-baseline`` (the same with the ORed events, the
+input until then) and ``dropout-intensity`` (modality dropout p 0 / 0.4 with the new input).
+Grids before session 6 read the ORed DVS events, as they did then. ``--first-seed`` runs
+seeds FIRST..FIRST+N-1 (to add a seed to a grid already run).
 """
 
 from __future__ import annotations
@@ -157,6 +164,57 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         ),
         _s("vision spikes+DVS net 20 ep", "vision", 5e-3, 20, av=INTENSITY_NET, spikes=SPIKES),
     ),
+    "intensity3": (  # session 6: how many spikes in a step make the intensity channel fire
+        _s(
+            "vision spikes+DVS net count 2",
+            "vision",
+            5e-3,
+            10,
+            av={**INTENSITY_NET, "intensity_count": 2},
+            spikes=SPIKES,
+        ),
+        _s(
+            "vision spikes+DVS net count 4",
+            "vision",
+            5e-3,
+            10,
+            av={**INTENSITY_NET, "intensity_count": 4},
+            spikes=SPIKES,
+        ),
+    ),
+    "dropout-intensity": (  # session 6: modality dropout p again, with the new vision input
+        _s(
+            "scmrl p 0 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s(
+            "scmrl p 0.4 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            drop=0.4,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s("additive p 0 spikes+DVS net", "add", 5e-3, 10, av=INTENSITY_NET, spikes=SPIKES),
+        _s(
+            "additive p 0.4 spikes+DVS net",
+            "add",
+            5e-3,
+            10,
+            drop=0.4,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+    ),
     "fusion-baseline": (  # session 6: the demo's fused recipe (DVS OR input) re-run as is
         _s("scmrl p 0.2", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.2, av=DVS_OR),
         _s("additive p 0.2", "add", 5e-3, 10, drop=0.2, av=DVS_OR),
@@ -192,7 +250,14 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
 SEEDS = (0, 1)
 # grids of session 6 start from the demo's AV settings; the earlier ones from the vision
 # input of their time (the ORed DVS events), so that they still give the tables they gave
-SESSION6_GRIDS = ("intensity", "intensity2", "fusion-baseline", "fusion-intensity")
+SESSION6_GRIDS = (
+    "intensity",
+    "intensity2",
+    "intensity3",
+    "fusion-baseline",
+    "fusion-intensity",
+    "dropout-intensity",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
