@@ -5,10 +5,11 @@ audio spikes (T, Ca, M, F) (0/1, any dtype) and an int class, or the in-memory
 :class:`AVTensors` (batched by indexing, no DataLoader). Batches are batch-major as a
 DataLoader stacks them and are moved to time-major (T, B, ...) for the model.
 :func:`vision_to_steps` and :func:`audio_to_steps` bin a spike stream (frames, H, W) and
-spectrogram spikes (frames, M) into those per-sample layouts. :func:`make_synthetic_av`: a
-seeded synthetic set whose class is carried by a bar's orientation in the picture and a
-tone's band in the sound, with a share of samples where one of the two is degraded to noise,
-so that only fusion solves the whole set.
+spectrogram spikes (frames, M) into those per-sample layouts; :func:`intensity_to_steps` and
+:func:`clip_vision` put a spike camera's intensity channel before an event camera's events.
+:func:`make_synthetic_av`: a seeded synthetic set whose class is carried by a bar's
+orientation in the picture and a tone's band in the sound, with a share of samples where one
+of the two is degraded to noise, so that only fusion solves the whole set.
 """
 
 from __future__ import annotations
