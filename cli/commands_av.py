@@ -34,13 +34,22 @@ def _numbers(text: str, kind: type, what: str) -> list:
 
 
 def _av_data_options(command):
-    """--audio-from, --steps, --mels, --frames-per-step, --vision-binning, --audio-mode: how
-    converted clips and their WAVs become AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
+    """--audio-from, --steps, --mels, --frames-per-step, --vision-binning, --vision-input,
+    --spikes-from, --intensity-count, --audio-mode: how converted clips and their WAVs become
+    AV spike tensors (``spklip.av_data.AVSpikeSettings``)."""
     return option_group(*_AV_DATA_OPTIONS)(command)
 
 
 def _av_settings(
-    steps: int, mels: int, frames_per_step: int, vision_binning: str, audio_mode: str, seed: int
+    *,
+    steps: int,
+    mels: int,
+    frames_per_step: int,
+    vision_binning: str,
+    vision_input: str,
+    intensity_count: int,
+    audio_mode: str,
+    seed: int,
 ):
     from spklip.av_data import AVSpikeSettings
 
@@ -50,6 +59,8 @@ def _av_settings(
         frames_per_step=frames_per_step,
         seed=seed,
         vision_binning=vision_binning,
+        vision_input=vision_input,
+        intensity_count=intensity_count,
         audio_mode=audio_mode,
     )
 
@@ -76,11 +87,34 @@ _AV_DATA_OPTIONS = [
     ),
     click.option(
         "--vision-binning",
-        type=click.Choice(["or", "frames", "count", "or-pair"]),
+        type=click.Choice(["or", "frames", "count", "or-pair", "net"]),
         default="or",
         show_default=True,
         help="how each step gathers its spike or event frames: OR, stacked as channels, counted, "
-        "or OR of this step and of the previous one (or-pair)",
+        "OR of this step and of the previous one (or-pair), or ON/OFF where ON or OFF events "
+        "outnumber the other kind (net; event conversions only)",
+    ),
+    click.option(
+        "--vision-input",
+        type=click.Choice(["data", "spikes+dvs"]),
+        default="data",
+        show_default=True,
+        help="the frames of --data alone, or an intensity channel from the spike-camera "
+        "conversion --spikes-from followed by the events of --data (a --sensor dvs conversion)",
+    ),
+    click.option(
+        "--spikes-from",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="with --vision-input spikes+dvs: a spike-camera conversion of the same synth folder",
+    ),
+    click.option(
+        "--intensity-count",
+        type=click.IntRange(min=1),
+        default=3,
+        show_default=True,
+        help="with --vision-input spikes+dvs: spikes per step that make a pixel of the "
+        "intensity channel 1",
     ),
     click.option(
         "--audio-mode",
@@ -201,6 +235,9 @@ def av_experiment(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    vision_input: str,
+    spikes_from: Path | None,
+    intensity_count: int,
     audio_mode: str,
     snrs: str,
     val_fraction: float,
@@ -229,7 +266,7 @@ def av_experiment(
 
     if out is None:
         fail("--out is required: the folder for report.json, report.md and noise_curve.png")
-    check_not_input(out, data, audio_from)
+    check_not_input(out, data, audio_from, *([spikes_from] if spikes_from else []))
     outputs = [out / "report.json", out / "report.md", out / "noise_curve.png"]
     refuse_existing(*outputs, overwrite=overwrite)
     names = [v.name for v in VARIANTS]
@@ -241,10 +278,15 @@ def av_experiment(
     base = get_scmrl_config(model, alpha=alpha)  # SpklipError: one line, exit 2 (_common)
     snr_list = [] if snrs.strip().lower() == "none" else _numbers(snrs, float, "--snrs")
     set_threads(threads if threads is not None else 1)
-    settings = _av_settings(steps, mels, frames_per_step, vision_binning, audio_mode, seed)
+    settings = _av_settings(
+        steps=steps, mels=mels, frames_per_step=frames_per_step, vision_binning=vision_binning,
+        vision_input=vision_input, intensity_count=intensity_count, audio_mode=audio_mode,
+        seed=seed,
+    )  # fmt: skip
     train, val, test, source = load_converted_av(
-        data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
-    )
+        data, audio_from, settings, val_fraction=val_fraction, split_seed=seed,
+        spikes_from=spikes_from,
+    )  # fmt: skip
     click.echo(f"train {len(train)}, val {len(val)}, test {len(test)} clips", err=True)
     results = run_av_experiment(
         train,
@@ -265,6 +307,8 @@ def av_experiment(
         log=lambda line: click.echo(line, err=True),
     )
     results["data"] = {"data": str(data), "audio_from": str(audio_from), **vars(settings)}
+    if spikes_from is not None:
+        results["data"]["spikes_from"] = str(spikes_from)
     results["torch_threads"] = torch.get_num_threads()
     out.mkdir(parents=True, exist_ok=True)
     spikesim.write_json(out / "report.json", results)
@@ -302,6 +346,9 @@ def av_train(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    vision_input: str,
+    spikes_from: Path | None,
+    intensity_count: int,
     audio_mode: str,
     variant: str,
     out: Path | None,
@@ -333,16 +380,21 @@ def av_train(
 
     if out is None:
         fail("--out is required: the run folder for checkpoints/ and history.json")
-    check_not_input(out, data, audio_from)
+    check_not_input(out, data, audio_from, *([spikes_from] if spikes_from else []))
     by_name = {v.name: v for v in VARIANTS}
     if variant not in by_name:
         fail(f"unknown variant {variant!r}; choose from {', '.join(by_name)}")
     refuse_existing(out / CHECKPOINTS, out / "history.json", overwrite=overwrite)
     set_threads(threads if threads is not None else 1)
-    settings = _av_settings(steps, mels, frames_per_step, vision_binning, audio_mode, seed)
+    settings = _av_settings(
+        steps=steps, mels=mels, frames_per_step=frames_per_step, vision_binning=vision_binning,
+        vision_input=vision_input, intensity_count=intensity_count, audio_mode=audio_mode,
+        seed=seed,
+    )  # fmt: skip
     train, val, _, _ = load_converted_av(
-        data, audio_from, settings, val_fraction=val_fraction, split_seed=seed
-    )
+        data, audio_from, settings, val_fraction=val_fraction, split_seed=seed,
+        spikes_from=spikes_from,
+    )  # fmt: skip
     chosen = by_name[variant]
     cfg = get_scmrl_config(get_scmrl_config(model, alpha=alpha), **train.shapes, **chosen.model)
     loss = SCMRLLossConfig(**{**asdict(SCMRLLossConfig(sa_weight=sa_weight)), **chosen.loss})
@@ -378,6 +430,7 @@ def av_train(
             "av_settings": asdict(settings),
             "data": str(data),
             "audio_from": str(audio_from),
+            "spikes_from": None if spikes_from is None else str(spikes_from),
         },
     )
     spikesim.write_json(out / "history.json", history)
@@ -407,6 +460,9 @@ def av_eval(
     mels: int,
     frames_per_step: int,
     vision_binning: str,
+    vision_input: str,
+    spikes_from: Path | None,
+    intensity_count: int,
     audio_mode: str,
     split: str,
     out: Path | None,
@@ -416,22 +472,28 @@ def av_eval(
     """Top-1, per class and per corruption group of an `spklip av-train` checkpoint on a
     split of a converted `spikesim synth --audio` dataset. The AV settings the model was
     trained with (saved in the checkpoint) must match --steps, --mels, --frames-per-step,
-    --vision-binning and --audio-mode; a mismatch is refused."""
+    --vision-binning, --vision-input, --intensity-count and --audio-mode; a mismatch is
+    refused."""
     import spikesim
     from spklip.av_data import ConvertedAV
     from spklip.checkpoint import load_scmrl_model
     from spklip.evaluation.av import evaluate_av
 
     if out is not None:
-        check_not_input(out, data, audio_from, checkpoint)
+        check_not_input(out, data, audio_from, checkpoint, *([spikes_from] if spikes_from else []))
         refuse_existing(out / AV_EVAL_JSON, overwrite=overwrite)
     set_threads(threads if threads is not None else 1)
     model, ckpt = load_scmrl_model(checkpoint)
     saved = ckpt.config.get("av_settings", {})
     if saved and "audio_mode" not in saved:  # saved before audio_mode existed: IF spikes only
         saved = {**saved, "audio_mode": "if"}
+    if saved and "vision_input" not in saved:  # saved before vision_input: the data's frames
+        saved = {**saved, "vision_input": "data"}
     asked = {"steps": steps, "n_mels": mels, "frames_per_step": frames_per_step,
-             "vision_binning": vision_binning, "audio_mode": audio_mode}  # fmt: skip
+             "vision_binning": vision_binning, "vision_input": vision_input,
+             "audio_mode": audio_mode}  # fmt: skip
+    if vision_input == "spikes+dvs":
+        asked["intensity_count"] = intensity_count
     differ = [k for k, v in asked.items() if k in saved and saved[k] != v]
     if differ:
         fail(
@@ -440,9 +502,11 @@ def av_eval(
             + "; pass the same AV settings"
         )
     settings = _av_settings(
-        steps, mels, frames_per_step, vision_binning, audio_mode, saved.get("seed", 0)
-    )
-    dataset = ConvertedAV(data, audio_from, settings).tensors(split)
+        steps=steps, mels=mels, frames_per_step=frames_per_step, vision_binning=vision_binning,
+        vision_input=vision_input, intensity_count=intensity_count, audio_mode=audio_mode,
+        seed=saved.get("seed", 0),
+    )  # fmt: skip
+    dataset = ConvertedAV(data, audio_from, settings, spikes_from=spikes_from).tensors(split)
     if dataset.classes != ckpt.config.get("classes", dataset.classes):
         fail(f"{data}: its classes differ from the checkpoint's; evaluate on the same classes")
     result = {

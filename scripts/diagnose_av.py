@@ -2,7 +2,8 @@
 VALIDATION split (the test split is never read), a diagnostic only (no model is shipped).
 
     .venv/bin/python -m scripts.diagnose_av runs/tune-data [--audio key=value ...]
-        [--vision-binning or|frames|count] [--steps 4] [--epochs 40] [--seeds 2]
+        [--vision-binning or|frames|count|or-pair|net] [--steps 4] [--epochs 40] [--seeds 2]
+        [--spikes-from spikes] [--audio vision_input=data ...]
 
 For each modality, on the same AV tensors the spiking model reads (``ConvertedAV``, the
 demo's validation carve-out), two small ReLU CNNs are trained with Adam:
@@ -92,13 +93,20 @@ def _stack(t: torch.Tensor) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("demo", type=Path, help="a demo folder (its synth/ and converted/)")
-    parser.add_argument("--audio", nargs="*", default=[], help="AVSpikeSettings key=value")
+    parser.add_argument(
+        "--audio", nargs="*", default=[], help="AVSpikeSettings key=value (any field)"
+    )
     parser.add_argument("--vision-binning", default=AV.vision_binning)
     parser.add_argument("--steps", type=int, default=AV.steps)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--modalities", default="audio,vision")
     parser.add_argument("--converted", default="converted", help="the conversion under DEMO")
+    parser.add_argument(
+        "--spikes-from",
+        default="spikes",
+        help="the spike-camera conversion under DEMO, read with vision_input spikes+dvs",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     over: dict[str, object] = {"vision_binning": args.vision_binning, "steps": args.steps}
@@ -107,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         over[key] = type(getattr(AV, key))(value)
     settings = dataclasses.replace(AV, **over)
     start = time.perf_counter()
-    source = ConvertedAV(args.demo / args.converted, args.demo / "synth", settings)
+    spikes = args.demo / args.spikes_from if settings.vision_input == "spikes+dvs" else None
+    source = ConvertedAV(
+        args.demo / args.converted, args.demo / "synth", settings, spikes_from=spikes
+    )
     train, val = source.train_val(0.2, seed=0)  # as the demo splits
     print(f"settings {settings}; tensors in {time.perf_counter() - start:.0f} s; "
           f"train {len(train)}, val {len(val)}", flush=True)  # fmt: skip

@@ -15,8 +15,15 @@ events, a finer IF spectrogram), ``vision`` / ``vision2`` (the vision input and 
 ``fusion`` (S-CMRL's alpha and L_SA weight against additive fusion, IF audio, session 4) and
 ``fusion-onoff`` (the same with the IF + ON/OFF audio input), ``epochs`` and ``batch``
 (10 vs 15 epochs, batch 16), ``dropout`` (modality dropout p 0.2 / 0.4 for S-CMRL and
-additive fusion at the demo's recipe, against p 0). ``--first-seed`` runs seeds
-FIRST..FIRST+N-1 (to add a seed to a grid already run).
+additive fusion at the demo's recipe, against p 0). Session 6 (the vision input; a
+setting's ``spikes`` names the spike-camera conversion under DEMO): ``intensity`` (vision
+alone: the ORed DVS events, their net sign, and an intensity channel before either),
+``intensity2`` (that input with a wider or longer-trained vision branch), ``intensity3``
+(the intensity channel's spike count), ``fusion-intensity`` (S-CMRL and additive fusion at
+the demo's recipe with that input), ``fusion-baseline`` (the same with the ORed events, the
+input until then) and ``dropout-intensity`` (modality dropout p 0 / 0.4 with the new input).
+Grids before session 6 read the ORed DVS events, as they did then. ``--first-seed`` runs
+seeds FIRST..FIRST+N-1 (to add a seed to a grid already run).
 """
 
 from __future__ import annotations
@@ -52,16 +59,25 @@ def _s(
     converted=None,
     batch=8,
     drop=0.0,
+    spikes=None,
 ) -> dict[str, Any]:
     """One setting; ``av``: AVSpikeSettings overrides of the demo's ``AV`` (the input),
     ``model``: SCMRLConfig overrides of scmrl-tiny, ``converted``: the conversion folder under
     DEMO (default: --converted), ``batch``: clips per optimiser step, ``drop``: the modality
-    dropout probability (``AVTrainConfig.modality_dropout``)."""
+    dropout probability (``AVTrainConfig.modality_dropout``), ``spikes``: the spike-camera
+    conversion under DEMO for ``av`` vision_input "spikes+dvs"."""
     return {"name": name, "fusion": fusion, "lr": lr, "epochs": epochs, "alpha": alpha,
             "sa_weight": sa, "av": dict(av or {}), "model": dict(model or {}),
             "converted": converted, "batch_size": batch,
-            "modality_dropout": drop}  # fmt: skip
+            "modality_dropout": drop, "spikes": spikes}  # fmt: skip
 
+
+# session 6: the spike-camera conversion (threshold 2) of the demo's synth folder, under DEMO
+# (scripts.demo_av.make_data writes it there)
+SPIKES = "spikes"
+INTENSITY_NET = {"vision_input": "spikes+dvs", "vision_binning": "net", "intensity_count": 3}
+INTENSITY_OR = {"vision_input": "spikes+dvs", "vision_binning": "or", "intensity_count": 3}
+DVS_OR = {"vision_input": "data", "vision_binning": "or"}  # the demo's input until session 6
 
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "lr": (
@@ -130,6 +146,101 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         _s("additive p 0.2", "add", 5e-3, 10, drop=0.2),
         _s("additive p 0.4", "add", 5e-3, 10, drop=0.4),
     ),
+    "intensity": (  # session 6: vision-only, the event input against net / intensity + events
+        _s("vision DVS OR (session-5 demo input)", "vision", 5e-3, 10, av=DVS_OR),
+        _s("vision DVS net", "vision", 5e-3, 10, av={**DVS_OR, "vision_binning": "net"}),
+        _s("vision spikes+DVS net", "vision", 5e-3, 10, av=INTENSITY_NET, spikes=SPIKES),
+        _s("vision spikes+DVS OR", "vision", 5e-3, 10, av=INTENSITY_OR, spikes=SPIKES),
+    ),
+    "intensity2": (  # session 6: a wider or longer-trained vision branch on that input
+        _s(
+            "vision spikes+DVS net dim 64",
+            "vision",
+            5e-3,
+            10,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+            model={"dim": 64},
+        ),
+        _s("vision spikes+DVS net 20 ep", "vision", 5e-3, 20, av=INTENSITY_NET, spikes=SPIKES),
+    ),
+    "intensity3": (  # session 6: how many spikes in a step make the intensity channel fire
+        _s(
+            "vision spikes+DVS net count 2",
+            "vision",
+            5e-3,
+            10,
+            av={**INTENSITY_NET, "intensity_count": 2},
+            spikes=SPIKES,
+        ),
+        _s(
+            "vision spikes+DVS net count 4",
+            "vision",
+            5e-3,
+            10,
+            av={**INTENSITY_NET, "intensity_count": 4},
+            spikes=SPIKES,
+        ),
+    ),
+    "dropout-intensity": (  # session 6: modality dropout p again, with the new vision input
+        _s(
+            "scmrl p 0 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s(
+            "scmrl p 0.4 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            drop=0.4,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s("additive p 0 spikes+DVS net", "add", 5e-3, 10, av=INTENSITY_NET, spikes=SPIKES),
+        _s(
+            "additive p 0.4 spikes+DVS net",
+            "add",
+            5e-3,
+            10,
+            drop=0.4,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+    ),
+    "fusion-baseline": (  # session 6: the demo's fused recipe (DVS OR input) re-run as is
+        _s("scmrl p 0.2", "scmrl", 5e-3, 10, alpha=0.5, sa=0.1, drop=0.2, av=DVS_OR),
+        _s("additive p 0.2", "add", 5e-3, 10, drop=0.2, av=DVS_OR),
+    ),
+    "fusion-intensity": (  # session 6: the demo's fused recipe with the intensity + net input
+        _s(
+            "scmrl p 0.2 spikes+DVS net",
+            "scmrl",
+            5e-3,
+            10,
+            alpha=0.5,
+            sa=0.1,
+            drop=0.2,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+        _s(
+            "additive p 0.2 spikes+DVS net",
+            "add",
+            5e-3,
+            10,
+            drop=0.2,
+            av=INTENSITY_NET,
+            spikes=SPIKES,
+        ),
+    ),
     "fusion-onoff": (  # the IF + ON/OFF audio input
         _s("additive", "add", 5e-3, 15),
         _s("scmrl alpha 0.5 L_SA 0.1", "scmrl", 5e-3, 15, alpha=0.5, sa=0.1),
@@ -137,6 +248,16 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     ),
 }
 SEEDS = (0, 1)
+# grids of session 6 start from the demo's AV settings; the earlier ones from the vision
+# input of their time (the ORed DVS events), so that they still give the tables they gave
+SESSION6_GRIDS = (
+    "intensity",
+    "intensity2",
+    "intensity3",
+    "fusion-baseline",
+    "fusion-intensity",
+    "dropout-intensity",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,11 +273,13 @@ def main(argv: list[str] | None = None) -> None:
     cache: dict[str, tuple[AVTensors, AVTensors]] = {}
     rows = []
     for s in GRIDS[args.grid]:
-        av = dataclasses.replace(AV, **s["av"])
+        base = AV if args.grid in SESSION6_GRIDS else dataclasses.replace(AV, **DVS_OR)
+        av = dataclasses.replace(base, **s["av"])
         folder = args.demo / (s["converted"] or args.converted)
-        key = f"{folder} {av!r}"
+        spikes = args.demo / s["spikes"] if s["spikes"] else None
+        key = f"{folder} {spikes} {av!r}"
         if key not in cache:
-            source = ConvertedAV(folder, args.demo / "synth", av)
+            source = ConvertedAV(folder, args.demo / "synth", av, spikes_from=spikes)
             cache[key] = source.train_val(0.2, seed=0)  # as the demo splits
         train, val = cache[key]
         cfg = get_scmrl_config(

@@ -5,10 +5,11 @@ audio spikes (T, Ca, M, F) (0/1, any dtype) and an int class, or the in-memory
 :class:`AVTensors` (batched by indexing, no DataLoader). Batches are batch-major as a
 DataLoader stacks them and are moved to time-major (T, B, ...) for the model.
 :func:`vision_to_steps` and :func:`audio_to_steps` bin a spike stream (frames, H, W) and
-spectrogram spikes (frames, M) into those per-sample layouts. :func:`make_synthetic_av`: a
-seeded synthetic set whose class is carried by a bar's orientation in the picture and a
-tone's band in the sound, with a share of samples where one of the two is degraded to noise,
-so that only fusion solves the whole set.
+spectrogram spikes (frames, M) into those per-sample layouts; :func:`intensity_to_steps` and
+:func:`clip_vision` put a spike camera's intensity channel before an event camera's events.
+:func:`make_synthetic_av`: a seeded synthetic set whose class is carried by a bar's
+orientation in the picture and a tone's band in the sound, with a share of samples where one
+of the two is degraded to noise, so that only fusion solves the whole set.
 """
 
 from __future__ import annotations
@@ -261,8 +262,11 @@ def _bin_frames(x: np.ndarray, steps: int, what: str) -> np.ndarray:
     return x[start : start + per * steps].reshape(steps, per, *x.shape[1:])
 
 
-VISION_BINNINGS = ("or", "frames", "count", "or-pair")
+VISION_BINNINGS = ("or", "frames", "count", "or-pair", "net")
 AUDIO_INPUT_MODES = ("if", "onoff", "if+onoff")  # audio channels Ca: 1, 2, 3
+# "data": the converted clips' own frames (spike camera or ON/OFF events); "spikes+dvs": an
+# intensity channel from a spike-camera conversion of the same videos, then the DVS events
+VISION_INPUTS = ("data", "spikes+dvs")
 
 
 def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.ndarray:
@@ -278,7 +282,11 @@ def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.n
     - "or-pair": each step the OR of its P frames followed by the OR of the previous step's
       (zeros before the first step), Cv = 2 x C, 0/1: overlapping windows of two bins, so a
       step shows where an edge was and where it is now (the direction of a motion, which
-      one bin of ON/OFF events cannot give when the object's contrast is unknown)."""
+      one bin of ON/OFF events cannot give when the object's contrast is unknown);
+    - "net" (ON/OFF event frames only): each step ON where its P frames hold more ON than OFF
+      events and OFF where fewer, Cv = 2, 0/1: the sign of the brightness change over the
+      step. A small back-and-forth motion (camera shake) fires ON and OFF at the same pixels
+      and cancels, so the steady motion of an edge is what is left."""
     x = np.asarray(spikes)
     if x.ndim == 3:
         x = x[:, None]
@@ -291,6 +299,16 @@ def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.n
             f"vision binning {binning!r} is unknown; use one of {', '.join(VISION_BINNINGS)}"
         )
     binned = _bin_frames(x, steps, "vision_to_steps") != 0  # (steps, P, C, H, W)
+    if binning == "net":
+        if x.shape[1] != 2:
+            raise SpklipError(
+                "vision binning 'net' needs ON/OFF event frames (frames, 2, H, W); use a "
+                "`spikesim convert --sensor dvs` conversion or another binning"
+            )
+        net = binned[:, :, 0].sum(axis=1, dtype=np.int16) - binned[:, :, 1].sum(
+            axis=1, dtype=np.int16
+        )  # (steps, H, W)
+        return np.stack([net > 0, net < 0], axis=1).astype(np.uint8)
     if binning == "or":
         return binned.any(axis=1).astype(np.uint8)
     if binning == "count":
@@ -300,6 +318,22 @@ def vision_to_steps(spikes: np.ndarray, steps: int, binning: str = "or") -> np.n
         before = np.concatenate([np.zeros_like(now[:1]), now[:-1]])
         return np.concatenate([now, before], axis=1).astype(np.uint8)
     return binned.reshape(steps, -1, *binned.shape[3:]).astype(np.uint8)
+
+
+def intensity_to_steps(spikes: np.ndarray, steps: int, count: int) -> np.ndarray:
+    """A spike-camera stream (frames, H, W) 0/1 -> an intensity channel (steps, 1, H, W)
+    uint8 0/1: a pixel is 1 in a step when it fired at least ``count`` times in the step's
+    P = frames // steps frames (the centred window of :func:`vision_to_steps`). A spike
+    camera fires in proportion to the light, so this marks the bright parts of the scene:
+    it tells a bright object on a dark background from a dark one on a bright background,
+    which an event camera's ON/OFF events alone cannot."""
+    x = np.asarray(spikes)
+    if x.ndim != 3:
+        raise SpklipError(f"spike-camera frames have shape {x.shape}; expected (frames, H, W)")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise SpklipError(f"intensity count {count!r} must be a whole number >= 1")
+    counts = vision_to_steps(x, steps, "count")  # (steps, 1, H, W)
+    return (counts >= count).astype(np.uint8)
 
 
 def audio_to_steps(spikes: np.ndarray, steps: int) -> np.ndarray:
@@ -355,7 +389,11 @@ class AVSpikeSettings:
     """How a converted clip and its sound become one AV sample.
 
     ``steps``: T, time steps of both streams. Vision: the clip's spike frames (or ON/OFF
-    event frames) binned by :func:`vision_to_steps` with ``vision_binning``. Audio: the WAV
+    event frames) binned by :func:`vision_to_steps` with ``vision_binning``; with
+    ``vision_input`` "spikes+dvs" the ON/OFF event frames of a DVS conversion follow an
+    intensity channel (:func:`intensity_to_steps`, ``intensity_count``) drawn from a
+    spike-camera conversion of the same videos (``ConvertedAV(..., spikes_from=...)``), so
+    Cv = 1 + the events' channels. Audio: the WAV
     read at ``sample_rate`` Hz (mono), a mel power spectrogram in dB (``n_mels`` bands,
     ``n_fft``-point frames, the hop chosen per clip so that the clip spans
     ``steps x frames_per_step`` spectrogram frames), its integrate-and-fire
@@ -367,7 +405,9 @@ class AVSpikeSettings:
 
     ON/OFF events matter for time-reversed sounds: a rising pitch turns bands on above the
     tone and off below it, a falling one the reverse, so the direction of a glide or a chirp
-    is in every spectrogram frame, while IF spikes only show where the energy is."""
+    is in every spectrogram frame, while IF spikes only show where the energy is. The
+    intensity channel does the same for vision: an ON event at the rim of a bright object
+    means it grows, at the rim of a dark one that it shrinks."""
 
     steps: int = 4
     n_mels: int = 16
@@ -380,6 +420,8 @@ class AVSpikeSettings:
     vision_binning: str = "or"
     audio_mode: str = "if+onoff"
     theta: float = 3.0
+    vision_input: str = "data"
+    intensity_count: int = 3
 
     def __post_init__(self) -> None:
         if self.vision_binning not in VISION_BINNINGS:
@@ -392,9 +434,15 @@ class AVSpikeSettings:
                 f"AV settings: audio_mode {self.audio_mode!r} is unknown; use one of "
                 f"{', '.join(AUDIO_INPUT_MODES)}"
             )
+        if self.vision_input not in VISION_INPUTS:
+            raise SpklipError(
+                f"AV settings: vision_input {self.vision_input!r} is unknown; use one of "
+                f"{', '.join(VISION_INPUTS)}"
+            )
         if not self.theta > 0:
             raise SpklipError(f"AV settings: theta = {self.theta} (dB) must be > 0")
-        for name in ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate"):
+        names = ("steps", "n_mels", "frames_per_step", "n_fft", "sample_rate", "intensity_count")
+        for name in names:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpklipError(f"AV settings: {name} = {value!r} must be a whole number >= 1")
@@ -457,6 +505,32 @@ def clip_audio_spikes(
     return audio_to_steps(np.stack(channels, axis=1), settings.steps)
 
 
+def clip_vision(
+    frames: np.ndarray, settings: AVSpikeSettings, *, spikes: np.ndarray | None = None
+) -> np.ndarray:
+    """One clip's vision input (T, Cv, H, W) uint8 0/1 (counts with binning "count") under
+    ``settings``: ``frames``, spike frames (frames, H, W) or ON/OFF event frames
+    (intervals, 2, H, W), binned by :func:`vision_to_steps`; with ``vision_input``
+    "spikes+dvs", ``frames`` must be event frames and ``spikes`` the same clip's spike-camera
+    frames (frames, H, W), whose intensity channel (:func:`intensity_to_steps`) comes first."""
+    s = settings
+    stream = vision_to_steps(frames, s.steps, s.vision_binning)
+    if s.vision_input == "data":
+        return stream
+    if spikes is None or np.ndim(frames) != 4:
+        raise SpklipError(
+            "vision_input 'spikes+dvs' needs a clip's ON/OFF event frames and its spike-camera "
+            "frames"
+        )
+    intensity = intensity_to_steps(spikes, s.steps, s.intensity_count)
+    if intensity.shape[2:] != stream.shape[2:]:
+        raise SpklipError(
+            f"spike-camera frames of {intensity.shape[2:]} pixels and events of "
+            f"{stream.shape[2:]}: convert both at the same size"
+        )
+    return np.concatenate([intensity, stream], axis=1)
+
+
 class ConvertedAV:
     """A converted spike dataset (``spikesim convert`` of a ``spikesim synth --audio``
     folder) paired with the synth folder's sound tracks.
@@ -465,16 +539,29 @@ class ConvertedAV:
     ``source`` names its video under ``audio_from``, whose ``captions.jsonl`` names the WAV
     (``<stem>.wav`` beside the video when it lists none). ``classes``: the dataset's classes,
     label = class index. ``corruption``: per clip, "none", "video" or "audio" from
-    ``captions.jsonl`` (None when it lists none)."""
+    ``captions.jsonl`` (None when it lists none). ``spikes_from``: with ``vision_input``
+    "spikes+dvs" (``data`` then an event conversion), a spike-camera conversion of the same
+    synth folder, its clips matched to ``data``'s by their ``source`` video."""
 
     def __init__(
         self,
         data: str | os.PathLike,
         audio_from: str | os.PathLike,
         settings: AVSpikeSettings | None = None,
+        *,
+        spikes_from: str | os.PathLike | None = None,
     ) -> None:
         self.settings = settings or AVSpikeSettings()
         self.dataset = spikesim.open_dataset(data)
+        self.spikes = None  # the spike-camera conversion of "spikes+dvs"
+        self._spike_clip: list[int] = []  # per clip of data, its index in self.spikes
+        if self.settings.vision_input == "spikes+dvs":
+            self._open_spikes(data, spikes_from)
+        elif spikes_from is not None:
+            raise SpklipError(
+                f"{spikes_from}: a spike-camera conversion is read only with vision_input "
+                "'spikes+dvs'; drop it or choose that input"
+            )
         self.audio_from = Path(audio_from)
         if not self.audio_from.is_dir():
             raise SpklipError(
@@ -503,6 +590,32 @@ class ConvertedAV:
             self.wavs.append(wav)
             self.corruption.append(row.get("corruption"))
 
+    def _open_spikes(self, data: str | os.PathLike, spikes_from: str | os.PathLike | None) -> None:
+        if getattr(self.dataset, "sensor", "spike") != "dvs":
+            raise SpklipError(
+                f"{data}: vision_input 'spikes+dvs' needs an event conversion as the data "
+                "(`spikesim convert --sensor dvs`)"
+            )
+        if spikes_from is None:
+            raise SpklipError(
+                "vision_input 'spikes+dvs' needs the spike-camera conversion of the same videos "
+                "(spikes_from / --spikes-from)"
+            )
+        self.spikes = spikesim.open_dataset(spikes_from)
+        if getattr(self.spikes, "sensor", "spike") != "spike":
+            raise SpklipError(
+                f"{spikes_from}: an event conversion; give a spike-camera conversion "
+                "(`spikesim convert` without --sensor dvs)"
+            )
+        by_source = {c.source: k for k, c in enumerate(self.spikes.clips) if c.source}
+        for clip in self.dataset.clips:
+            if clip.source not in by_source:
+                raise SpklipError(
+                    f"{spikes_from}: no clip converted from {clip.source}; convert the same "
+                    "synth folder into it"
+                )
+            self._spike_clip.append(by_source[clip.source])
+
     def indices(self, split: str) -> list[int]:
         """Clip indices of ``split`` ("train" or "test")."""
         idx = self.dataset.indices(split)
@@ -525,10 +638,16 @@ class ConvertedAV:
     def vision(self, i: int) -> np.ndarray:
         """Clip ``i``'s vision input (T, Cv, H, W) uint8 from its spike frames, or for an event
         conversion (``--sensor dvs``) from its ON/OFF event frames, one per interval between
-        source frames (an event in the interval), both binned by :func:`vision_to_steps`."""
-        s = self.settings
+        source frames (an event in the interval), both binned by :func:`vision_to_steps`;
+        with ``vision_input`` "spikes+dvs" the intensity channel of the clip's spike-camera
+        conversion (:func:`intensity_to_steps`) comes first."""
+        spikes = None if self.spikes is None else self.spikes.read(self._spike_clip[i])
+        return clip_vision(self._frames(i), self.settings, spikes=spikes)
+
+    def _frames(self, i: int) -> np.ndarray:
+        """Clip ``i``'s own frames: spikes (frames, H, W) or ON/OFF events (intervals, 2, H, W)."""
         if getattr(self.dataset, "sensor", "spike") != "dvs":
-            return vision_to_steps(self.dataset.read(i), s.steps, s.vision_binning)
+            return self.dataset.read(i)
         clip = self.dataset.clips[i]
         meta = spikesim.read_sidecar(Path(self.dataset.root) / clip.path)
         fps = meta.get("source_fps")
@@ -542,7 +661,7 @@ class ConvertedAV:
         counts = spikesim.event_count_frames(
             self.dataset.read_events(i), clip.height, clip.width, intervals, t0=0, t1=t1
         )
-        return vision_to_steps(counts != 0, s.steps, s.vision_binning)
+        return counts != 0
 
     def tensors(self, split: str) -> AVTensors:
         """Every clip of ``split`` as :class:`AVTensors` (in manifest order), grouped by
@@ -610,10 +729,11 @@ def load_converted_av(
     *,
     val_fraction: float = 0.2,
     split_seed: int = 0,
+    spikes_from: str | os.PathLike | None = None,
 ) -> tuple[AVTensors, AVTensors, AVTensors, ConvertedAV]:
     """(train, val, test, source): the dataset's train split with a validation share carved
     out by group (:meth:`ConvertedAV.train_val`, ``split_seed``), its test split, and the
-    :class:`ConvertedAV` (for :meth:`ConvertedAV.audio_at_snr`)."""
-    source = ConvertedAV(data, audio_from, settings)
+    :class:`ConvertedAV` (for :meth:`ConvertedAV.audio_at_snr`; ``spikes_from`` as there)."""
+    source = ConvertedAV(data, audio_from, settings, spikes_from=spikes_from)
     train, val = source.train_val(val_fraction, seed=split_seed)
     return train, val, source.tensors("test"), source

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 import spikesim
 from cli.spklip_cli import main
-from spklip.av_data import AVSpikeSettings, ConvertedAV, load_converted_av
+from spklip.av_data import AVSpikeSettings, ConvertedAV, intensity_to_steps, load_converted_av
 from spklip.checkpoint import load_model, load_scmrl_model
 from spklip.errors import SpklipError
 from spklip.evaluation.av import evaluate_av, predict_av
@@ -297,3 +298,75 @@ def test_mux_sound_gives_a_real_clip_a_track_that_reads_back(clips_dir, tmp_path
     )
     with pytest.raises(spikesim.AudioError, match="exists"):
         spikesim.mux_sound(src, out, sound, rate)
+
+
+@pytest.fixture(scope="module")
+def dvs_folder(av_folders, tmp_path_factory) -> Path:
+    """The fixture's synth folder converted by the event camera at 16x16."""
+    synth, _ = av_folders
+    settings = spikesim.ConvertSettings(size=(16, 16), factor=1, interp="linear", sensor="dvs")
+    out = tmp_path_factory.mktemp("dvs") / "dvs"
+    return spikesim.convert_dataset(synth, out, settings, progress=False).out
+
+
+INTENSITY = AVSpikeSettings(
+    steps=5, n_mels=8, frames_per_step=8, vision_input="spikes+dvs", vision_binning="net",
+    intensity_count=1,
+)  # fmt: skip
+
+
+def test_spikes_dvs_input_puts_the_spike_cameras_intensity_before_the_events(
+    av_folders, dvs_folder
+):
+    synth, conv = av_folders
+    source = ConvertedAV(dvs_folder, synth, INTENSITY, spikes_from=conv)
+    events_only = ConvertedAV(dvs_folder, synth, replace(INTENSITY, vision_input="data"))
+    spikes = spikesim.open_dataset(conv)
+    by_source = {c.source: k for k, c in enumerate(spikes.clips)}
+    for i in source.indices("train")[:3]:
+        v = source.vision(i)
+        assert v.shape == (5, 3, 16, 16) and v.dtype == np.uint8  # intensity, net ON, net OFF
+        j = by_source[source.dataset.clips[i].source]  # the same video's spike-camera clip
+        np.testing.assert_array_equal(v[:, :1], intensity_to_steps(spikes.read(j), 5, 1))
+        np.testing.assert_array_equal(v[:, 1:], events_only.vision(i))
+        assert 0 < v[:, 0].mean() < 1  # neither dark nor saturated
+    t = source.tensors("train")
+    assert t.shapes["vision_channels"] == 3
+
+
+def test_spikes_dvs_input_refuses_wrong_conversions_in_one_line(av_folders, dvs_folder):
+    synth, conv = av_folders
+    cases = [
+        (lambda: ConvertedAV(dvs_folder, synth, INTENSITY), "--spikes-from"),
+        (lambda: ConvertedAV(conv, synth, INTENSITY, spikes_from=conv), "--sensor dvs"),
+        (lambda: ConvertedAV(dvs_folder, synth, INTENSITY, spikes_from=dvs_folder), "event"),
+        (lambda: ConvertedAV(dvs_folder, synth, SETTINGS, spikes_from=conv), r"spikes\+dvs"),
+    ]
+    for make, message in cases:
+        with pytest.raises(SpklipError, match=message) as info:
+            make()
+        assert "\n" not in str(info.value)
+
+
+def test_av_train_records_the_vision_input_and_av_eval_asks_for_it(
+    av_folders, dvs_folder, tmp_path, capsys
+):
+    synth, conv = av_folders
+    run = tmp_path / "run"
+    data = ["--data", str(dvs_folder), "--audio-from", str(synth), "--steps", "5"]
+    vision = ["--vision-input", "spikes+dvs", "--spikes-from", str(conv),
+              "--vision-binning", "net", "--intensity-count", "1"]  # fmt: skip
+    argv = ["av-train", *data, *vision, "--out", str(run), "--epochs", "1",
+            "--batch-size", "4", "--fusion", "vision-only"]  # fmt: skip
+    code, _, err = run_main(argv, capsys)
+    assert code == 0, err
+    config = json.loads(next((run / "checkpoints").glob("epoch_*/config.json")).read_text())
+    assert config["av_settings"]["vision_input"] == "spikes+dvs"
+    assert config["av_settings"]["intensity_count"] == 1
+    assert config["spikes_from"] == str(conv)
+    assert config["model_config"]["vision_channels"] == 3
+    code, out, err = run_main(["av-eval", "--checkpoint", str(run), *data, *vision], capsys)
+    assert code == 0, err
+    assert json.loads(out)["n"] == len(spikesim.open_dataset(dvs_folder).indices("test"))
+    code, _, err = run_main(["av-eval", "--checkpoint", str(run), *data], capsys)
+    assert code == 2 and err.count("\n") == 1 and "vision_input spikes+dvs" in err
