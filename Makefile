@@ -50,8 +50,9 @@ demo: install
 demo-events: install
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
-# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 11.7 min measured at load average
-# 5.6-6.8 on 2 cores (2026-12-03, under its 20-minute target).
+# S-CMRL audio-visual fusion (issue 13): runs/demo-av/report.md; 12.6 min measured at load average
+# 5.4-6.3 on 2 cores (2026-12-03, session 6, with the spike-camera conversion for the intensity
+# channel; under its 20-minute target).
 demo-av: install
 	$(PY) -m scripts.demo_av
 
