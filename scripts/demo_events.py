@@ -291,7 +291,13 @@ def validate_losses(seeds: list[int], out: Path, configs: list[ExperimentConfig]
         settings = []
         for config, scores in zip(configs, top1, strict=True):
             for name in ABLATIONS:
-                key = (seed, repr(config.teacher), repr(config.student), config.weights(name))
+                weights = config.weights(name)
+                student = config.student  # what this loss's training depends on
+                if weights is None:
+                    student = None
+                elif not weights.zs:
+                    student = replace(student, zs_prompts="seen")
+                key = (seed, repr(config.teacher), repr(student), weights)
                 if key not in cache:
                     result = run_experiment(
                         replace(config, ablations=(name,)),

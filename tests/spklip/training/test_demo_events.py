@@ -105,11 +105,13 @@ def test_validate_losses_pairs_by_seed_and_applies_its_rule(tmp_path, monkeypatc
         return {"events": {name: {"unseen_top1": score}}}
 
     monkeypatch.setattr(demo, "run_experiment", scorer)
-    configs = demo._tuned_configs(_args(teacher_logit_scale="40", alpha="0.5,2"))
+    grid = _args(teacher_logit_scale="40", alpha="0.5,2", zs_prompts="seen,all")
+    configs = demo._tuned_configs(grid)
     out = demo.validate_losses([0, 1, 2], tmp_path, configs, lambda s: None)
-    # the losses without L_zs are trained once per seed, not once per α
+    # the losses without L_zs are trained once per seed, not once per α or prompt set
     assert calls.count((0.5, "L_ct", True, False)) == 3 and (2.0, "L_ct", True, False) not in calls
-    assert calls.count((2.0, FULL, True, False)) == 3
+    assert calls.count((2.0, FULL, True, False)) == 6  # seen and all prompts
+    assert sum(c[1] == NO_TRAINING for c in calls) == 3
     first = out["settings"][0]
     assert first["full_separates_from_every_ablation"]
     d = first["full_minus_ablation_paired"]["L_ct"]
