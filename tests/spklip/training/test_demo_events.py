@@ -128,6 +128,17 @@ def test_validate_losses_pairs_by_seed_and_applies_its_rule(tmp_path, monkeypatc
     out = demo.validate_losses([0, 1, 2], tmp_path, configs[:1], lambda s: None)
     assert not out["settings"][0]["full_separates_from_every_ablation"]
 
+    def zs_helps(config, *, seed, **_):  # L_ct + α·L_zs is as good as the full loss
+        (name,) = config.ablations
+        score = 0.5 + 0.05 * seed + 0.02 * (name in (FULL, "L_ct + α·L_zs"))
+        return {"events": {name: {"unseen_top1": score + 0.001 * seed * (name == FULL)}}}
+
+    monkeypatch.setattr(demo, "run_experiment", zs_helps)
+    out = demo.validate_losses([0, 1, 2], tmp_path, configs[:1], lambda s: None)
+    first = out["settings"][0]
+    assert first["full_separates_from_the_demos_ablations"]
+    assert not first["full_separates_from_every_ablation"]
+
 
 def test_loss_settings_need_validation_losses_and_are_checked(tmp_path) -> None:
     with pytest.raises(SystemExit, match=r"^error: --alpha needs --validation losses$"):
