@@ -26,6 +26,15 @@ weighting with the best mean pseudo-unseen Top-1 is the one `ExperimentConfig` u
 default. Writes OUT/validation-weights.json and .md (rewritten after every seed)::
 
     .venv/bin/python -m scripts.demo_events --validation weights --seeds 0,1,2 --out runs/events-val
+
+``--validation losses`` trains every loss of `ABLATIONS` on the same protocol at one or more
+settings of the teacher (logit scale, epochs), the student recipe and the weights (options
+below; comma-separated values make a grid) and reports, per setting, the full loss's paired
+(by seed) differences from each ablation and whether it is above every one by more than
+`SEPARATION_SE` standard errors. Writes OUT/validation-losses.json and .md::
+
+    .venv/bin/python -m scripts.demo_events --validation losses --seeds 0,1,2 \
+        --teacher-epochs 30 --alpha 4,8 --zs-prompts all --out runs/events-val-losses
 """
 
 from __future__ import annotations

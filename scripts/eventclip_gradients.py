@@ -4,6 +4,7 @@ of ``scripts.demo_events --validation`` (data seed 1, the seen classes of split 
 pseudo-unseen classes of validation seed 0; no test scene is rendered)::
 
     .venv/bin/python -m scripts.eventclip_gradients [--batches 8] [--alpha 0.1] [--kl-weight 1]
+        [--teacher-epochs N] [--teacher-logit-scale S] [--epochs N] [--lr LR] [--trainable T]
 
 Prints, averaged over batches of the seen classes: the norm of each weighted term's
 gradient, the cosine between the terms' gradients and the cosine of the full loss's gradient
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--teacher-epochs", type=int, help="teacher epochs  [default: the demo's]")
     ap.add_argument("--epochs", type=int, help="student epochs  [default: the demo's]")
     ap.add_argument("--lr", type=float, help="student peak lr  [default: the demo's]")
+    ap.add_argument("--trainable", help="student layers that train: all, early, mid")
     args = ap.parse_args(argv)
     if args.batches < 1:
         raise SystemExit("error: --batches must be >= 1")
@@ -98,15 +100,9 @@ def main(argv: list[str] | None = None) -> None:
             cfg = replace(cfg, teacher=replace(cfg.teacher, logit_scale=args.teacher_logit_scale))
         if args.teacher_epochs is not None:
             cfg = replace(cfg, teacher=replace(cfg.teacher, epochs=args.teacher_epochs))
-        if args.epochs is not None or args.lr is not None:
-            cfg = replace(
-                cfg,
-                student=replace(
-                    cfg.student,
-                    epochs=args.epochs or cfg.student.epochs,
-                    lr=args.lr or cfg.student.lr,
-                ),
-            )
+        student = {"epochs": args.epochs, "lr": args.lr, "trainable": args.trainable}
+        student = {k: v for k, v in student.items() if v is not None}
+        cfg = replace(cfg, student=replace(cfg.student, **student))
     except SpklipError as e:
         raise SystemExit(f"error: {e}") from None
     seen_all, _ = split_classes(len(GLYPH_CLASSES), cfg.n_unseen, cfg.validation_split_seed)
