@@ -115,7 +115,9 @@ class TeacherConfig:
     weight_decay: float = 1e-4
     text: str = "auto"
     # The image-text logit scale: None = learned from CLIP's start 1/0.07 (capped at 100);
-    # a number in (0, 100] = fixed. The teacher's scale is also the one L_zs distils at.
+    # a number in (0, 100] = fixed. The teacher's scale is also the one L_zs distils at. On
+    # the glyph set, fixed scales 20-100 collapsed the teacher to chance (learned: 13.7;
+    # docs/eventclip/validation-losses.md).
     logit_scale: float | None = None
 
     def __post_init__(self) -> None:
