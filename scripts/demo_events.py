@@ -26,6 +26,15 @@ weighting with the best mean pseudo-unseen Top-1 is the one `ExperimentConfig` u
 default. Writes OUT/validation-weights.json and .md (rewritten after every seed)::
 
     .venv/bin/python -m scripts.demo_events --validation weights --seeds 0,1,2 --out runs/events-val
+
+``--validation losses`` trains every loss of `ABLATIONS` on the same protocol at one or more
+settings of the teacher (logit scale, epochs), the student recipe and the weights (options
+below; comma-separated values make a grid) and reports, per setting, the full loss's paired
+(by seed) differences from each ablation and whether it is above every one by more than
+`SEPARATION_SE` standard errors. Writes OUT/validation-losses.json and .md::
+
+    .venv/bin/python -m scripts.demo_events --validation losses --seeds 0,1,2 \
+        --teacher-epochs 30 --alpha 4,8 --zs-prompts all --out runs/events-val-losses
 """
 
 from __future__ import annotations
@@ -41,11 +50,14 @@ import numpy as np
 import torch
 
 from spikesim import write_json
+from spklip.errors import SpklipError
 from spklip.evaluation.distill import report_markdown, summarize
 from spklip.evaluation.figures import plot_distill_summary
 from spklip.training.distill import (
+    ABLATIONS,
     FULL,
     NO_TRAINING,
+    PAPER_ABLATIONS,
     DistillConfig,
     ExperimentConfig,
     run_experiment,
@@ -244,6 +256,156 @@ def validate_weights(seeds: list[int], out: Path, log) -> None:
     print(md)
 
 
+# The rule --validation losses applies, fixed before any run: the full loss "separates" when,
+# for every ablation, the per-seed paired difference full - ablation has mean > 2 standard
+# errors (2 sd / sqrt(seeds)).
+SEPARATION_SE = 2.0
+# --validation losses settings: option name -> (where in ExperimentConfig, parse one value).
+LOSS_SETTINGS = {
+    "teacher_logit_scale": ("teacher.logit_scale", lambda v: None if v == "learned" else float(v)),
+    "teacher_epochs": ("teacher.epochs", int),
+    "alpha": ("alpha", float),
+    "kl_weight": ("kl_weight", float),
+    "epochs": ("student.epochs", int),
+    "lr": ("student.lr", float),
+    "trainable": ("student.trainable", str),
+    "zs_prompts": ("student.zs_prompts", str),
+}
+
+
+def _setting_label(config: ExperimentConfig) -> str:
+    te, st = config.teacher, config.student
+    scale = "learned" if te.logit_scale is None else f"fixed {te.logit_scale:g}"
+    return (
+        f"teacher: logit scale {scale}, {te.epochs} ep; student: {st.trainable}, lr {st.lr:g}, "
+        f"{st.epochs} ep; α {config.alpha:g}, λ {config.kl_weight:g}, L_zs on {st.zs_prompts} "
+        f"prompts"
+    )
+
+
+def validate_losses(seeds: list[int], out: Path, configs: list[ExperimentConfig], log) -> dict:
+    """``--validation losses``: for each setting in ``configs``, every loss of `ABLATIONS` at
+    its weights, teacher and student recipe on the validation classes, and the paired (by
+    seed) differences of the full loss from each ablation. A loss whose teacher, student
+    recipe and weights equal an earlier setting's is not trained again (training is
+    deterministic for a seed), and one teacher serves the settings that share its config.
+    Rewrites OUT/validation-losses.json and .md after every seed; returns the JSON dict."""
+    from spikesim import write_atomic
+
+    configs = [replace(c, validation=True, spikes=False) for c in configs]
+    shared: dict = {}
+    cache: dict = {}
+    top1 = [{name: [] for name in ABLATIONS} for _ in configs]
+    for seed in seeds:
+        done = seeds[: seeds.index(seed) + 1]
+        settings = []
+        for config, scores in zip(configs, top1, strict=True):
+            for name in ABLATIONS:
+                weights = config.weights(name)
+                student = config.student  # what this loss's training depends on
+                if weights is None:
+                    student = None
+                elif not weights.zs:
+                    student = replace(student, zs_prompts="seen")
+                key = (seed, repr(config.teacher), repr(student), weights)
+                if key not in cache:
+                    result = run_experiment(
+                        replace(config, ablations=(name,)),
+                        seed=seed,
+                        data_seed=VALIDATION_DATA_SEED,
+                        shared=shared,
+                        log=log,
+                    )
+                    cache[key] = result["events"][name]["unseen_top1"]
+                scores[name].append(cache[key])
+            log(f"seed {seed}, {_setting_label(config)}: full {scores[FULL][-1]:.3f}")
+            rows = {n: _mean_sd(v) for n, v in scores.items()}
+            diff = {}
+            for n in ABLATIONS:
+                if n != FULL:
+                    d = _mean_sd([a - b for a, b in zip(scores[FULL], scores[n], strict=True)])
+                    diff[n] = {**d, "se": d["sd"] / float(np.sqrt(len(done)))}
+            above = {n: d["mean"] > SEPARATION_SE * d["se"] for n, d in diff.items()}
+            separates = len(done) > 1 and all(above.values())
+            paper = len(done) > 1 and all(above[n] for n in PAPER_ABLATIONS if n != FULL)
+            settings.append(
+                {
+                    "label": _setting_label(config),
+                    "config": config.to_dict(),
+                    "pseudo_unseen_top1": rows,
+                    "full_minus_ablation_paired": diff,
+                    "per_seed_top1": scores,
+                    "full_separates_from_every_ablation": separates,
+                    "full_separates_from_the_demos_ablations": paper,
+                }
+            )
+        report = {
+            "protocol": {
+                "data_seed": VALIDATION_DATA_SEED,
+                "validation_split_seed": configs[0].validation_split_seed,
+                "n_unseen": configs[0].n_unseen,
+                "seeds": done,
+                "rule": f"full - ablation, paired by seed: mean > {SEPARATION_SE:g} SE for all",
+            },
+            "settings": settings,
+        }
+        write_json(out / "validation-losses.json", report)
+        lines = [
+            "# Event-CLIP losses on validation classes",
+            "",
+            f"Data seed {VALIDATION_DATA_SEED}; classes: the seen classes of split seed "
+            f"{configs[0].validation_split_seed}; pseudo-unseen: {configs[0].n_unseen} of them "
+            f"per seed ({', '.join(map(str, done))}). Separates: the full loss is above every "
+            f"ablation by more than {SEPARATION_SE:g} paired standard errors.",
+        ]
+        for st in settings:
+            lines += [
+                "",
+                f"## {st['label']}",
+                "",
+                f"Separates from every ablation: **{st['full_separates_from_every_ablation']}**; "
+                f"from the demo's rows (all but L_ct + α·L_zs): "
+                f"**{st['full_separates_from_the_demos_ablations']}**.",
+                "",
+                "| loss | pseudo-unseen Top-1 % | full minus this, paired by seed (points) |",
+                "|---|---|---|",
+            ]
+            d = st["full_minus_ablation_paired"]
+            lines += [
+                f"| {n} | {100 * r['mean']:.1f} ± {100 * r['sd']:.1f} | "
+                + ("" if n == FULL else f"{100 * d[n]['mean']:+.1f} ± {100 * d[n]['sd']:.1f}")
+                + " |"
+                for n, r in st["pseudo_unseen_top1"].items()
+            ]
+        write_atomic(out / "validation-losses.md", "\n".join(lines) + "\n")
+    print((out / "validation-losses.md").read_text())
+    return report
+
+
+def _tuned_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
+    """The ``--validation losses`` settings given on the command line (comma-separated values
+    make a grid) applied to the demo's ExperimentConfig; with no setting, [the demo's config].
+    Settings are refused (one line) with any other mode."""
+    import itertools
+
+    given = {n: getattr(args, n) for n in LOSS_SETTINGS if getattr(args, n) is not None}
+    if given and args.validation != "losses":
+        raise ValueError(f"--{next(iter(given)).replace('_', '-')} needs --validation losses")
+    values = {n: [LOSS_SETTINGS[n][1](v) for v in given[n].split(",")] for n in given}
+    configs = []
+    for combo in itertools.product(*values.values()):
+        config = ExperimentConfig()
+        for n, v in zip(values, combo, strict=True):
+            where = LOSS_SETTINGS[n][0]
+            if "." in where:
+                part, field = where.split(".")
+                config = replace(config, **{part: replace(getattr(config, part), **{field: v})})
+            else:
+                config = replace(config, **{where: v})
+        configs.append(config)
+    return configs
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -256,17 +418,39 @@ def main(argv: list[str] | None = None) -> None:
         "--validation",
         nargs="?",
         const="recipes",
-        choices=("recipes", "weights"),
-        help="run a tuning protocol (module docstring): student recipes or loss weights",
+        choices=("recipes", "weights", "losses"),
+        help="run a tuning protocol (module docstring): student recipes, loss weights, or "
+        "every loss at one setting (the options below)",
     )
+    tune = ap.add_argument_group(
+        "--validation losses settings (default: the demo's; comma-separated values: a grid)"
+    )
+    tune.add_argument("--teacher-logit-scale", help="a number in (0, 100], or 'learned'")
+    tune.add_argument("--teacher-epochs", help="teacher epochs")
+    tune.add_argument("--alpha", help="α, the L_zs weight")
+    tune.add_argument("--kl-weight", help="λ, the L_kl weight")
+    tune.add_argument("--epochs", help="student epochs")
+    tune.add_argument("--lr", help="student peak lr")
+    tune.add_argument("--trainable", help="student layers that train: all, early, mid")
+    tune.add_argument("--zs-prompts", help="L_zs class prompts: seen or all")
     args = ap.parse_args(argv)
     default = VALIDATION_SEEDS if args.validation else DEMO_SEEDS
     seeds = [int(s) for s in (args.seeds or ",".join(map(str, default))).split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    target = out / {None: "report.json", "recipes": "validation.json"}.get(
-        args.validation, "validation-weights.json"
+    target = (
+        out
+        / {
+            None: "report.json",
+            "recipes": "validation.json",
+            "weights": "validation-weights.json",
+            "losses": "validation-losses.json",
+        }[args.validation]
     )
+    try:
+        tuned = _tuned_configs(args)
+    except (SpklipError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     if target.exists() and not args.overwrite:
         raise SystemExit(f"error: {target} exists; pass --overwrite to replace it")
     config = ExperimentConfig()
@@ -285,6 +469,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.validation == "weights":
         validate_weights(seeds, out, log)
+        return
+    if args.validation == "losses":
+        validate_losses(seeds, out, tuned, log)
         return
     results: list = []
     shared: dict = {}  # one rendered set and one teacher (all classes) serve every split seed

@@ -4,6 +4,7 @@ of ``scripts.demo_events --validation`` (data seed 1, the seen classes of split 
 pseudo-unseen classes of validation seed 0; no test scene is rendered)::
 
     .venv/bin/python -m scripts.eventclip_gradients [--batches 8] [--alpha 0.1] [--kl-weight 1]
+        [--teacher-epochs N] [--teacher-logit-scale S] [--epochs N] [--lr LR] [--trainable T]
 
 Prints, averaged over batches of the seen classes: the norm of each weighted term's
 gradient, the cosine between the terms' gradients and the cosine of the full loss's gradient
@@ -15,6 +16,7 @@ mass on the pseudo-unseen classes.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 
 from scripts.demo_events import VALIDATION_DATA_SEED
 from spikesim import GLYPH_CLASSES, glyph_prompts, make_glyph_set
+from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames
 from spklip.eventclip import (
     contrastive_loss,
@@ -41,11 +44,12 @@ from spklip.training.distill import (
 
 
 def _report(student, params, batches, img, ev, text_all, text_seen, scale, w, title) -> None:
+    zs = zero_shot_distill_loss
     terms = {
         "ct": lambda s, v: w.ct * contrastive_loss(s, v, w.ct_temperature),
         "kl": lambda s, v: w.kl * similarity_kl_loss(s, v, w.kl_temperature),
-        "zs(all prompts)": lambda s, v: w.zs * zero_shot_distill_loss(s, v, text_all, scale),
-        "zs(seen prompts)": lambda s, v: w.zs * zero_shot_distill_loss(s, v, text_seen, scale),
+        "zs(all prompts)": lambda s, v: w.zs * zs(s, v, text_all, scale, w.zs_temperature),
+        "zs(seen prompts)": lambda s, v: w.zs * zs(s, v, text_seen, scale, w.zs_temperature),
     }
     norms = {k: [] for k in terms}
     cos: dict[tuple[str, str], list[float]] = {}
@@ -77,11 +81,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batches", type=int, default=8, help="batches of 64 to average over")
     ap.add_argument("--alpha", type=float, default=0.1, help="L_zs weight")
     ap.add_argument("--kl-weight", type=float, default=1.0, help="L_kl weight")
+    ap.add_argument(
+        "--teacher-logit-scale",
+        type=float,
+        help="fix the teacher's logit scale (0, 100]  [default: ExperimentConfig's teacher]",
+    )
+    ap.add_argument("--teacher-epochs", type=int, help="teacher epochs  [default: the demo's]")
+    ap.add_argument("--epochs", type=int, help="student epochs  [default: the demo's]")
+    ap.add_argument("--lr", type=float, help="student peak lr  [default: the demo's]")
+    ap.add_argument("--trainable", help="student layers that train: all, early, mid")
     args = ap.parse_args(argv)
     if args.batches < 1:
         raise SystemExit("error: --batches must be >= 1")
     torch.set_num_threads(1)
     cfg = ExperimentConfig(validation=True)
+    try:
+        if args.teacher_logit_scale is not None:
+            cfg = replace(cfg, teacher=replace(cfg.teacher, logit_scale=args.teacher_logit_scale))
+        if args.teacher_epochs is not None:
+            cfg = replace(cfg, teacher=replace(cfg.teacher, epochs=args.teacher_epochs))
+        student = {"epochs": args.epochs, "lr": args.lr, "trainable": args.trainable}
+        student = {k: v for k, v in student.items() if v is not None}
+        cfg = replace(cfg, student=replace(cfg.student, **student))
+    except SpklipError as e:
+        raise SystemExit(f"error: {e}") from None
     seen_all, _ = split_classes(len(GLYPH_CLASSES), cfg.n_unseen, cfg.validation_split_seed)
     data = make_glyph_set(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
     local = {c: i for i, c in enumerate(seen_all)}
@@ -96,7 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     batches = [torch.from_numpy(rng.permutation(len(ev))[:64]) for _ in range(args.batches)]
     scale = teacher.logit_scale.detach()
     text_all, text_seen = teacher.class_text, teacher.class_text[seen]
-    print(f"teacher logit scale {scale.item():.2f}")
+    acc = (
+        F.normalize(torch.from_numpy(encode_frames(teacher.image_encoder, data.images)), dim=-1)
+        @ text_all.t()
+    ).argmax(1).numpy() == labels
+    print(
+        f"teacher logit scale {scale.item():.2f}; teacher Top-1 on its training images "
+        f"{acc.mean():.3f}"
+    )
     v = img[batches[0]]
     q = log_sinkhorn(v @ v.t(), 0.01).exp()
     same = torch.from_numpy(labels[on][batches[0].numpy()])

@@ -30,6 +30,7 @@ from torch import nn
 from .errors import SpklipError
 
 __all__ = [
+    "MAX_LOGIT_SCALE",
     "GlyphCNN",
     "ImageTextTeacher",
     "LossWeights",
@@ -41,6 +42,10 @@ __all__ = [
     "student_from_teacher",
     "zero_shot_distill_loss",
 ]
+
+
+# CLIP clips its learned logit scale at 100.
+MAX_LOGIT_SCALE = 100.0
 
 
 class _Block(nn.Module):
@@ -126,7 +131,19 @@ class ImageTextTeacher(nn.Module):
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        return self.log_scale.exp().clamp(max=100.0)
+        return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def set_logit_scale(self, value: float | None) -> None:
+        """``value`` None: the scale is learned from CLIP's start 1/0.07 (capped at 100, as in
+        CLIP); a number in (0, 100]: the scale is fixed at it (no gradient)."""
+        if value is not None and not 0 < value <= MAX_LOGIT_SCALE:
+            raise SpklipError(
+                f"fixed logit scale must be in (0, {MAX_LOGIT_SCALE:g}] or None (learned), "
+                f"got {value}"
+            )
+        with torch.no_grad():
+            self.log_scale.fill_(math.log(1 / 0.07 if value is None else value))
+        self.log_scale.requires_grad_(value is None)
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W) -> L2-normalised (B, D)."""

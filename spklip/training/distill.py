@@ -27,7 +27,14 @@ from spikesim import GLYPH_CLASSES, GlyphSet, GlyphSpec, glyph_prompts, make_gly
 
 from ..errors import SpklipError
 from ..evaluation.distill import encode_frames, few_shot, retrieval, zero_shot
-from ..eventclip import GlyphCNN, ImageTextTeacher, LossWeights, distill_loss, student_from_teacher
+from ..eventclip import (
+    MAX_LOGIT_SCALE,
+    GlyphCNN,
+    ImageTextTeacher,
+    LossWeights,
+    distill_loss,
+    student_from_teacher,
+)
 from ..text import TextConfig, build_text_encoder, default_tokenizer, trim_padding
 
 __all__ = [
@@ -107,6 +114,18 @@ class TeacherConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     text: str = "auto"
+    # The image-text logit scale: None = learned from CLIP's start 1/0.07 (capped at 100);
+    # a number in (0, 100] = fixed. The teacher's scale is also the one L_zs distils at. On
+    # the glyph set, fixed scales 20-100 collapsed the teacher to chance (learned: 13.7;
+    # docs/eventclip/validation-losses.md).
+    logit_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.logit_scale is not None and not 0 < self.logit_scale <= MAX_LOGIT_SCALE:
+            raise SpklipError(
+                f"teacher logit_scale must be in (0, {MAX_LOGIT_SCALE:g}] or None (learned), "
+                f"got {self.logit_scale}"
+            )
 
 
 # DistillConfig.trainable -> how many of GlyphCNN's residual stages train after the stem
@@ -238,6 +257,7 @@ def train_teacher(
         tokenizer,
         tcfg.context_length,
     )
+    teacher.set_logit_scale(config.logit_scale)
     params = [p for p in teacher.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     x_all, y_all = torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.int64))

@@ -118,3 +118,17 @@ def test_student_starts_equal_to_teacher_and_teacher_gets_no_gradient() -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
     with pytest.raises(SpklipError, match="GlyphCNN input"):
         student(torch.rand(2, 3, 8, 8))
+
+
+def test_teacher_logit_scale_fixed_or_learned() -> None:
+    teacher = _teacher()
+    assert teacher.logit_scale.item() == pytest.approx(1 / 0.07) and teacher.log_scale.requires_grad
+    teacher.set_logit_scale(50.0)
+    assert teacher.logit_scale.item() == pytest.approx(50.0)
+    assert not teacher.log_scale.requires_grad
+    teacher.set_logit_scale(None)
+    assert teacher.logit_scale.item() == pytest.approx(1 / 0.07) and teacher.log_scale.requires_grad
+    for bad in (0.0, -1.0, 101.0, float("nan")):
+        with pytest.raises(SpklipError, match=r"^fixed logit scale must be in \(0, 100\]") as e:
+            teacher.set_logit_scale(bad)
+        assert "\n" not in str(e.value)

@@ -77,3 +77,73 @@ def _summarize_top1(results):
         }
         for n in names
     }
+
+
+def _args(**given):
+    names = [*demo.LOSS_SETTINGS]
+    return demo.argparse.Namespace(validation="losses", **{n: given.get(n) for n in names})
+
+
+def test_loss_settings_make_a_grid_of_configs() -> None:
+    configs = demo._tuned_configs(_args(teacher_logit_scale="learned,40", alpha="0.1,2", lr="1e-3"))
+    assert len(configs) == 4
+    got = {(c.teacher.logit_scale, c.alpha, c.student.lr) for c in configs}
+    assert got == {(None, 0.1, 1e-3), (None, 2.0, 1e-3), (40.0, 0.1, 1e-3), (40.0, 2.0, 1e-3)}
+    assert configs[0].student.epochs == demo.ExperimentConfig().student.epochs
+    assert demo._tuned_configs(_args()) == [demo.ExperimentConfig()]
+
+
+def test_validate_losses_pairs_by_seed_and_applies_its_rule(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def scorer(config, *, seed, **_):
+        (name,) = config.ablations
+        calls.append((config.alpha, name, config.validation, config.spikes))
+        score = 0.5 + 0.05 * seed  # a large seed effect that pairing removes
+        if name == FULL:
+            score += 0.01 if seed == 1 else 0.02
+        return {"events": {name: {"unseen_top1": score}}}
+
+    monkeypatch.setattr(demo, "run_experiment", scorer)
+    grid = _args(teacher_logit_scale="40", alpha="0.5,2", zs_prompts="seen,all")
+    configs = demo._tuned_configs(grid)
+    out = demo.validate_losses([0, 1, 2], tmp_path, configs, lambda s: None)
+    # the losses without L_zs are trained once per seed, not once per α or prompt set
+    assert calls.count((0.5, "L_ct", True, False)) == 3 and (2.0, "L_ct", True, False) not in calls
+    assert calls.count((2.0, FULL, True, False)) == 6  # seen and all prompts
+    assert sum(c[1] == NO_TRAINING for c in calls) == 3
+    first = out["settings"][0]
+    assert first["full_separates_from_every_ablation"]
+    d = first["full_minus_ablation_paired"]["L_ct"]
+    assert d["mean"] == pytest.approx(0.05 / 3) and d["se"] == pytest.approx(d["sd"] / 3**0.5)
+    md = (tmp_path / "validation-losses.md").read_text()
+    assert "| L_ct | 55.0 ± 5.0 | +1.7 ± 0.6 |" in md and "logit scale fixed 40" in md
+
+    def noisy(config, *, seed, **_):
+        (name,) = config.ablations
+        score = 0.5 + (0.03 if seed else -0.02) * (name == FULL)
+        return {"events": {name: {"unseen_top1": score}}}
+
+    monkeypatch.setattr(demo, "run_experiment", noisy)
+    out = demo.validate_losses([0, 1, 2], tmp_path, configs[:1], lambda s: None)
+    assert not out["settings"][0]["full_separates_from_every_ablation"]
+
+    def zs_helps(config, *, seed, **_):  # L_ct + α·L_zs is as good as the full loss
+        (name,) = config.ablations
+        score = 0.5 + 0.05 * seed + 0.02 * (name in (FULL, "L_ct + α·L_zs"))
+        return {"events": {name: {"unseen_top1": score + 0.001 * seed * (name == FULL)}}}
+
+    monkeypatch.setattr(demo, "run_experiment", zs_helps)
+    out = demo.validate_losses([0, 1, 2], tmp_path, configs[:1], lambda s: None)
+    first = out["settings"][0]
+    assert first["full_separates_from_the_demos_ablations"]
+    assert not first["full_separates_from_every_ablation"]
+
+
+def test_loss_settings_need_validation_losses_and_are_checked(tmp_path) -> None:
+    with pytest.raises(SystemExit, match=r"^error: --alpha needs --validation losses$"):
+        demo.main(["--alpha", "0.5", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^error: teacher logit_scale must be in \(0, 100\]"):
+        demo.main(["--validation", "losses", "--teacher-logit-scale", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^error: trainable 'deep'"):
+        demo.main(["--validation", "losses", "--trainable", "deep", "--out", str(tmp_path)])

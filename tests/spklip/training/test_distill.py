@@ -10,12 +10,14 @@ classes, to map event frames onto f_I's image features.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from spikesim import GlyphSpec, make_glyph_set
+from spikesim import GlyphSpec, glyph_prompts, make_glyph_set
 from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames, zero_shot
 from spklip.eventclip import GlyphCNN, ImageTextTeacher, LossWeights
@@ -27,9 +29,11 @@ from spklip.training.distill import (
     PAPER_ABLATIONS,
     DistillConfig,
     ExperimentConfig,
+    TeacherConfig,
     ablation_weights,
     distill,
     split_classes,
+    train_teacher,
 )
 
 CLASSES = [0, 1, 3, 7, 10, 13, 17, 20, 23, 25]  # 0 1 3 7 A D J M P U
@@ -173,3 +177,18 @@ def test_zs_prompts_all_reaches_the_held_out_class_texts(setup) -> None:
     text = teacher.class_text
     assert torch.equal(stem_after("seen", text), stem_after("seen", other))
     assert not torch.equal(stem_after("all", text), stem_after("all", other))
+
+
+def test_teacher_logit_scale_fixed_or_learned(setup) -> None:
+    train, _, _, local = setup
+    few = np.isin(train.labels, CLASSES[:3])
+    x, y = train.images[few][:48], np.array([local[c] for c in train.labels[few]])[:48]
+    prompts = glyph_prompts(CLASSES[:3])
+    small = TeacherConfig(embed_dim=16, width=8, epochs=2, batch_size=16, text="transformer")
+    fixed = train_teacher(x, y, prompts, replace(small, logit_scale=30.0), seed=0)
+    assert fixed.logit_scale.item() == pytest.approx(30.0)
+    learned = train_teacher(x, y, prompts, small, seed=0)
+    assert learned.logit_scale.item() != pytest.approx(1 / 0.07)  # it trained
+    for bad in (0.0, 150.0):
+        with pytest.raises(SpklipError, match=r"^teacher logit_scale must be in \(0, 100\]"):
+            TeacherConfig(logit_scale=bad)
