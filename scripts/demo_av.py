@@ -214,8 +214,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{report['results']['epochs']} epochs, batch 8, lr {LR:g}, alpha {ALPHA:g}, L_SA "
         f"weight {SA_WEIGHT:g}, modality dropout p {MODALITY_DROPOUT:g} for the models that "
         "read both streams (per training clip, one stream's spikes zeroed). Validation "
-        "carved from the train split (20 %, stratified, seed 0) picks the epoch; the test split "
-        "is read once per run.",
+        "carved from the train split by group (20 % of the scenes, held out in every class, "
+        "seed 0) picks the epoch; the test split is read once per run.",
         "",
         results_markdown(res),
         "## Against the issue's targets",
