@@ -46,7 +46,8 @@ demo: install
 	$(PY) -m scripts.demo
 
 # The event-CLIP system on rendered glyphs: runs/demo-events/report.json, report.md, ablation.png
-# (11.0 min measured at load average 7 on 2 cores, 2026-12-03, with 3 seeds x 5 losses).
+# (11.1 min measured at load average 3-4 on 2 cores, 2026-12-03 session 6, with the 30-epoch
+# teacher, 3 seeds x 5 losses).
 demo-events: install
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(PY) -m scripts.demo_events --out runs/demo-events --overwrite
 
