@@ -67,7 +67,10 @@ def run(data: Path, out: Path, seed: int = 0) -> dict:
             model_overrides=MINI,
             epochs=20,
             batch_size=4,
-            lr=1e-2,
+            # 1e-2 collapsed to the uniform solution for seed 0 once validation was carved
+            # across classes (other training clips); 3e-3 learns at seeds 0-2 (test Top-1
+            # 1.0, 1.0, 0.94) and stays at chance on shuffled labels (0.50-0.69)
+            lr=3e-3,
             captions="prompt",
             seed=seed,
             workers=0,
