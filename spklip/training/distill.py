@@ -40,6 +40,7 @@ from ..text import TextConfig, build_text_encoder, default_tokenizer, trim_paddi
 __all__ = [
     "ABLATIONS",
     "FULL",
+    "FULL_PRED",
     "NO_TRAINING",
     "PAPER_ABLATIONS",
     "TRAINABLE",
@@ -57,6 +58,7 @@ __all__ = [
 
 NO_TRAINING = "f_I on events (no training)"
 FULL = "full (L_ct + λ·L_kl + α·L_zs)"
+FULL_PRED = "full + L_pred (fine-tuning)"
 # The student losses. λ (the L_kl weight) and α (the L_zs weight) are ExperimentConfig's
 # ``kl_weight`` and ``alpha`` (`ablation_weights` puts them in); the weights written here are
 # the paper's (λ 1, α 0.1). None trains nothing (f_I applied to events).
@@ -67,6 +69,8 @@ ABLATIONS: dict[str, LossWeights | None] = {
     "L_ct + λ·L_kl": LossWeights(ct=1.0, kl=1.0, zs=0.0),
     "L_ct + α·L_zs": LossWeights(ct=1.0, kl=0.0, zs=0.1),  # not in the paper's figure
     FULL: LossWeights(ct=1.0, kl=1.0, zs=0.1),
+    # the fine-tuning form: the full loss plus L_pred (not in the demo's rows)
+    FULL_PRED: LossWeights(ct=1.0, kl=1.0, zs=0.1, pred=1.0),
 }
 # The loss ablation of the paper's Fig. 4 (the demo's rows), the full loss last.
 PAPER_ABLATIONS = (NO_TRAINING, "L_pred only", "L_ct", "L_ct + λ·L_kl", FULL)
