@@ -123,8 +123,8 @@ def evaluate_model(
 
     Returns ``{"zero_shot": {"top1", "top5", "per_class": {class: top1}, "confusion":
     [[int]]}, "retrieval": {"t2v_R@1", ..., "v2t_mean_rank", "texts", "text_source",
-    "by_groups" (one caption per clip: ``spklip.metrics.retrieval_by_pool`` over the clips'
-    groups)},
+    "by_groups" (when the clips have captions and more than one group:
+    ``spklip.metrics.retrieval_by_pool`` over the clips' groups)},
     "clips": N, "classes": [...]}``; fractions in [0, 1], ranks 1-based.
     """
     check_compatible(model, dataset)
@@ -151,7 +151,8 @@ def evaluate_model(
 
     texts = [dataset.eval_text(i) for i in range(len(dataset))]
     unique = sorted(set(texts))
-    position = np.array([{t: k for k, t in enumerate(unique)}[t] for t in texts])
+    index = {t: k for k, t in enumerate(unique)}
+    position = np.array([index[t] for t in texts])
     text_feats = encode_texts(model, unique)
     retrieval: dict[str, Any] = metrics.retrieval_metrics(video, text_feats, position)
     retrieval["texts"] = len(unique)
