@@ -281,17 +281,27 @@ LOSS_SETTINGS = {
     "lr": ("student.lr", float),
     "trainable": ("student.trainable", str),
     "zs_prompts": ("student.zs_prompts", str),
+    "kl_temperature": ("kl_temperature", float),
+    "batch_size": ("student.batch_size", int),
+    "class_run": ("student.class_run", int),
 }
 
 
 def _setting_label(config: ExperimentConfig) -> str:
     te, st = config.teacher, config.student
     scale = "learned" if te.logit_scale is None else f"fixed {te.logit_scale:g}"
-    return (
+    label = (
         f"teacher: logit scale {scale}, {te.epochs} ep; student: {st.trainable}, lr {st.lr:g}, "
         f"{st.epochs} ep; α {config.alpha:g}, λ {config.kl_weight:g}, L_zs on {st.zs_prompts} "
         f"prompts"
     )
+    # settings added in session 7, named only when not the default (older labels reproduce)
+    default = ExperimentConfig()
+    if st.batch_size != default.student.batch_size or st.class_run != default.student.class_run:
+        label += f"; batch {st.batch_size} in class runs of {st.class_run}"
+    if config.kl_temperature != default.kl_temperature:
+        label += f"; L_kl temperature {config.kl_temperature:g}"
+    return label
 
 
 def validate_losses(seeds: list[int], out: Path, configs: list[ExperimentConfig], log) -> dict:
@@ -444,6 +454,13 @@ def main(argv: list[str] | None = None) -> None:
     tune.add_argument("--lr", help="student peak lr")
     tune.add_argument("--trainable", help="student layers that train: all, early, mid")
     tune.add_argument("--zs-prompts", help="L_zs class prompts: seen or all")
+    tune.add_argument(
+        "--kl-temperature", help="L_kl temperature (Sinkhorn target and student softmax)"
+    )
+    tune.add_argument("--batch-size", help="student batch size")
+    tune.add_argument(
+        "--class-run", help="student batches made of runs of this many samples of one class"
+    )
     args = ap.parse_args(argv)
     default = VALIDATION_SEEDS if args.validation else DEMO_SEEDS
     seeds = [int(s) for s in (args.seeds or ",".join(map(str, default))).split(",") if s.strip()]

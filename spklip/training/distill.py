@@ -49,6 +49,7 @@ __all__ = [
     "ExperimentConfig",
     "TeacherConfig",
     "ablation_weights",
+    "batch_order",
     "distill",
     "run_experiment",
     "split_classes",
@@ -79,17 +80,28 @@ PAPER_ABLATIONS = (NO_TRAINING, "L_pred only", "L_ct", "L_ct + λ·L_kl", FULL)
 ZS_PROMPTS = ("all", "seen")
 
 
-def ablation_weights(name: str, *, alpha: float, kl_weight: float) -> LossWeights | None:
+KL_TEMPERATURE = LossWeights().kl_temperature  # the issue's 0.01
+
+
+def ablation_weights(
+    name: str, *, alpha: float, kl_weight: float, kl_temperature: float = KL_TEMPERATURE
+) -> LossWeights | None:
     """The `LossWeights` of ablation ``name`` (a key of `ABLATIONS`) with the L_zs weight
-    ``alpha`` and the L_kl weight ``kl_weight`` (for the losses that have those terms)."""
+    ``alpha``, the L_kl weight ``kl_weight`` and L_kl's temperature ``kl_temperature`` (of
+    both its Sinkhorn target and the student's similarity softmax), for the losses that have
+    those terms (the others keep the defaults, so they compare equal across settings)."""
     if name not in ABLATIONS:
         raise SpklipError(f"unknown loss {name!r}; choose one of: {', '.join(ABLATIONS)}")
-    if not (alpha > 0 and kl_weight > 0):
-        raise SpklipError(f"alpha and kl_weight must be > 0, got {alpha} and {kl_weight}")
+    if not (alpha > 0 and kl_weight > 0 and kl_temperature > 0):
+        raise SpklipError(
+            f"alpha, kl_weight and kl_temperature must be > 0, got {alpha}, {kl_weight} and "
+            f"{kl_temperature}"
+        )
     w = ABLATIONS[name]
     if w is None:
         return None
-    return replace(w, kl=kl_weight if w.kl else 0.0, zs=alpha if w.zs else 0.0)
+    w = replace(w, kl=kl_weight if w.kl else 0.0, zs=alpha if w.zs else 0.0)
+    return replace(w, kl_temperature=kl_temperature) if w.kl else w
 
 
 def text_config(tower: str = "auto") -> TextConfig:
@@ -160,8 +172,14 @@ class DistillConfig:
     # classes' prompts only (then L_zs says nothing about the held-out classes). Default: the
     # validation sweep's choice (within noise of "all").
     zs_prompts: str = "seen"
+    # Batch composition: each epoch's order is made of runs of ``class_run`` samples of one
+    # class (`batch_order`); 1 = a plain shuffle (about 6 same-class partners per sample in a
+    # batch of 64 from 10 classes). Larger runs give L_ct more same-class negatives.
+    class_run: int = 1
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.class_run, int) and self.class_run >= 1):
+            raise SpklipError(f"class_run must be an integer >= 1, got {self.class_run!r}")
         if self.trainable not in TRAINABLE:
             raise SpklipError(
                 f"trainable {self.trainable!r}; choose one of: {', '.join(TRAINABLE)}"
@@ -195,6 +213,40 @@ def _steps(n: int, batch: int, rng: np.random.Generator, epochs: int):
         order = rng.permutation(n)
         for i in range(0, n - batch + 1 if n >= batch else 1, batch):
             yield order[i : i + batch]
+
+
+def batch_order(
+    labels: np.ndarray, batch_size: int, epochs: int, rng: np.random.Generator, class_run: int = 1
+) -> list[np.ndarray]:
+    """The student's batches: ``epochs`` passes over the samples, each cut into batches of
+    ``batch_size`` indices (int64) into ``labels`` (N,), the last partial batch dropped (one
+    batch of all N when N < batch_size). ``class_run`` 1: each epoch is a random permutation.
+    ``class_run`` n > 1: each class's samples, shuffled, are cut into runs of n (the last run
+    of a class may be shorter), and the epoch is the runs in random order, so a batch holds
+    about batch_size / n runs and each sample has at least min(n, its class size) - 1
+    same-class partners whenever its run is not split by a batch boundary."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise SpklipError(f"batch_order needs a non-empty 1-D label array, got {labels.shape}")
+    if not (batch_size >= 1 and epochs >= 1 and isinstance(class_run, int) and class_run >= 1):
+        raise SpklipError(
+            f"batch_order needs batch_size >= 1, epochs >= 1 and an integer class_run >= 1, "
+            f"got {batch_size}, {epochs}, {class_run!r}"
+        )
+    n = len(labels)
+    batch = min(batch_size, n)
+    if class_run == 1:  # the original sampler (same random draws, so old runs reproduce)
+        return list(_steps(n, batch, rng, epochs))
+    classes = np.unique(labels)
+    out = []
+    for _ in range(epochs):
+        runs = []
+        for c in classes:
+            members = rng.permutation(np.flatnonzero(labels == c))
+            runs += [members[i : i + class_run] for i in range(0, len(members), class_run)]
+        order = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
+        out += [order[i : i + batch] for i in range(0, n - batch + 1, batch)]
+    return out
 
 
 def _shift(x: torch.Tensor, rng: np.random.Generator, px: int) -> torch.Tensor:
@@ -329,7 +381,7 @@ def distill(
     scale = teacher.logit_scale.detach()
     params = _trainable_parameters(student, config.trainable)
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps = list(_steps(len(inputs), min(config.batch_size, len(inputs)), rng, config.epochs))
+    steps = batch_order(labels, config.batch_size, config.epochs, rng, config.class_run)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, config.lr, total_steps=len(steps), pct_start=0.1
     )
@@ -368,7 +420,8 @@ class ExperimentConfig:
     teacher (trained on those seen classes) serves every validation seed. Run it with a
     ``data_seed`` other than the demo's so that no test scene is rendered either.
     ``alpha`` / ``kl_weight``: the weights α of L_zs and λ of L_kl in every loss that has
-    them (`ablation_weights`); ``ablations``: keys of `ABLATIONS` to train and score."""
+    them, ``kl_temperature`` L_kl's temperature (`ablation_weights`); ``ablations``: keys of
+    `ABLATIONS` to train and score."""
 
     n_unseen: int = 8
     train_per_class: int = 40
@@ -382,6 +435,7 @@ class ExperimentConfig:
     # docs/eventclip/README.md). The paper's are α 0.1, λ 1.
     alpha: float = 2.0
     kl_weight: float = 1.0
+    kl_temperature: float = KL_TEMPERATURE
     spikes: bool = True
     shots: tuple[int, ...] = (1, 2, 4, 8)
     validation: bool = False
@@ -391,11 +445,16 @@ class ExperimentConfig:
         unknown = [a for a in self.ablations if a not in ABLATIONS]
         if unknown:
             raise SpklipError(f"unknown loss {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
-        ablation_weights(FULL, alpha=self.alpha, kl_weight=self.kl_weight)  # checks both
+        self.weights(FULL)  # checks alpha, kl_weight and kl_temperature
 
     def weights(self, name: str) -> LossWeights | None:
         """The loss weights of ablation ``name`` in this experiment."""
-        return ablation_weights(name, alpha=self.alpha, kl_weight=self.kl_weight)
+        return ablation_weights(
+            name,
+            alpha=self.alpha,
+            kl_weight=self.kl_weight,
+            kl_temperature=self.kl_temperature,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
