@@ -91,6 +91,16 @@ def test_loss_settings_make_a_grid_of_configs() -> None:
     assert got == {(None, 0.1, 1e-3), (None, 2.0, 1e-3), (40.0, 0.1, 1e-3), (40.0, 2.0, 1e-3)}
     assert configs[0].student.epochs == demo.ExperimentConfig().student.epochs
     assert demo._tuned_configs(_args()) == [demo.ExperimentConfig()]
+    configs = demo._tuned_configs(_args(class_run="1,8", kl_temperature="0.05", batch_size="32"))
+    assert [(c.student.class_run, c.student.batch_size, c.kl_temperature) for c in configs] == [
+        (1, 32, 0.05),
+        (8, 32, 0.05),
+    ]
+    # the label names the session-7 settings only when they are not the default
+    assert "class runs of 8" in demo._setting_label(configs[1])
+    assert "L_kl temperature 0.05" in demo._setting_label(configs[0])
+    plain = demo._setting_label(demo.ExperimentConfig())
+    assert "class runs" not in plain and "L_kl temperature" not in plain
 
 
 def test_validate_losses_pairs_by_seed_and_applies_its_rule(tmp_path, monkeypatch) -> None:
@@ -147,3 +157,7 @@ def test_loss_settings_need_validation_losses_and_are_checked(tmp_path) -> None:
         demo.main(["--validation", "losses", "--teacher-logit-scale", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"^error: trainable 'deep'"):
         demo.main(["--validation", "losses", "--trainable", "deep", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^error: class_run must be an integer >= 1"):
+        demo.main(["--validation", "losses", "--class-run", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^error: alpha, kl_weight and kl_temperature"):
+        demo.main(["--validation", "losses", "--kl-temperature", "-1", "--out", str(tmp_path)])

@@ -31,6 +31,7 @@ from spklip.training.distill import (
     ExperimentConfig,
     TeacherConfig,
     ablation_weights,
+    batch_order,
     distill,
     split_classes,
     train_teacher,
@@ -146,8 +147,15 @@ def test_loss_weights_of_the_ablations() -> None:
     assert set(PAPER_ABLATIONS) <= set(ABLATIONS) and PAPER_ABLATIONS[-1] == FULL
     with pytest.raises(SpklipError, match="unknown loss"):
         ExperimentConfig(ablations=("L_ct + L_kl",))
-    with pytest.raises(SpklipError, match="alpha and kl_weight"):
+    with pytest.raises(SpklipError, match="alpha, kl_weight and kl_temperature"):
         ExperimentConfig(alpha=0.0)
+    with pytest.raises(SpklipError, match="alpha, kl_weight and kl_temperature"):
+        ExperimentConfig(kl_temperature=0.0)
+    # only the losses with L_kl carry its temperature; the others equal the default setting's
+    hot = ExperimentConfig(kl_temperature=0.05)
+    assert hot.weights(FULL).kl_temperature == 0.05 and hot.weights("L_ct + λ·L_kl").kl == 1.0
+    assert hot.weights("L_ct") == ExperimentConfig().weights("L_ct")
+    assert hot.weights("L_ct + α·L_zs") == ExperimentConfig().weights("L_ct + α·L_zs")
     with pytest.raises(SpklipError, match="zs_prompts"):
         DistillConfig(zs_prompts="unseen")
 
@@ -192,3 +200,34 @@ def test_teacher_logit_scale_fixed_or_learned(setup) -> None:
     for bad in (0.0, 150.0):
         with pytest.raises(SpklipError, match=r"^teacher logit_scale must be in \(0, 100\]"):
             TeacherConfig(logit_scale=bad)
+
+
+def test_batch_order_plain_shuffle_and_class_runs() -> None:
+    labels = np.repeat(np.arange(3), 8)  # 3 classes x 8 samples
+    # class_run 1 is the original sampler: one permutation per epoch, same random draws
+    rng = np.random.default_rng(4)
+    plain = batch_order(labels, 8, 2, np.random.default_rng(4), class_run=1)
+    want = [p[i : i + 8] for p in (rng.permutation(24), rng.permutation(24)) for i in (0, 8, 16)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, want, strict=True))
+    # runs of 4 in batches of 8: every batch is two whole runs, so each class appears a
+    # multiple of 4 times; each epoch covers every sample once
+    runs = batch_order(labels, 8, 2, np.random.default_rng(4), class_run=4)
+    assert len(runs) == 6 and all(len(b) == 8 for b in runs)
+    assert all(all(n % 4 == 0 for n in np.bincount(labels[b])) for b in runs)
+    for epoch in (runs[:3], runs[3:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(24))
+
+    # the demo's shape: 10 classes x 40, batch 64, 4 epochs
+    ten = np.repeat(np.arange(10), 40)
+
+    def partners(batches):
+        return np.mean([(ten[b][:, None] == ten[b][None]).sum(1).mean() - 1 for b in batches])
+
+    many = batch_order(ten, 64, 4, np.random.default_rng(0), class_run=32)
+    few = batch_order(ten, 64, 4, np.random.default_rng(0), class_run=1)
+    assert 5 < partners(few) < 8 and partners(many) > 3 * partners(few)
+    assert len(many) == len(few) == 24  # the same number of steps
+    with pytest.raises(SpklipError, match="class_run"):
+        batch_order(labels, 64, 1, np.random.default_rng(0), class_run=0)
+    with pytest.raises(SpklipError, match="class_run"):
+        DistillConfig(class_run=0)
