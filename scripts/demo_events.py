@@ -398,9 +398,49 @@ def validate_losses(seeds: list[int], out: Path, configs: list[ExperimentConfig]
                 + " |"
                 for n, r in st["pseudo_unseen_top1"].items()
             ]
+        if len(settings) > 1:
+            lines += ["", *settings_summary(report)]
         write_atomic(out / "validation-losses.md", "\n".join(lines) + "\n")
     print((out / "validation-losses.md").read_text())
     return report
+
+
+def _paired(a: list[float], b: list[float]) -> str:
+    """'mean ± sd' in points of the per-seed differences a - b."""
+    d = _mean_sd([x - y for x, y in zip(a, b, strict=True)])
+    return f"{100 * d['mean']:+.1f} ± {100 * d['sd']:.1f}"
+
+
+def settings_summary(report: dict) -> list[str]:
+    """Markdown lines comparing the settings of a ``--validation losses`` report (its JSON
+    dict) with its FIRST setting, paired by seed: each setting's full-loss and L_ct means,
+    full minus the first setting's full, L_ct minus the first setting's L_ct, what L_kl adds
+    to L_ct (L_ct + λ·L_kl minus L_ct) and whether the full loss separates from the demo's
+    rows."""
+    first = report["settings"][0]["per_seed_top1"]
+    kl = "L_ct + λ·L_kl"
+    lines = [
+        "## All settings against the first, paired by seed (points)",
+        "",
+        "| setting | full % | L_ct % | full − first's full | L_ct − first's L_ct | "
+        "L_ct + λ·L_kl − L_ct | separates from the demo's rows |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = report["settings"][0]["label"]
+    for i, st in enumerate(report["settings"]):
+        top1, rows = st["per_seed_top1"], st["pseudo_unseen_top1"]
+        label = st["label"]
+        if i == 0:
+            label = f"(first) {label}"
+        elif label.startswith(base + "; "):  # name only what differs from the first
+            label = label[len(base) + 2 :]
+        lines.append(
+            f"| {label} | {100 * rows[FULL]['mean']:.1f} | "
+            f"{100 * rows['L_ct']['mean']:.1f} | {_paired(top1[FULL], first[FULL])} | "
+            f"{_paired(top1['L_ct'], first['L_ct'])} | {_paired(top1[kl], top1['L_ct'])} | "
+            f"{st['full_separates_from_the_demos_ablations']} |"
+        )
+    return lines
 
 
 def _tuned_configs(args: argparse.Namespace) -> list[ExperimentConfig]:

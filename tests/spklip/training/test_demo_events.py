@@ -161,3 +161,26 @@ def test_loss_settings_need_validation_losses_and_are_checked(tmp_path) -> None:
         demo.main(["--validation", "losses", "--class-run", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"^error: alpha, kl_weight and kl_temperature"):
         demo.main(["--validation", "losses", "--kl-temperature", "-1", "--out", str(tmp_path)])
+
+
+def test_settings_summary_pairs_each_setting_with_the_first() -> None:
+    def setting(label, full, ct, kl):
+        top1 = {FULL: full, "L_ct": ct, "L_ct + λ·L_kl": kl}
+        rows = {n: demo._mean_sd(v) for n, v in top1.items()}
+        return {
+            "label": label,
+            "per_seed_top1": top1,
+            "pseudo_unseen_top1": rows,
+            "full_separates_from_the_demos_ablations": False,
+        }
+
+    report = {
+        "settings": [
+            setting("base", [0.70, 0.60, 0.50], [0.72, 0.62, 0.52], [0.72, 0.62, 0.52]),
+            setting("base; runs 8", [0.71, 0.62, 0.53], [0.70, 0.60, 0.50], [0.71, 0.61, 0.51]),
+        ]
+    }
+    lines = demo.settings_summary(report)
+    assert lines[-2].startswith("| (first) base | 60.0 | 62.0 | +0.0 ± 0.0 | +0.0 ± 0.0 |")
+    # full +1/+2/+3 over the first's, L_ct -2 each seed, L_kl adds +1 each seed
+    assert lines[-1] == "| runs 8 | 62.0 | 60.0 | +2.0 ± 1.0 | -2.0 ± 0.0 | +1.0 ± 0.0 | False |"
