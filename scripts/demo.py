@@ -11,6 +11,7 @@
 6. `runs/demo/report.json`, `runs/demo/report.md` and figures `runs/demo/*.png`.
 
     .venv/bin/python -m scripts.demo [--out runs/demo] [--quick]
+    .venv/bin/python -m scripts.demo --val-paraphrases FILE [--synth runs/demo/synth_sim]
 """
 
 from __future__ import annotations
@@ -109,6 +110,64 @@ DEMO_PARAPHRASES: dict[str, tuple[str, ...]] = {
     ),
 }
 PARAPHRASE_SUBJECT = "an object that {}"
+# Validation paraphrases (issue 11, session 7): other wordings of every class, said the same
+# way, for choosing a text recipe on the VALIDATION clips only, so that the demo's
+# DEMO_PARAPHRASES stay a measure nothing was tuned on. Written once, before any score was
+# seen, in the style of DEMO_PARAPHRASES (the rotation sense without "clockwise", the speed
+# without "fast"/"slow"/"quick"), with verbs of their own; check_paraphrases enforces the same
+# rule on them, and no phrase is part of a DEMO_PARAPHRASES phrase or the other way round
+# (tests/spklip/test_paraphrases.py). `python -m scripts.demo --val-paraphrases FILE` writes
+# them as `spklip eval --prompts` reads them.
+VAL_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "Grow": ("inflates like a balloon", "puffs up", "enlarges"),
+    "Shrink": ("deflates like a balloon", "shrivels up", "diminishes"),
+    "RotateClockwise": (
+        "whirls round to the right",
+        "twists the way you tighten a screw",
+        "turns about its centre from twelve towards three o'clock",
+    ),
+    "RotateAnticlockwise": (
+        "whirls round to the left",
+        "twists the way you loosen a screw",
+        "turns about its centre from twelve towards nine o'clock",
+    ),
+    "MoveLeft": (
+        "glides to the left",
+        "makes its way leftward across the frame",
+        "crosses the frame towards the left",
+    ),
+    "MoveRight": (
+        "glides to the right",
+        "makes its way rightward across the frame",
+        "crosses the frame towards the right",
+    ),
+    "MoveRightFast": (
+        "dashes to the right",
+        "shoots across to the right at high speed",
+        "hurries over to the right",
+    ),
+    "MoveRightSlow": (
+        "ambles to the right",
+        "plods over to the right",
+        "makes its way right at a leisurely pace",
+    ),
+    "MoveUp": ("heads upward", "floats up towards the top edge", "gains height across the frame"),
+    "MoveDown": (
+        "heads downward",
+        "drops towards the bottom edge",
+        "loses height across the frame",
+    ),
+    "Blink": (
+        "keeps vanishing and reappearing",
+        "twinkles like a star",
+        "comes and goes repeatedly",
+    ),
+    "Bounce": (
+        "bobs up and down",
+        "rebounds off the floor over and over",
+        "dribbles like a basketball",
+    ),
+}
 # Left out of the unseen-class runs (a design choice, not tuned): each has its reverse
 # partner in training, and its words ("left", "down") occur in other classes' captions.
 UNSEEN_CLASSES = ("MoveLeft", "MoveDown")
@@ -116,10 +175,15 @@ UNSEEN_CLASSES = ("MoveLeft", "MoveDown")
 DEMO_MINILM = "spklip-tiny-minilm"
 
 
-def check_paraphrases(synth_dir: Path, classes: list[str]) -> dict[str, list[str]]:
+def check_paraphrases(
+    synth_dir: Path,
+    classes: list[str],
+    phrases: dict[str, tuple[str, ...]] = DEMO_PARAPHRASES,
+) -> dict[str, list[str]]:
     """The paraphrase prompts of ``classes`` (``{class: [text]}``, as ``spklip eval --prompts``
-    reads them); fails if a phrase occurs in any caption or caption paraphrase of
-    ``synth_dir/captions.jsonl``, any class phrase of the synth classes or any prompt."""
+    reads them) made of ``phrases`` (DEMO_PARAPHRASES or VAL_PARAPHRASES); fails if a phrase
+    occurs in any caption or caption paraphrase of ``synth_dir/captions.jsonl``, any class
+    phrase of the synth classes or any prompt."""
     from spikesim.synth.classes import CLASS_SPECS
     from spklip.prompts import all_prompt_texts
 
@@ -127,15 +191,31 @@ def check_paraphrases(synth_dir: Path, classes: list[str]) -> dict[str, list[str
     seen = [r["caption"] for r in rows] + [p for r in rows for p in r.get("paraphrases", [])]
     seen += all_prompt_texts(classes) + [p for s in CLASS_SPECS for p in s.phrases]
     seen = [t.lower() for t in seen]
-    missing = sorted(set(classes) - set(DEMO_PARAPHRASES))
+    missing = sorted(set(classes) - set(phrases))
     if missing:
         raise SpklipError(f"no demo paraphrases for class {missing[0]}; add them to the demo")
     for cls in classes:
-        for phrase in DEMO_PARAPHRASES[cls]:
+        for phrase in phrases[cls]:
             hit = next((t for t in seen if phrase.lower() in t), None)
             if hit is not None:
                 raise SpklipError(f"paraphrase {phrase!r} of {cls} occurs in training text {hit!r}")
-    return {c: [PARAPHRASE_SUBJECT.format(p) for p in DEMO_PARAPHRASES[c]] for c in classes}
+    return {c: [PARAPHRASE_SUBJECT.format(p) for p in phrases[c]] for c in classes}
+
+
+def write_val_paraphrases(path: Path, synth_dir: Path) -> dict[str, list[str]]:
+    """Write VAL_PARAPHRASES for the classes of the `spikesim synth` folder ``synth_dir``,
+    checked against its captions (:func:`check_paraphrases`), to ``path`` (a new file), as
+    ``spklip eval --prompts`` reads them. For choosing recipes on validation clips only."""
+    captions = synth_dir / "captions.jsonl"
+    if not captions.is_file():
+        raise SpklipError(f"{synth_dir}: no captions.jsonl; give a `spikesim synth` folder")
+    if path.exists():
+        raise SpklipError(f"{path} exists; remove it or choose another file")
+    rows = [json.loads(line) for line in captions.read_text().splitlines() if line.strip()]
+    classes = list(dict.fromkeys(r["path"].split("/", 1)[0] for r in rows))
+    prompts = check_paraphrases(synth_dir, classes, VAL_PARAPHRASES)
+    write_atomic(path, json.dumps(prompts, indent=2) + "\n")
+    return prompts
 
 
 def _zero_shot_summary(result: dict) -> dict:
@@ -562,8 +642,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="run the end-to-end demo")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     parser.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
+    parser.add_argument(
+        "--val-paraphrases",
+        type=Path,
+        metavar="FILE",
+        help="only write the validation paraphrases (VAL_PARAPHRASES) to FILE and stop",
+    )
+    parser.add_argument(
+        "--synth",
+        type=Path,
+        help="with --val-paraphrases: the `spikesim synth` folder (default: OUT/synth_sim)",
+    )
     args = parser.parse_args()
     try:
+        if args.val_paraphrases is not None:
+            write_val_paraphrases(args.val_paraphrases, args.synth or args.out / "synth_sim")
+            return
         run_demo(args.out, quick=args.quick)
     except (SpikesimError, SpklipError) as e:
         sys.exit(f"demo: {e}")
