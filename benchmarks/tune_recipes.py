@@ -4,7 +4,7 @@ recipe is scored on is never read here.
     .venv/bin/python -m benchmarks.tune_recipes fsve CONVERTED OUT [--variants a,b] [--lrs ...]
     .venv/bin/python -m benchmarks.tune_recipes text CONVERTED OUT [--captions prompt,both]
         [--caption-weights 1,4] [--model spklip-tiny-minilm] [--class-run 4]
-        [--set star.pool_grid=[3,4]]
+        [--set star.pool_grid=[3,4]] [--probe] [--jobs 1]
     .venv/bin/python -m benchmarks.tune_recipes probe CHECKPOINT OUT --dataset CONVERTED
     .venv/bin/python -m benchmarks.tune_recipes fewshot CHECKPOINT OUT [--data-seed 5]
 
@@ -19,7 +19,11 @@ the demo's recipe is ``both``), validation Top-1 (class prompts) and t2v R@1 / R
 validation clips' own captions; ``--caption-weights`` runs ``both`` with each caption weight,
 ``--model`` another config (e.g. spklip-tiny-minilm), ``--class-run N`` batches made of
 runs of N clips of one class (within-class negatives for the caption term), ``--set KEY=JSON``
-a model config override.
+a model config override. Each row also gives the lowest class's val Top-1 and t2v R@1 / R@10
+with the candidates restricted to k validation scenes (``retrieval.by_groups``: compare
+recipes at the same k); ``--probe`` adds the attribute probes (below) of each selected
+checkpoint. The image size follows the dataset's (convert at another ``--size`` to train at
+it).
 
 ``probe``: where caption attributes (size, texture, brightness, shape, start position) are
 lost in a trained checkpoint: linear probes fitted on the run's training clips and scored on
@@ -32,7 +36,7 @@ dataset made for tuning only (``--style real``, sensor noise, ``--data-seed``, n
 seed 1 nor bench_learning's 8): a grid of settings, each the mean Top-1 over K = 2, 4, 6, 8 and
 two clip draws, scored on that tuning dataset's held-out clips.
 
-Two runs train at a time, one torch thread each.
+Two runs train at a time (``--jobs``), one torch thread each.
 """
 
 from __future__ import annotations
@@ -68,7 +72,9 @@ FEWSHOT_GRID: tuple[tuple[int, float, bool], ...] = (
 SHOTS = (2, 4, 6, 8)
 
 
-def _train_one(kind: str, data: str, out: str, name: str, seed: int, **kw: Any) -> dict:
+def _train_one(
+    kind: str, data: str, out: str, name: str, seed: int, probe: bool = False, **kw: Any
+) -> dict:
     from benchmarks.bench_learning import train_recipe
     from spklip.evaluation.zeroshot import evaluate
 
@@ -84,10 +90,32 @@ def _train_one(kind: str, data: str, out: str, name: str, seed: int, **kw: Any) 
         "seconds": round(time.perf_counter() - t0, 1),
     }
     if kind == "spklip":  # retrieval on the validation clips' captions, selected checkpoint
-        val = evaluate(result["best_checkpoint"], data, "val")
-        row["val_t2v_r1"] = val["retrieval"]["t2v_R@1"]
-        row["val_t2v_r10"] = val["retrieval"]["t2v_R@10"]
+        row.update(val_summary(evaluate(result["best_checkpoint"], data, "val")))
+        if probe:
+            row["probe"] = {
+                r["target"]: {k: v for k, v in r.items() if k != "target"}
+                for r in probe_checkpoint(result["best_checkpoint"], data)["probes"]
+            }
     return row
+
+
+def val_summary(evaluation: dict) -> dict:
+    """The figures of a validation ``evaluate`` result that the text sweep reports: t2v R@1 /
+    R@10 on the whole pool, the lowest class's Top-1 and its name, and t2v R@1 / R@10 with the
+    candidates restricted to k scenes (``val_k{k}_r1``, ``val_k{k}_r10``; every k reported)."""
+    per_class = evaluation["zero_shot"]["per_class"]
+    worst = min(per_class, key=per_class.get)
+    retrieval = evaluation["retrieval"]
+    out = {
+        "val_t2v_r1": retrieval["t2v_R@1"],
+        "val_t2v_r10": retrieval["t2v_R@10"],
+        "val_min_class": per_class[worst],
+        "val_min_class_name": worst,
+    }
+    for k, cell in sorted(retrieval.get("by_groups", {}).items(), key=lambda kv: int(kv[0])):
+        out[f"val_k{k}_r1"] = cell["t2v_R@1"]
+        out[f"val_k{k}_r10"] = cell["t2v_R@10"]
+    return out
 
 
 def _fewshot_one(checkpoint: str, data: str, epochs: int, lr: float, bn: bool, seed: int) -> dict:
@@ -115,8 +143,8 @@ def _fewshot_one(checkpoint: str, data: str, epochs: int, lr: float, bn: bool, s
     }
 
 
-def _pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+def _pool(jobs: int = 2) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_dir(name: str, seed: int) -> str:
@@ -127,9 +155,19 @@ def run_dir(name: str, seed: int) -> str:
 
 def _train_all(kind: str, plan: list[tuple[str, dict]], args: argparse.Namespace) -> list[dict]:
     """Every (name, keyword arguments of train_recipe) of ``plan`` with every seed."""
-    with _pool() as pool:
+    probe = bool(getattr(args, "probe", False))
+    with _pool(args.jobs) as pool:
         jobs = [
-            pool.submit(_train_one, kind, str(args.data), str(args.out / run_dir(n, s)), n, s, **kw)
+            pool.submit(
+                _train_one,
+                kind,
+                str(args.data),
+                str(args.out / run_dir(n, s)),
+                n,
+                s,
+                probe,
+                **kw,
+            )
             for n, kw in plan
             for s in args.seed_list
         ]
@@ -222,12 +260,30 @@ def run_text(args: argparse.Namespace) -> list[dict]:
         [
             ("captions", "variant"),
             *RUN_COLUMNS,
+            ("lowest class", "val_min_class"),
             ("val t2v R@1", "val_t2v_r1"),
             ("val t2v R@10", "val_t2v_r10"),
+            *[
+                ("k={} R@{}".format(*m.groups()), m[0])
+                for m in map(re.compile(r"val_k(\d+)_r(\d+)").fullmatch, rows[0])
+                if m
+            ],
             ("seconds", "seconds"),
         ],
         rows,
     )
+    if args.probe:
+        print("Linear probes on the selected checkpoints (val accuracy; majority in brackets)")
+        features = ("embedding", "map mean", "map 3x4")
+        print("| variant | seed | feature | " + " | ".join(PROBE_TARGETS) + " |")
+        print("|" + "---|" * (3 + len(PROBE_TARGETS)))
+        for r in rows:
+            for f in features:
+                cells = [
+                    f"{r['probe'][t][f]:.3f} ({r['probe'][t]['majority']:.3f})"
+                    for t in PROBE_TARGETS
+                ]
+                print(f"| {r['variant']} | {r['seed']} | {f} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -243,7 +299,7 @@ def run_fewshot(args: argparse.Namespace) -> list[dict]:
         style="real",
         noise="sensor",
     )
-    with _pool() as pool:
+    with _pool(args.jobs) as pool:
         jobs = [
             pool.submit(_fewshot_one, str(args.data), str(data), e, lr, bn, s)
             for e, lr, bn in FEWSHOT_GRID
@@ -277,6 +333,9 @@ CAPTION_ATTRIBUTES: dict[str, str] = {
     "shape": r"\b(?:bright|dark) (\w+) in the",
     "position": r"in the (centre|(?:upper|middle|lower) (?:left|middle|right))",
 }
+
+
+PROBE_TARGETS = ("class", *CAPTION_ATTRIBUTES)
 
 
 def caption_attributes(caption: str) -> dict[str, str | None]:
@@ -346,9 +405,13 @@ def _probe_features(model, dataset) -> dict[str, Any]:
     return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
 
 
-def run_probe(args: argparse.Namespace) -> list[dict]:
+def probe_checkpoint(checkpoint: str | Path, dataset: str | Path) -> dict[str, Any]:
     """Which caption attributes a trained checkpoint's video side and text side carry, on the
-    run's validation clips only (probes fitted on its training clips minus validation)."""
+    run's validation clips only (probes fitted on its training clips minus validation).
+
+    Returns ``{"checkpoint", "train_clips", "val_clips", "probes": [{"target", "values",
+    "majority", <feature>: val accuracy, ...}], "within_class_r1", "within_class_chance",
+    "swaps": {attribute: (mean cosine, captions)}, "other_class_cosine"}``."""
     import numpy as np
     import torch
 
@@ -357,11 +420,11 @@ def run_probe(args: argparse.Namespace) -> list[dict]:
     from spklip.evaluation.zeroshot import encode_texts
 
     torch.set_num_threads(1)
-    model, ckpt = load_model(args.data)
+    model, ckpt = load_model(checkpoint)
     holdout = ValHoldout.from_record(ckpt.config["val_holdout"])
     sets = {
         split: checkpoint_dataset(
-            model, ckpt, args.dataset, split=split, holdout=holdout, captions="caption"
+            model, ckpt, dataset, split=split, holdout=holdout, captions="caption"
         )
         for split in ("train", "val")
     }
@@ -371,8 +434,8 @@ def run_probe(args: argparse.Namespace) -> list[dict]:
     feats = {s: _probe_features(model, d) for s, d in sets.items()}
     for s in sets:
         feats[s]["caption text"] = encode_texts(model, caps[s]).astype(np.float64)
-    rows = []
-    for target in ("class", *CAPTION_ATTRIBUTES):
+    probes = []
+    for target in PROBE_TARGETS:
         if target == "class":
             y = labels
         else:
@@ -387,7 +450,7 @@ def run_probe(args: argparse.Namespace) -> list[dict]:
             row[name] = _linear_probe(
                 feats["train"][name], y["train"], feats["val"][name], y["val"]
             )
-        rows.append(row)
+        probes.append(row)
     # Retrieval inside a class: each val caption against its class's val clips only.
     video, text = feats["val"]["embedding"], feats["val"]["caption text"]
     sims = text @ video.T
@@ -396,19 +459,8 @@ def run_probe(args: argparse.Namespace) -> list[dict]:
         float(np.argmax(np.where(lab == lab[i], sims[i], -np.inf)) == i) for i in range(len(lab))
     ]
     same = lab[:, None] == lab[None, :]
-    sims_text = text @ text.T
-    chance = float(np.mean(1.0 / same.sum(1)))
-    _print_table(
-        f"Linear probes (logistic regression) on {ckpt.path}: fitted on its training clips "
-        f"({len(caps['train'])}), accuracy on its validation clips ({len(caps['val'])})",
-        [("target", "target"), ("values", "values"), ("majority", "majority")]
-        + [(k, k) for k in feats["val"]],
-        rows,
-    )
-    print(f"t2v R@1 within the caption's class (val): {np.mean(within):.3f} (chance {chance:.3f})")
-    rows.append({"target": "within-class t2v R@1", "value": float(np.mean(within))})
     # Text side: how far a caption moves when one attribute's word is swapped for another.
-    print("caption moved by one word (val captions; mean cosine to the original):")
+    swaps = {}
     for target in CAPTION_ATTRIBUTES:
         values = sorted({a[target] for a in attrs["train"] if a[target]})
         pairs = []
@@ -419,10 +471,42 @@ def run_probe(args: argparse.Namespace) -> list[dict]:
             pairs.append((c, re.sub(rf"\b{re.escape(a[target])}\b", other, c, count=1)))
         e0 = encode_texts(model, [p[0] for p in pairs])
         e1 = encode_texts(model, [p[1] for p in pairs])
-        cos = float((e0 * e1).sum(1).mean())
-        print(f"  {target}: {cos:.3f} ({len(pairs)} captions)")
+        swaps[target] = (float((e0 * e1).sum(1).mean()), len(pairs))
+    return {
+        "checkpoint": str(ckpt.path),
+        "train_clips": len(caps["train"]),
+        "val_clips": len(caps["val"]),
+        "probes": probes,
+        "within_class_r1": float(np.mean(within)),
+        "within_class_chance": float(np.mean(1.0 / same.sum(1))),
+        "swaps": swaps,
+        "other_class_cosine": float((text @ text.T)[~same].mean()),
+    }
+
+
+def run_probe(args: argparse.Namespace) -> list[dict]:
+    """Print :func:`probe_checkpoint`'s tables for the checkpoint ``args.data``."""
+    found = probe_checkpoint(args.data, args.dataset)
+    rows = list(found["probes"])
+    _print_table(
+        f"Linear probes (logistic regression) on {found['checkpoint']}: fitted on its "
+        f"training clips ({found['train_clips']}), accuracy on its validation clips "
+        f"({found['val_clips']})",
+        [("target", "target"), ("values", "values"), ("majority", "majority")]
+        + [(k, k) for k in rows[0] if k not in ("target", "values", "majority")],
+        rows,
+    )
+    within = found["within_class_r1"]
+    print(
+        f"t2v R@1 within the caption's class (val): {within:.3f} "
+        f"(chance {found['within_class_chance']:.3f})"
+    )
+    rows.append({"target": "within-class t2v R@1", "value": within})
+    print("caption moved by one word (val captions; mean cosine to the original):")
+    for target, (cos, n) in found["swaps"].items():
+        print(f"  {target}: {cos:.3f} ({n} captions)")
         rows.append({"target": f"swap {target}", "cosine": cos})
-    print(f"  (two val captions of different classes: {float(sims_text[~same].mean()):.3f})")
+    print(f"  (two val captions of different classes: {found['other_class_cosine']:.3f})")
     return rows
 
 
@@ -445,10 +529,18 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=JSON", help="text: model override"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="runs trained at a time (one torch thread each)"
+    )
+    parser.add_argument(
+        "--probe", action="store_true", help="text: attribute probes of each selected checkpoint"
+    )
     parser.add_argument("--data-seed", type=int, default=5, help="fewshot: tuning data seed")
     parser.add_argument("--dataset", type=Path, help="probe: the converted dataset it trained on")
     args = parser.parse_args()
     args.seed_list = [int(s) for s in args.seeds.split(",")]
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     args.out.mkdir(parents=True, exist_ok=True)
     sweeps = {"fsve": run_fsve, "text": run_text, "fewshot": run_fewshot, "probe": run_probe}
     rows = sweeps[args.sweep](args)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.tune_recipes import _linear_probe, caption_attributes, run_dir, text_plan
+from benchmarks.tune_recipes import (
+    _linear_probe,
+    caption_attributes,
+    run_dir,
+    text_plan,
+    val_summary,
+)
 
 
 def test_caption_attributes_reads_what_a_synth_caption_names():
@@ -63,3 +69,34 @@ def test_text_plan_carries_model_overrides_into_name_and_variant():
     ((name, kw),) = text_plan("both", overrides={"star.pool_grid": [3, 4]})
     assert name == "both, star.pool_grid=[3, 4]"
     assert kw["variant"] == {"model_overrides": {"star.pool_grid": [3, 4]}, "captions": "both"}
+
+
+def test_val_summary_reports_the_lowest_class_and_retrieval_at_each_pool_size():
+    evaluation = {
+        "zero_shot": {"top1": 0.8, "per_class": {"Grow": 0.9, "Shrink": 0.4, "Blink": 1.0}},
+        "retrieval": {
+            "t2v_R@1": 0.3,
+            "t2v_R@10": 0.8,
+            "by_groups": {
+                "4": {"clips": 96, "t2v_R@1": 0.31, "t2v_R@10": 0.81},
+                "1": {"clips": 24, "t2v_R@1": 0.5, "t2v_R@10": 1.0},
+                "2": {"clips": 48, "t2v_R@1": 0.4, "t2v_R@10": 0.9},
+            },
+        },
+    }
+    out = val_summary(evaluation)
+    assert out["val_min_class"] == 0.4
+    assert out["val_min_class_name"] == "Shrink"
+    assert (out["val_t2v_r1"], out["val_t2v_r10"]) == (0.3, 0.8)
+    assert [k for k in out if k.startswith("val_k")] == [
+        "val_k1_r1",
+        "val_k1_r10",
+        "val_k2_r1",
+        "val_k2_r10",
+        "val_k4_r1",
+        "val_k4_r10",
+    ]
+    assert (out["val_k1_r1"], out["val_k4_r10"]) == (0.5, 0.81)
+    # Without captions in several groups there is no by_groups: the pool figures only.
+    del evaluation["retrieval"]["by_groups"]
+    assert not [k for k in val_summary(evaluation) if k.startswith("val_k")]
