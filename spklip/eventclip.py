@@ -34,6 +34,7 @@ __all__ = [
     "GlyphCNN",
     "ImageTextTeacher",
     "LossWeights",
+    "check_logit_scale",
     "contrastive_loss",
     "distill_loss",
     "log_sinkhorn",
@@ -46,6 +47,15 @@ __all__ = [
 
 # CLIP clips its learned logit scale at 100.
 MAX_LOGIT_SCALE = 100.0
+
+
+def check_logit_scale(value: float | None, what: str = "fixed logit scale") -> None:
+    """A fixed logit scale must be in (0, MAX_LOGIT_SCALE]; None (learned) passes. ``what``
+    names it in the one-line SpklipError."""
+    if value is not None and not 0 < value <= MAX_LOGIT_SCALE:
+        raise SpklipError(
+            f"{what} must be in (0, {MAX_LOGIT_SCALE:g}] or None (learned), got {value}"
+        )
 
 
 class _Block(nn.Module):
@@ -136,11 +146,7 @@ class ImageTextTeacher(nn.Module):
     def set_logit_scale(self, value: float | None) -> None:
         """``value`` None: the scale is learned from CLIP's start 1/0.07 (capped at 100, as in
         CLIP); a number in (0, 100]: the scale is fixed at it (no gradient)."""
-        if value is not None and not 0 < value <= MAX_LOGIT_SCALE:
-            raise SpklipError(
-                f"fixed logit scale must be in (0, {MAX_LOGIT_SCALE:g}] or None (learned), "
-                f"got {value}"
-            )
+        check_logit_scale(value)
         with torch.no_grad():
             self.log_scale.fill_(math.log(1 / 0.07 if value is None else value))
         self.log_scale.requires_grad_(value is None)

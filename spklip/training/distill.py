@@ -28,10 +28,10 @@ from spikesim import GLYPH_CLASSES, GlyphSet, GlyphSpec, glyph_prompts, make_gly
 from ..errors import SpklipError
 from ..evaluation.distill import encode_frames, few_shot, retrieval, zero_shot
 from ..eventclip import (
-    MAX_LOGIT_SCALE,
     GlyphCNN,
     ImageTextTeacher,
     LossWeights,
+    check_logit_scale,
     distill_loss,
     student_from_teacher,
 )
@@ -140,11 +140,7 @@ class TeacherConfig:
     logit_scale: float | None = None
 
     def __post_init__(self) -> None:
-        if self.logit_scale is not None and not 0 < self.logit_scale <= MAX_LOGIT_SCALE:
-            raise SpklipError(
-                f"teacher logit_scale must be in (0, {MAX_LOGIT_SCALE:g}] or None (learned), "
-                f"got {self.logit_scale}"
-            )
+        check_logit_scale(self.logit_scale, "teacher logit_scale")
 
 
 # DistillConfig.trainable -> how many of GlyphCNN's residual stages train after the stem
