@@ -33,6 +33,7 @@ import numpy as np
 import spikesim
 from scripts import demo_spklip
 from spikesim import SpikesimError, write_atomic
+from spikesim.sources import read_captions
 from spklip.errors import SpklipError
 from spklip.evaluation.domain_gap import domain_gap
 from spklip.evaluation.dynamics import hsfe_dynamics
@@ -187,8 +188,8 @@ def check_paraphrases(
     from spikesim.synth.classes import CLASS_SPECS
     from spklip.prompts import all_prompt_texts
 
-    rows = [json.loads(line) for line in (synth_dir / "captions.jsonl").read_text().splitlines()]
-    seen = [r["caption"] for r in rows] + [p for r in rows for p in r.get("paraphrases", [])]
+    captions = read_captions(synth_dir / "captions.jsonl").values()
+    seen = [c for c, _ in captions if c is not None] + [p for _, ps in captions for p in ps]
     seen += all_prompt_texts(classes) + [p for s in CLASS_SPECS for p in s.phrases]
     seen = [t.lower() for t in seen]
     missing = sorted(set(classes) - set(phrases))
@@ -211,8 +212,7 @@ def write_val_paraphrases(path: Path, synth_dir: Path) -> dict[str, list[str]]:
         raise SpklipError(f"{synth_dir}: no captions.jsonl; give a `spikesim synth` folder")
     if path.exists():
         raise SpklipError(f"{path} exists; remove it or choose another file")
-    rows = [json.loads(line) for line in captions.read_text().splitlines() if line.strip()]
-    classes = list(dict.fromkeys(r["path"].split("/", 1)[0] for r in rows))
+    classes = list(dict.fromkeys(p.split("/", 1)[0] for p in read_captions(captions)))
     prompts = check_paraphrases(synth_dir, classes, VAL_PARAPHRASES)
     write_atomic(path, json.dumps(prompts, indent=2) + "\n")
     return prompts
