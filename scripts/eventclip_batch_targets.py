@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from scripts.demo_events import VALIDATION_DATA_SEED
-from spikesim import GLYPH_CLASSES, glyph_prompts, make_glyph_set
+from spikesim import GLYPH_CLASSES, glyph_prompts
 from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames
 from spklip.eventclip import log_sinkhorn
@@ -41,6 +41,7 @@ from spklip.training.distill import (
     ablation_weights,
     batch_order,
     distill,
+    render_glyphs,
     split_classes,
     train_teacher,
 )
@@ -87,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     except (SpklipError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     seen_all, _ = split_classes(len(GLYPH_CLASSES), cfg.n_unseen, cfg.validation_split_seed)
-    data = make_glyph_set(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
-    local = {c: i for i, c in enumerate(seen_all)}
-    labels = np.array([local[int(c)] for c in data.labels])
+    data = render_glyphs(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
+    labels = data.labels
     teacher = train_teacher(
         data.images, labels, glyph_prompts(seen_all), cfg.teacher, seed=VALIDATION_DATA_SEED
     )

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from scripts.demo_events import VALIDATION_DATA_SEED
-from spikesim import GLYPH_CLASSES, glyph_prompts, make_glyph_set
+from spikesim import GLYPH_CLASSES, glyph_prompts
 from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames
 from spklip.eventclip import (
@@ -38,6 +38,7 @@ from spklip.training.distill import (
     ExperimentConfig,
     ablation_weights,
     distill,
+    render_glyphs,
     split_classes,
     train_teacher,
 )
@@ -106,9 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     except SpklipError as e:
         raise SystemExit(f"error: {e}") from None
     seen_all, _ = split_classes(len(GLYPH_CLASSES), cfg.n_unseen, cfg.validation_split_seed)
-    data = make_glyph_set(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
-    local = {c: i for i, c in enumerate(seen_all)}
-    labels = np.array([local[int(c)] for c in data.labels])
+    data = render_glyphs(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
+    labels = data.labels
     prompts = glyph_prompts(seen_all)
     teacher = train_teacher(data.images, labels, prompts, cfg.teacher, seed=VALIDATION_DATA_SEED)
     seen, unseen = split_classes(len(seen_all), cfg.n_unseen, 0)  # validation seed 0

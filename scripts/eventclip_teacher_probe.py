@@ -23,11 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from scripts.demo_events import VALIDATION_DATA_SEED
-from spikesim import GLYPH_CLASSES, glyph_prompts, make_glyph_set
+from spikesim import GLYPH_CLASSES, glyph_prompts
 from spklip.errors import SpklipError
 from spklip.evaluation.distill import encode_frames
 from spklip.eventclip import log_sinkhorn
-from spklip.training.distill import ExperimentConfig, split_classes, train_teacher
+from spklip.training.distill import (
+    ExperimentConfig,
+    render_glyphs,
+    split_classes,
+    train_teacher,
+)
 
 
 def _top1(teacher, frames: np.ndarray, labels: np.ndarray) -> float:
@@ -51,13 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     except (SpklipError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     seen_all, _ = split_classes(len(GLYPH_CLASSES), cfg.n_unseen, cfg.validation_split_seed)
-    data = make_glyph_set(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
-    test = make_glyph_set(
+    data = render_glyphs(seen_all, cfg.train_per_class, seed=VALIDATION_DATA_SEED, spec=cfg.spec)
+    test = render_glyphs(
         seen_all, 20, seed=VALIDATION_DATA_SEED, first_index=cfg.train_per_class, spec=cfg.spec
     )
-    local = {c: i for i, c in enumerate(seen_all)}
-    labels = np.array([local[int(c)] for c in data.labels])
-    test_labels = np.array([local[int(c)] for c in test.labels])
+    labels, test_labels = data.labels, test.labels
     _, unseen = split_classes(len(seen_all), cfg.n_unseen, 0)  # validation seed 0
     for spec, tc in teachers:
         t0 = time.perf_counter()

@@ -51,6 +51,7 @@ __all__ = [
     "ablation_weights",
     "batch_order",
     "distill",
+    "render_glyphs",
     "run_experiment",
     "split_classes",
     "text_config",
@@ -403,6 +404,16 @@ def split_classes(n_classes: int, n_unseen: int, seed: int) -> tuple[list[int], 
     return [c for c in range(n_classes) if c not in unseen], unseen
 
 
+def render_glyphs(
+    classes: Sequence[int], per_class: int, *, seed: int, spec: GlyphSpec, first_index: int = 0
+) -> GlyphSet:
+    """`make_glyph_set` of ``classes`` (indices into GLYPH_CLASSES) with every label replaced
+    by its class's position in ``classes``, i.e. its row of ``glyph_prompts(classes)``."""
+    data = make_glyph_set(classes, per_class, seed=seed, first_index=first_index, spec=spec)
+    local = {c: i for i, c in enumerate(classes)}
+    return replace(data, labels=np.array([local[int(c)] for c in data.labels]))
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One seed of the whole study. ``train_per_class`` samples of each class train the
@@ -505,10 +516,8 @@ def run_experiment(
     )
     if key not in shared:
         t0 = time.perf_counter()
-        train = make_glyph_set(
-            all_classes, config.train_per_class, seed=data_seed, spec=config.spec
-        )
-        test = make_glyph_set(
+        train = render_glyphs(all_classes, config.train_per_class, seed=data_seed, spec=config.spec)
+        test = render_glyphs(
             all_classes,
             config.test_per_class,
             seed=data_seed,
@@ -519,11 +528,6 @@ def run_experiment(
             f"data: {len(train)} train, {len(test)} test samples ({time.perf_counter() - t0:.0f} s)"
         )
         local = {c: i for i, c in enumerate(all_classes)}  # class index -> row of prompts
-
-        def relabel(d: GlyphSet) -> GlyphSet:
-            return replace(d, labels=np.array([local[int(c)] for c in d.labels]))
-
-        train, test = relabel(train), relabel(test)
         t0 = time.perf_counter()
         teacher = train_teacher(
             train.images,
